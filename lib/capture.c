@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Taking the ICI of a live socket (paper section 2, steps 1-3).
+ *
+ * Order matters: the gate closes first, so from here on no segment
+ * reaches TCP and none leaves; then repair mode makes the application's
+ * own reads and writes fail (EPERM / EINVAL) instead of moving the queues
+ * under us; only then is the state read.  A segment that passed the hooks
+ * just before the gate closed can still be in softirq, so the state is
+ * read until two reads agree.
+ */
+#include <errno.h>
+#include <linux/capability.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define CONSISTENT_READ_TRIES 20
+
+struct seqs {
+	uint32_t write_seq, rcv_nxt;
+	int outq, unsent, inq;
+};
+
+static int get_u32(int s, int opt, uint32_t *val, const char *name)
+{
+	socklen_t len = sizeof(*val);
+
+	if (!getsockopt(s, IPPROTO_TCP, opt, val, &len))
+		return 0;
+	return tcpcp_fail(errno, "reading %s: %s", name, strerror(errno));
+}
+
+static int get_ioctl(int s, unsigned long req, int *val, const char *name)
+{
+	if (!ioctl(s, req, val))
+		return 0;
+	return tcpcp_fail(errno, "reading %s: %s", name, strerror(errno));
+}
+
+static int read_seqs(int s, struct seqs *q)
+{
+	int err;
+
+	if ((err = tcpcp_repair_queue(s, TCP_SEND_QUEUE)) ||
+	    (err = get_u32(s, TCP_QUEUE_SEQ, &q->write_seq, "write_seq")) ||
+	    (err = get_ioctl(s, SIOCOUTQ, &q->outq, "SIOCOUTQ")) ||
+	    (err = get_ioctl(s, SIOCOUTQNSD, &q->unsent, "SIOCOUTQNSD")) ||
+	    (err = tcpcp_repair_queue(s, TCP_RECV_QUEUE)) ||
+	    (err = get_u32(s, TCP_QUEUE_SEQ, &q->rcv_nxt, "rcv_nxt")) ||
+	    (err = get_ioctl(s, SIOCINQ, &q->inq, "SIOCINQ")))
+		return err;
+	if (q->outq < 0 || q->unsent < 0 || q->unsent > q->outq || q->inq < 0)
+		return tcpcp_fail(EPROTO, "kernel reported inconsistent queue sizes");
+	return 0;
+}
+
+/* The head of the retransmit queue may still hold bytes before snd_una
+ * (a partially acknowledged single segment is not trimmed), so peek with
+ * room to spare and keep the last @len bytes, which end at the queue's
+ * end sequence by construction. */
+static int peek_queue(int s, int queue, ProtobufCBinaryData *out, int len)
+{
+	size_t room = (size_t)len + 65536;
+	uint8_t *buf;
+	ssize_t n;
+	int err;
+
+	out->data = NULL;
+	out->len = 0;
+	if (!len)
+		return 0;
+	if ((err = tcpcp_repair_queue(s, queue)))
+		return err;
+	buf = malloc(room);
+	if (!buf)
+		return tcpcp_fail(ENOMEM, "out of memory for a %d byte queue", len);
+	n = recv(s, buf, room, MSG_PEEK | MSG_DONTWAIT);
+	if (n < len) {
+		free(buf);
+		if (n < 0)
+			return tcpcp_fail(errno, "reading the %s queue: %s",
+					  queue == TCP_SEND_QUEUE ? "send" : "receive", strerror(errno));
+		return -EAGAIN;	/* moved under us: read again */
+	}
+	if (n > len)
+		memmove(buf, buf + (n - len), (size_t)len);
+	out->data = buf;
+	out->len = (size_t)len;
+	return 0;
+}
+
+static void free_queues(TcpcpIci *ici)
+{
+	free(ici->sendq.data);
+	free(ici->recvq.data);
+	ici->sendq.data = ici->recvq.data = NULL;
+	ici->sendq.len = ici->recvq.len = 0;
+}
+
+static int read_queues(int s, TcpcpIci *ici)
+{
+	struct seqs a, b;
+	int err, i;
+
+	for (i = 0; i < CONSISTENT_READ_TRIES; i++) {
+		if ((err = read_seqs(s, &a)))
+			return err;
+		err = peek_queue(s, TCP_SEND_QUEUE, &ici->sendq, a.outq);
+		if (!err)
+			err = peek_queue(s, TCP_RECV_QUEUE, &ici->recvq, a.inq);
+		if (!err && !(err = read_seqs(s, &b)) && !memcmp(&a, &b, sizeof(a))) {
+			ici->write_seq = a.write_seq;
+			ici->snd_una = a.write_seq - (uint32_t)a.outq;
+			ici->snd_nxt = a.write_seq - (uint32_t)a.unsent;
+			ici->rcv_nxt = a.rcv_nxt;
+			ici->copied_seq = a.rcv_nxt - (uint32_t)a.inq;
+			return tcpcp_repair_queue(s, TCP_NO_QUEUE);
+		}
+		free_queues(ici);
+		if (err && err != -EAGAIN)
+			return err;
+	}
+	return tcpcp_fail(EAGAIN, "connection state kept changing while isolated");
+}
+
+static int endpoint_from_sockaddr(const struct sockaddr_storage *ss, TcpcpEndpoint *ep)
+{
+	tcpcp_endpoint__init(ep);
+	ep->family = ss->ss_family;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)ss;
+
+		ep->addr.data = malloc(4);
+		if (ep->addr.data)
+			memcpy(ep->addr.data, &sin->sin_addr, 4);
+		ep->addr.len = 4;
+		ep->port = ntohs(sin->sin_port);
+	} else {
+		const struct sockaddr_in6 *sin6 = (const void *)ss;
+
+		ep->addr.data = malloc(16);
+		if (ep->addr.data)
+			memcpy(ep->addr.data, &sin6->sin6_addr, 16);
+		ep->addr.len = 16;
+		ep->port = ntohs(sin6->sin6_port);
+		if (sin6->sin6_scope_id) {
+			ep->has_scope_id = true;
+			ep->scope_id = sin6->sin6_scope_id;
+		}
+	}
+	return ep->addr.data ? 0 : tcpcp_fail(ENOMEM, "out of memory");
+}
+
+static int read_endpoints(int s, TcpcpEndpoint *local, TcpcpEndpoint *peer)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int err;
+
+	if (getsockname(s, (struct sockaddr *)&ss, &len))
+		return tcpcp_fail(errno, "getsockname: %s", strerror(errno));
+	if ((err = endpoint_from_sockaddr(&ss, local)))
+		return err;
+	len = sizeof(ss);
+	if (getpeername(s, (struct sockaddr *)&ss, &len))
+		return tcpcp_fail(errno, "getpeername: %s", strerror(errno));
+	return endpoint_from_sockaddr(&ss, peer);
+}
+
+static int read_options(int s, const struct tcp_info *ti, TcpcpOptions *o)
+{
+	tcpcp_options__init(o);
+	/* In repair mode TCP_MAXSEG reports mss_clamp, the negotiated
+	 * maximum, rather than the current mss_cache. */
+	if (get_u32(s, TCP_MAXSEG, &o->mss_clamp, "TCP_MAXSEG"))
+		return -errno;
+	o->rcv_mss = ti->tcpi_rcv_mss;
+	o->sack = !!(ti->tcpi_options & TCPI_OPT_SACK);
+	o->timestamps = !!(ti->tcpi_options & TCPI_OPT_TIMESTAMPS);
+	o->wscale = !!(ti->tcpi_options & TCPI_OPT_WSCALE);
+	if (o->wscale) {
+		o->snd_wscale = ti->tcpi_snd_wscale;
+		o->rcv_wscale = ti->tcpi_rcv_wscale;
+	}
+	o->has_ecn = true;
+	o->ecn = !!(ti->tcpi_options & TCPI_OPT_ECN);
+	return 0;
+}
+
+static void read_congestion(const struct tcp_info *ti, TcpcpCongestion *c)
+{
+	tcpcp_congestion__init(c);
+	c->has_snd_cwnd = c->has_snd_ssthresh = c->has_srtt_us = true;
+	c->has_rttvar_us = c->has_rto_us = c->has_pacing_rate = true;
+	c->has_delivery_rate = c->has_reordering = true;
+	c->snd_cwnd = ti->tcpi_snd_cwnd;
+	c->snd_ssthresh = ti->tcpi_snd_ssthresh;
+	c->srtt_us = ti->tcpi_rtt;
+	c->rttvar_us = ti->tcpi_rttvar;
+	c->rto_us = ti->tcpi_rto;
+	c->pacing_rate = (uint32_t)(ti->tcpi_pacing_rate > UINT32_MAX ? UINT32_MAX : ti->tcpi_pacing_rate);
+	c->delivery_rate = ti->tcpi_delivery_rate;
+	c->reordering = ti->tcpi_reordering;
+}
+
+static int read_window(int s, TcpcpWindow *w)
+{
+	struct tcp_repair_window trw;
+	socklen_t len = sizeof(trw);
+
+	if (getsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &trw, &len))
+		return tcpcp_fail(errno, "reading TCP_REPAIR_WINDOW: %s", strerror(errno));
+	tcpcp_window__init(w);
+	w->snd_wl1 = trw.snd_wl1;
+	w->snd_wnd = trw.snd_wnd;
+	w->max_window = trw.max_window;
+	w->rcv_wnd = trw.rcv_wnd;
+	w->rcv_wup = trw.rcv_wup;
+	return 0;
+}
+
+/* Everything lives in one allocation-owning struct so that one cleanup
+ * path frees whatever was filled in. */
+struct capture {
+	TcpcpIci ici;
+	TcpcpEndpoint local, peer;
+	TcpcpOptions options;
+	TcpcpWindow window;
+	TcpcpSockopts sockopts;
+	TcpcpCongestion congestion;
+	struct utsname uts;
+};
+
+static void capture_free(struct capture *c)
+{
+	free(c->local.addr.data);
+	free(c->peer.addr.data);
+	free_queues(&c->ici);
+	tcpcp_sockopts_free(&c->sockopts);
+}
+
+static int capture_state(int s, struct capture *c)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	struct timespec now;
+	int err;
+
+	tcpcp_ici__init(&c->ici);
+	c->ici.major = TCPCP_ICI_MAJOR;
+	c->ici.minor = TCPCP_ICI_MINOR;
+	c->ici.local = &c->local;
+	c->ici.peer = &c->peer;
+	c->ici.options = &c->options;
+	c->ici.window = &c->window;
+	c->ici.sockopts = &c->sockopts;
+	c->ici.congestion = &c->congestion;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	c->ici.capture_realtime_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	if (!uname(&c->uts))
+		c->ici.origin_host = c->uts.nodename;
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return tcpcp_fail(errno, "TCP_INFO: %s", strerror(errno));
+	c->ici.state = ti.tcpi_state;
+	if ((err = read_endpoints(s, &c->local, &c->peer)) ||
+	    (err = read_options(s, &ti, &c->options)) ||
+	    (err = tcpcp_sockopts_save(s, c->local.family, &c->sockopts)))
+		return err;
+	read_congestion(&ti, &c->congestion);
+	if (c->options.timestamps) {
+		c->ici.has_timestamp = true;
+		if ((err = get_u32(s, TCP_TIMESTAMP, &c->ici.timestamp, "TCP_TIMESTAMP")))
+			return err;
+	}
+	if ((err = read_queues(s, &c->ici)) || (err = read_window(s, &c->window)))
+		return err;
+	/* What we just read must be what we would accept at a destination. */
+	return tcpcp_ici_check(&c->ici);
+}
+
+static int in_repair(int s)
+{
+	socklen_t len = sizeof(int);
+	int v = 0;
+
+	return !getsockopt(s, IPPROTO_TCP, TCP_REPAIR, &v, &len) && v;
+}
+
+TCPCP_EXPORT void *tcpcp_get_ex(int s, size_t *len)
+{
+	struct tcpcp_tuple t;
+	struct capture c;
+	bool was_repair;
+	void *img = NULL;
+	int state, err;
+
+	tcpcp_clear_error();
+	memset(&c, 0, sizeof(c));
+	if (tcpcp_check_tcp_socket(s, &state) ||
+	    tcpcp_need_cap(CAP_NET_ADMIN, "isolate a connection and read its state") ||
+	    tcpcp_tuple_from_socket(s, &t))
+		return NULL;
+	/* Someone (criu) may have put it in repair mode already; then
+	 * leaving repair mode is not ours to do on failure. */
+	was_repair = in_repair(s);
+	if (tcpcp_gate_close(s, &t))
+		return NULL;
+	if (!was_repair && tcpcp_repair(s, TCP_REPAIR_ON))
+		goto undo;
+	if (capture_state(s, &c))
+		goto undo;
+	img = tcpcp_image_encode(&c.ici, len);
+	if (img)
+		goto out;
+undo:
+	err = errno;
+	if (!was_repair)
+		tcpcp_repair(s, TCP_REPAIR_OFF);
+	tcpcp_gate_open(s, &t);
+	errno = err;
+out:
+	capture_free(&c);
+	return img;
+}
+
+TCPCP_EXPORT void *tcpcp_get(int s)
+{
+	size_t len;
+
+	return tcpcp_get_ex(s, &len);
+}
+
+TCPCP_EXPORT int tcpcp_maxicisize(int s)
+{
+	int snd = 0, rcv = 0, state;
+	socklen_t len = sizeof(int);
+
+	if (tcpcp_check_tcp_socket(s, &state))
+		return -1;
+	getsockopt(s, SOL_SOCKET, SO_SNDBUF, &snd, &len);
+	len = sizeof(int);
+	getsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcv, &len);
+	/* Queues cannot outgrow the buffers; 4 KiB covers every other
+	 * field with room to spare. */
+	return TCPCP_HDR_LEN + snd + rcv + 4096;
+}

@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Recreating an endpoint from its ICI (paper section 2, steps 6-7).
+ *
+ * The steps follow what the repair interface demands, in its order:
+ * sequence numbers only while the socket is still CLOSE, connect() to
+ * become ESTABLISHED without a handshake, TCP_REPAIR_OPTIONS before the
+ * first byte is queued, the queues, then the window (its checks use the
+ * restored rcv_nxt).  The gate is closed before connect() hashes the
+ * socket, so nothing is received or sent until tcpcp_activate().
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/capability.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define TCPOPT_MAXSEG		2
+#define TCPOPT_WINDOW		3
+#define TCPOPT_SACK_PERM	4
+#define TCPOPT_TIMESTAMP	8
+
+static int setint(int s, int level, int opt, int val, const char *name)
+{
+	if (!setsockopt(s, level, opt, &val, sizeof(val)))
+		return 0;
+	return tcpcp_fail(errno, "setting %s: %s", name, strerror(errno));
+}
+
+static void addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const void *a = ss->ss_family == AF_INET ?
+		(const void *)&((const struct sockaddr_in *)ss)->sin_addr :
+		(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+	inet_ntop(ss->ss_family, a, buf, len);
+}
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
+/* Paper section 2.1: the origin's port, a caller-bound socket, or any
+ * free port (also chosen when the image's port was cleared to 0). */
+static int bind_local(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char a[INET6_ADDRSTRLEN];
+
+	if (o->port_mode == TCPCP_PORT_BOUND) {
+		len = sizeof(ss);
+		if (getsockname(s, (struct sockaddr *)&ss, &len) || ss.ss_family != ici->local->family)
+			return tcpcp_fail(EINVAL, "the bound socket's family does not match the ICI");
+		if (!(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					      : ((struct sockaddr_in6 *)&ss)->sin6_port))
+			return tcpcp_fail(EINVAL, "port mode \"bound\" but fd %d is not bound", s);
+		return 0;
+	}
+	if (o->local) {
+		if (o->local_len > sizeof(ss) || o->local->sa_family != ici->local->family)
+			return tcpcp_fail(EINVAL, "the local address override is not of the ICI's family");
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, o->local, o->local_len);
+		len = o->local_len;
+		set_port(&ss, (uint16_t)ici->local->port);
+	} else {
+		tcpcp_sockaddr_from_endpoint(ici->local, &ss, &len);
+	}
+	if (o->port_mode == TCPCP_PORT_ANY)
+		set_port(&ss, 0);
+	if (o->transparent) {
+		int lvl = ss.ss_family == AF_INET ? IPPROTO_IP : IPPROTO_IPV6;
+		int opt = ss.ss_family == AF_INET ? IP_TRANSPARENT : IPV6_TRANSPARENT;
+
+		if (setint(s, lvl, opt, 1, "IP_TRANSPARENT"))
+			return -errno;
+	}
+	if (!bind(s, (struct sockaddr *)&ss, len))
+		return 0;
+	addr_str(&ss, a, sizeof(a));
+	if (errno == EADDRNOTAVAIL)
+		return tcpcp_fail(EADDRNOTAVAIL, "local address %s is not on this host (move it here, or override it, or use transparent mode)", a);
+	if (errno == EADDRINUSE)
+		return tcpcp_fail(EADDRINUSE, "local port %u on %s is already in use",
+				  ici->local->port, a);
+	return tcpcp_fail(errno, "bind to %s: %s", a, strerror(errno));
+}
+
+static int set_seqs(int s, const TcpcpIci *ici)
+{
+	if (tcpcp_repair_queue(s, TCP_RECV_QUEUE) ||
+	    setint(s, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)ici->copied_seq, "receive TCP_QUEUE_SEQ") ||
+	    tcpcp_repair_queue(s, TCP_SEND_QUEUE) ||
+	    setint(s, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)ici->snd_una, "send TCP_QUEUE_SEQ"))
+		return -errno;
+	return 0;
+}
+
+static int connect_peer(int s, const TcpcpIci *ici)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char a[INET6_ADDRSTRLEN];
+
+	tcpcp_sockaddr_from_endpoint(ici->peer, &ss, &len);
+	/* In repair mode connect() sends no SYN: it hashes the socket and
+	 * moves it to ESTABLISHED with the sequence numbers set above. */
+	if (!connect(s, (struct sockaddr *)&ss, len))
+		return 0;
+	addr_str(&ss, a, sizeof(a));
+	if (errno == EADDRNOTAVAIL || errno == EADDRINUSE)
+		return tcpcp_fail(errno, "a connection to %s port %u from this local address and port already exists here",
+				  a, ici->peer->port);
+	return tcpcp_fail(errno, "connect (repair) to %s port %u: %s", a, ici->peer->port,
+			  strerror(errno));
+}
+
+static int set_options(int s, const TcpcpOptions *o)
+{
+	struct tcp_repair_opt opts[4];
+	int n = 0;
+
+	opts[n].opt_code = TCPOPT_MAXSEG;
+	opts[n++].opt_val = o->mss_clamp;
+	if (o->wscale) {
+		opts[n].opt_code = TCPOPT_WINDOW;
+		opts[n++].opt_val = o->snd_wscale | (o->rcv_wscale << 16);
+	}
+	if (o->sack) {
+		opts[n].opt_code = TCPOPT_SACK_PERM;
+		opts[n++].opt_val = 0;
+	}
+	if (o->timestamps) {
+		opts[n].opt_code = TCPOPT_TIMESTAMP;
+		opts[n++].opt_val = 0;
+	}
+	if (!setsockopt(s, IPPROTO_TCP, TCP_REPAIR_OPTIONS, opts, (socklen_t)(n * sizeof(opts[0]))))
+		return 0;
+	return tcpcp_fail(errno, "TCP_REPAIR_OPTIONS refused: %s", strerror(errno));
+}
+
+/* Paper sections 4.5 and 6.1: the peer's PAWS drops segments whose TSval
+ * went backwards, so the clock resumes where the origin's stood plus the
+ * time the connection spent in transit (wall clocks assumed in sync).
+ * Bit 0 of the opaque value flags microsecond resolution and was cleared
+ * from the reading, so the clock may be one tick ahead of it: step two. */
+static uint32_t advance_timestamp(const TcpcpIci *ici, bool keep)
+{
+	uint32_t val = ici->timestamp, usec = val & 1, base = val & ~1u;
+	struct timespec now;
+	uint64_t now_ns, ticks = 0;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	now_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	if (!keep && now_ns > ici->capture_realtime_ns)
+		ticks = (now_ns - ici->capture_realtime_ns) / (usec ? 1000 : 1000000);
+	if (ticks > INT32_MAX / 2)
+		ticks = INT32_MAX / 2;
+	ticks = (ticks + 1) & ~1ull;
+	return (base + (uint32_t)ticks + 2) | usec;
+}
+
+static int send_all(int s, const uint8_t *buf, size_t len, const char *what)
+{
+	while (len) {
+		ssize_t n = send(s, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n <= 0)
+			return tcpcp_fail(n ? errno : EIO, "refilling the %s queue: %s", what,
+					  n ? strerror(errno) : "no progress");
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int set_window(int s, const TcpcpWindow *w)
+{
+	struct tcp_repair_window trw = {
+		.snd_wl1 = w->snd_wl1, .snd_wnd = w->snd_wnd, .max_window = w->max_window,
+		.rcv_wnd = w->rcv_wnd, .rcv_wup = w->rcv_wup,
+	};
+
+	if (!setsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &trw, sizeof(trw)))
+		return 0;
+	return tcpcp_fail(errno, "TCP_REPAIR_WINDOW refused: %s", strerror(errno));
+}
+
+/* Bytes the origin sent are queued in repair mode, which marks them sent
+ * without transmitting (they await an ACK or a retransmission).  Bytes it
+ * never sent must stay unsent, so they are queued with repair off: the
+ * closed gate makes the transmission attempt fail and TCP keeps them. */
+static int fill_queues(int s, const TcpcpIci *ici)
+{
+	size_t sent = (uint32_t)(ici->snd_nxt - ici->snd_una);
+
+	if (tcpcp_repair_queue(s, TCP_RECV_QUEUE) ||
+	    send_all(s, ici->recvq.data, ici->recvq.len, "receive") ||
+	    tcpcp_repair_queue(s, TCP_SEND_QUEUE) ||
+	    send_all(s, ici->sendq.data, sent, "send") ||
+	    set_window(s, ici->window))
+		return -errno;
+	if (ici->sendq.len > sent &&
+	    (tcpcp_repair(s, TCP_REPAIR_OFF_NO_WP) ||
+	     send_all(s, ici->sendq.data + sent, ici->sendq.len - sent, "unsent") ||
+	     tcpcp_repair(s, TCP_REPAIR_ON)))
+		return -errno;
+	return tcpcp_repair_queue(s, TCP_NO_QUEUE);
+}
+
+/* Queues must fit into the buffers before they are refilled, whatever
+ * the image says about the origin's sizes. */
+static int size_buffers(int s, const TcpcpIci *ici)
+{
+	const TcpcpSockopts *so = ici->sockopts;
+	size_t snd = ici->sendq.len * 2 + 65536, rcv = ici->recvq.len * 2 + 65536;
+
+	if (so && so->has_sndbuf && so->sndbuf > snd)
+		snd = so->sndbuf;
+	if (so && so->has_rcvbuf && so->rcvbuf > rcv)
+		rcv = so->rcvbuf;
+	if (setint(s, SOL_SOCKET, SO_SNDBUFFORCE, (int)(snd / 2), "SO_SNDBUFFORCE") ||
+	    setint(s, SOL_SOCKET, SO_RCVBUFFORCE, (int)(rcv / 2), "SO_RCVBUFFORCE"))
+		return -errno;
+	return 0;
+}
+
+static bool is_wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+static int gate_tuple(int s, const TcpcpIci *ici, struct tcpcp_tuple *t)
+{
+	struct sockaddr_storage l, p;
+	socklen_t len = sizeof(l);
+
+	if (getsockname(s, (struct sockaddr *)&l, &len))
+		return tcpcp_fail(errno, "getsockname: %s", strerror(errno));
+	/* A caller-bound socket may have a wildcard address; the route will
+	 * have to pick the ICI's, as the peer knows no other. */
+	if (is_wildcard(&l)) {
+		uint16_t port = ntohs(l.ss_family == AF_INET ? ((struct sockaddr_in *)&l)->sin_port
+							    : ((struct sockaddr_in6 *)&l)->sin6_port);
+
+		tcpcp_sockaddr_from_endpoint(ici->local, &l, &len);
+		set_port(&l, port);
+	}
+	tcpcp_sockaddr_from_endpoint(ici->peer, &p, &len);
+	tcpcp_tuple_from_sockaddrs(&l, &p, t);
+	return tcpcp_gate_close(s, t);
+}
+
+static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
+		 struct tcpcp_tuple *t, bool *gated)
+{
+	int err;
+
+	if ((err = tcpcp_repair(s, TCP_REPAIR_ON)) ||
+	    (err = tcpcp_sockopts_restore_early(s, ici->local->family, ici->sockopts)) ||
+	    (err = size_buffers(s, ici)) ||
+	    (err = set_seqs(s, ici)) ||
+	    (err = bind_local(s, ici, o)) ||
+	    /* Before connect, or the restored MSS starts at the default. */
+	    (err = setint(s, IPPROTO_TCP, TCP_MAXSEG, (int)ici->options->mss_clamp, "TCP_MAXSEG")))
+		return err;
+	/* Gate before connect() hashes the socket: from then on it would
+	 * see the peer's segments before its queues are back. */
+	if ((err = gate_tuple(s, ici, t)))
+		return err;
+	*gated = true;
+	if ((err = connect_peer(s, ici)))
+		return err;
+	if ((err = set_options(s, ici->options)))
+		return err;
+	if (ici->options->timestamps && ici->has_timestamp &&
+	    (err = setint(s, IPPROTO_TCP, TCP_TIMESTAMP,
+			  (int)advance_timestamp(ici, o->keep_timestamp), "TCP_TIMESTAMP")))
+		return err;
+	if ((err = fill_queues(s, ici)) ||
+	    (err = tcpcp_sockopts_restore_late(s, ici->local->family, ici->sockopts)))
+		return err;
+	return 0;
+}
+
+TCPCP_EXPORT int tcpcp_create_ex(const void *img, size_t len, const struct tcpcp_create_opts *opts)
+{
+	static const struct tcpcp_create_opts defaults;
+	const struct tcpcp_create_opts *o = opts ? opts : &defaults;
+	struct tcpcp_tuple t;
+	bool gated = false;
+	TcpcpIci *ici;
+	int s = -1, err;
+
+	tcpcp_clear_error();
+	ici = tcpcp_image_decode(img, len);
+	if (!ici)
+		return -1;
+	if (tcpcp_need_cap(CAP_NET_ADMIN, "recreate a connection in repair mode"))
+		goto fail;
+	if (o->port_mode == TCPCP_PORT_BOUND) {
+		s = o->s;
+	} else {
+		s = socket((int)ici->local->family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+		if (s < 0) {
+			tcpcp_fail(errno, "socket: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	if (build(s, ici, o, &t, &gated))
+		goto fail;
+	tcpcp_ici__free_unpacked(ici, NULL);
+	return s;
+fail:
+	err = errno;
+	if (gated)
+		tcpcp_gate_open(s, &t);
+	/* Still in repair mode: closing it sends nothing. */
+	if (s >= 0 && o->port_mode != TCPCP_PORT_BOUND)
+		close(s);
+	tcpcp_ici__free_unpacked(ici, NULL);
+	errno = err;
+	return -1;
+}
+
+TCPCP_EXPORT int tcpcp_create(const void *img)
+{
+	int size = tcpcp_size(img);
+
+	if (size < 0)
+		return -1;
+	return tcpcp_create_ex(img, (size_t)size, NULL);
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef TCPCP_INTERNAL_H
+#define TCPCP_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "tcpcp.h"
+#include "ici.pb-c.h"
+
+/* Kernel values that no user header exports cleanly beside <linux/tcp.h>. */
+#define TCPCP_ST_ESTABLISHED	1
+#define TCPCP_CA_NAME_MAX	16
+
+#define TCPCP_EXPORT __attribute__((visibility("default")))
+
+/* Image framing: magic + big-endian payload length, then the protobuf.
+ * The paper's tcpcp_size() takes a bare pointer, so the ICI must carry
+ * its own length. */
+#define TCPCP_MAGIC		"TCPI"
+#define TCPCP_HDR_LEN		8
+/* Queues are bounded by the kernel's buffer limits; 1 GiB is far above
+ * any sane tcp_wmem/tcp_rmem and keeps a hostile length from making us
+ * allocate the address space. */
+#define TCPCP_MAX_PAYLOAD	(1u << 30)
+
+/* The 4-tuple as seen from the local end. */
+struct tcpcp_tuple {
+	int family;			/* AF_INET or AF_INET6 on the wire */
+	union {
+		struct in_addr v4;
+		struct in6_addr v6;
+	} local, peer;
+	uint16_t lport, pport;		/* host order */
+};
+
+/* error.c: -errno internally, a message for the edge. */
+int tcpcp_fail(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void tcpcp_clear_error(void);
+
+/* image.c */
+void *tcpcp_image_encode(const TcpcpIci *ici, size_t *len);
+TcpcpIci *tcpcp_image_decode(const void *buf, size_t len);
+int tcpcp_image_payload_len(const void *buf, size_t avail, size_t *len);
+int tcpcp_ici_check(const TcpcpIci *ici);
+
+/* tuple.c */
+int tcpcp_tuple_from_socket(int s, struct tcpcp_tuple *t);
+void tcpcp_tuple_from_sockaddrs(const struct sockaddr_storage *l,
+				const struct sockaddr_storage *p, struct tcpcp_tuple *t);
+int tcpcp_sockaddr_from_endpoint(const TcpcpEndpoint *ep,
+				 struct sockaddr_storage *ss, socklen_t *len);
+void tcpcp_tuple_str(const struct tcpcp_tuple *t, char *buf, size_t len);
+
+/* isolate.c: the per-netns nftables gate that keeps a connection silent. */
+int tcpcp_gate_close(int s, const struct tcpcp_tuple *t);
+int tcpcp_gate_open(int s, const struct tcpcp_tuple *t);
+int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs);
+
+/* repair.c: thin wrappers with the kernel's names. */
+int tcpcp_repair(int s, int mode);
+int tcpcp_repair_queue(int s, int q);
+int tcpcp_check_tcp_socket(int s, int *state);
+
+/* sockopts.c */
+int tcpcp_sockopts_save(int s, int family, TcpcpSockopts *so);
+int tcpcp_sockopts_restore_early(int s, int family, const TcpcpSockopts *so);
+int tcpcp_sockopts_restore_late(int s, int family, const TcpcpSockopts *so);
+int tcpcp_sockopts_restore_reuse(int s, const TcpcpSockopts *so);
+void tcpcp_sockopts_free(TcpcpSockopts *so);
+
+/* caps.c */
+int tcpcp_need_cap(int cap, const char *why);
+
+#endif

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The gate: a tcpcp-owned nftables table, one per network namespace, that
+ * drops every segment of a listed 4-tuple in both directions.
+ *
+ * Why not TCP_REPAIR alone: a socket in repair mode still ACKs, runs its
+ * retransmission, keepalive and pacing timers and so transmits; and once
+ * the origin socket is closed, the kernel answers the peer's next segment
+ * with a RST.  Dropping at the input and output hooks stops all of it,
+ * before TCP sees a segment and before a segment leaves, and works for a
+ * socket that no longer exists.  A transmission dropped on the output hook
+ * fails with EPERM, so TCP keeps the data queued as not sent: the captured
+ * state does not drift while the gate is closed.
+ *
+ * The table is created on first use and deleted when its sets are empty.
+ * An flock serialises tcpcp processes so that creation and deletion never
+ * race with another process's element.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <nftables/libnftables.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define GATE_LOCK "/run/lock/tcpcp-gate.lock"
+
+static const char gate_table[] =
+	"table inet tcpcp {\n"
+	" set v4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags timeout; }\n"
+	" set v6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; flags timeout; }\n"
+	" chain in { type filter hook input priority -300; policy accept;\n"
+	"  ip daddr . tcp dport . ip saddr . tcp sport @v4 drop\n"
+	"  ip6 daddr . tcp dport . ip6 saddr . tcp sport @v6 drop\n"
+	" }\n"
+	" chain out { type filter hook output priority -300; policy accept;\n"
+	"  ip saddr . tcp sport . ip daddr . tcp dport @v4 drop\n"
+	"  ip6 saddr . tcp sport . ip6 daddr . tcp dport @v6 drop\n"
+	" }\n"
+	"}\n";
+
+struct gate {
+	struct nft_ctx *nft;
+	int saved_ns;		/* our own netns while inside the socket's */
+	int lock;
+};
+
+/* The gate must live in the socket's netns, which need not be ours:
+ * `tcpcp get --pid` takes sockets out of other namespaces. */
+static int enter_netns_of(int s, int *saved)
+{
+	struct stat sock_ns, own_ns;
+	int ns, err = 0;
+
+	*saved = -1;
+	ns = ioctl(s, SIOCGSKNS);
+	if (ns < 0)
+		return tcpcp_fail(errno, "cannot find the network namespace of fd %d: %s",
+				  s, strerror(errno));
+	if (fstat(ns, &sock_ns) || stat("/proc/thread-self/ns/net", &own_ns)) {
+		err = tcpcp_fail(errno, "cannot stat network namespaces: %s", strerror(errno));
+		goto out;
+	}
+	if (sock_ns.st_ino == own_ns.st_ino && sock_ns.st_dev == own_ns.st_dev)
+		goto out;
+	*saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (*saved < 0 || setns(ns, CLONE_NEWNET)) {
+		err = tcpcp_fail(errno, "cannot enter the network namespace of fd %d: %s",
+				 s, strerror(errno));
+		if (*saved >= 0)
+			close(*saved);
+		*saved = -1;
+	}
+out:
+	close(ns);
+	return err;
+}
+
+static void gate_exit(struct gate *g)
+{
+	if (g->nft)
+		nft_ctx_free(g->nft);
+	if (g->saved_ns >= 0) {
+		/* Failing to return would leave this thread in a foreign
+		 * netns; nothing sane can continue after that. */
+		if (setns(g->saved_ns, CLONE_NEWNET))
+			abort();
+		close(g->saved_ns);
+	}
+	if (g->lock >= 0)
+		close(g->lock);
+}
+
+static int gate_enter(int s, struct gate *g)
+{
+	int err;
+
+	g->nft = NULL;
+	g->saved_ns = -1;
+	g->lock = open(GATE_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (g->lock < 0)
+		g->lock = open("/tmp/tcpcp-gate.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (g->lock < 0 || flock(g->lock, LOCK_EX))
+		return tcpcp_fail(errno, "cannot lock %s: %s", GATE_LOCK, strerror(errno));
+	err = enter_netns_of(s, &g->saved_ns);
+	if (err)
+		goto fail;
+	g->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (!g->nft) {
+		err = tcpcp_fail(ENOMEM, "cannot create an nftables context");
+		goto fail;
+	}
+	nft_ctx_buffer_output(g->nft);
+	nft_ctx_buffer_error(g->nft);
+	return 0;
+fail:
+	gate_exit(g);
+	return err;
+}
+
+static int nft(struct gate *g, const char *cmd)
+{
+	return nft_run_cmd_from_buffer(g->nft, cmd) ? -1 : 0;
+}
+
+static const char *nft_error(struct gate *g)
+{
+	const char *e = nft_ctx_get_error_buffer(g->nft);
+	static __thread char line[256];
+	size_t n;
+
+	if (!e || !*e)
+		return "unknown nftables error";
+	n = strcspn(e, "\n");
+	snprintf(line, sizeof(line), "%.*s", (int)n, e);
+	return line;
+}
+
+static void element(const struct tcpcp_tuple *t, const char *extra, char *buf, size_t len)
+{
+	char l[INET6_ADDRSTRLEN], p[INET6_ADDRSTRLEN];
+
+	inet_ntop(t->family, &t->local, l, sizeof(l));
+	inet_ntop(t->family, &t->peer, p, sizeof(p));
+	snprintf(buf, len, "inet tcpcp %s { %s . %u . %s . %u%s }",
+		 t->family == AF_INET ? "v4" : "v6", l, t->lport, p, t->pport, extra);
+}
+
+static bool set_empty(struct gate *g, const char *set)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "list set inet tcpcp %s", set);
+	if (nft(g, cmd))
+		return true;
+	return !strstr(nft_ctx_get_output_buffer(g->nft), "elements =");
+}
+
+static void drop_table_if_empty(struct gate *g)
+{
+	if (set_empty(g, "v4") && set_empty(g, "v6"))
+		nft(g, "delete table inet tcpcp");
+}
+
+/* Permanent until tcpcp_gate_open(); replaces a lingering element so its
+ * timeout cannot open the gate behind our back. */
+int tcpcp_gate_close(int s, const struct tcpcp_tuple *t)
+{
+	char el[256], cmd[1024];
+	struct gate g;
+	int err;
+
+	if ((err = gate_enter(s, &g)))
+		return err;
+	element(t, "", el, sizeof(el));
+	snprintf(cmd, sizeof(cmd), "add element %s\ndelete element %s\nadd element %s\n",
+		 el, el, el);
+	if (nft(&g, cmd) && (nft(&g, gate_table) || nft(&g, cmd)))
+		err = tcpcp_fail(EPERM, "cannot isolate the connection with nftables: %s",
+				 nft_error(&g));
+	gate_exit(&g);
+	return err;
+}
+
+int tcpcp_gate_open(int s, const struct tcpcp_tuple *t)
+{
+	char el[256], cmd[300];
+	struct gate g;
+	int err;
+
+	if ((err = gate_enter(s, &g)))
+		return err;
+	element(t, "", el, sizeof(el));
+	snprintf(cmd, sizeof(cmd), "delete element %s", el);
+	nft(&g, cmd);	/* absent already is as good as removed */
+	drop_table_if_empty(&g);
+	gate_exit(&g);
+	return 0;
+}
+
+int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs)
+{
+	char el[256], el_to[256], extra[32], cmd[1024];
+	struct gate g;
+	int err;
+
+	if (!secs)
+		return tcpcp_gate_open(s, t);
+	if ((err = gate_enter(s, &g)))
+		return err;
+	element(t, "", el, sizeof(el));
+	snprintf(extra, sizeof(extra), " timeout %us", secs);
+	element(t, extra, el_to, sizeof(el_to));
+	snprintf(cmd, sizeof(cmd), "add element %s\ndelete element %s\nadd element %s\n",
+		 el, el, el_to);
+	if (nft(&g, cmd) && (nft(&g, gate_table) || nft(&g, cmd)))
+		err = tcpcp_fail(EPERM, "cannot keep dropping the closed connection's segments: %s",
+				 nft_error(&g));
+	gate_exit(&g);
+	return err;
+}

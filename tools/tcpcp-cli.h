@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TCPCP_CLI_H
+#define TCPCP_CLI_H
+
+#include <stddef.h>
+
+/* Exit codes, documented in `tcpcp --help`. */
+#define EXIT_OK		0
+#define EXIT_FAIL	1	/* the operation failed; the connection is as it was */
+#define EXIT_USAGE	2	/* bad command line */
+
+extern const char *prog;
+
+void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* target.c: a socket of another process, by pid and fd number. */
+int target_fd(const char *pid, const char *fd);
+
+/* imgfile.c */
+void *image_read(const char *path, size_t *len);
+int image_write(const char *path, const void *buf, size_t len);
+
+int cmd_get(int argc, char **argv);
+int cmd_release(int argc, char **argv);
+int cmd_close(int argc, char **argv);
+int cmd_activate(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+
+#endif
