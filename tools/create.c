@@ -2,6 +2,7 @@
 /* tcpcp create: recreate an endpoint and hand it to a program. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +72,7 @@ static void parse(int argc, char **argv, struct create_args *a)
 
 	a->fdnum = 3;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'm': parse_port_mode(optarg, a); break;
 		case 'l': parse_local(optarg, a); break;
@@ -123,10 +124,14 @@ static int hand_over(int s, struct create_args *a)
 {
 	char num[16];
 
+	/* dup2 clears close-on-exec on the copy; an fd already in place
+	 * keeps the flag the library gave it. */
 	if (s != a->fdnum) {
 		if (dup2(s, a->fdnum) < 0)
 			return fail("create: dup2: %s", strerror(errno));
 		close(s);
+	} else if (fcntl(s, F_SETFD, 0)) {
+		return fail("create: fcntl: %s", strerror(errno));
 	}
 	snprintf(num, sizeof(num), "%d", a->fdnum);
 	setenv("TCPCP_FD", num, 1);

@@ -1,0 +1,24 @@
+#!/bin/bash
+# Install what tcpcp needs to build, test and demo, from Debian's packages.
+# Idempotent: a second run only checks.
+set -euo pipefail
+
+PKGS=(
+	build-essential pkg-config
+	protobuf-c-compiler libprotobuf-c-dev	# the ICI image
+	libnftables-dev nftables		# the isolation gate
+	libcap-dev				# capability checks
+	libnet1-dev libbpf-dev clang		# traffic switching, BPF
+	iproute2 tcpdump			# test topologies and captures
+	python3-pytest
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

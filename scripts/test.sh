@@ -1,0 +1,18 @@
+#!/bin/bash
+# The test command of README.md: install dependencies, build tcpcp normally
+# and with ASan/UBSan, and run the test suite against both builds.
+# Needs root: the tests build network namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+make -j"$(nproc)" all
+make -j"$(nproc)" asan
+
+export PYTHONDONTWRITEBYTECODE=1
+echo "== tests, normal build"
+TCPCP_BUILD="$PWD/build" pytest-3 -q -p no:cacheprovider test/ "$@"
+echo "== tests, ASan/UBSan build"
+TCPCP_BUILD="$PWD/build-asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	pytest-3 -q -p no:cacheprovider test/ "$@"
