@@ -1,0 +1,29 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+import os
+import signal
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from lib import build, netns  # noqa: E402
+
+
+def pytest_configure(config):
+    # A SIGTERM'd run must still remove its namespaces: make it an exit
+    # that runs atexit handlers.
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+@pytest.fixture(scope='session', autouse=True)
+def traffic_binary():
+    build.make_traffic()
+
+
+@pytest.fixture
+def topo():
+    t = netns.Topology()
+    yield t
+    t.cleanup()
