@@ -163,21 +163,46 @@ def test_pass_full_queues(topo, tmp_path, family):
     s.finish()
 
 
+def refuse_absent_address(topo, s, img):
+    return (img, '--local', '10.77.99.1' if s.family == 4 else 'fd77:99::1'), \
+        'is not on this host'
+
+
+def refuse_truncated(topo, s, img):
+    bad = img.with_suffix('.truncated')
+    bad.write_bytes(img.read_bytes()[:-7])
+    return (bad,), 'truncated'
+
+
+def refuse_tuple_in_use(topo, s, img):
+    """dest already holds the connection (an earlier try that was not
+    cleaned up): the 4-tuple is taken, a second socket must not join it."""
+    first = Traffic(topo, 'dest', '--fd', 3, '--state', s.state,
+                    prefix=cli.create_prefix(img))
+    assert first.started(), first.describe()
+    return (img,), 'already exists here'
+
+
+REFUSALS = {'absent-address': refuse_absent_address,
+            'truncated-image': refuse_truncated,
+            'tuple-in-use': refuse_tuple_in_use}
+
+
+@pytest.mark.parametrize('why', REFUSALS)
 @pytest.mark.parametrize('family', [4, 6])
-def test_rollback(topo, tmp_path, family):
-    """dest refuses (its port is taken), so the origin goes on."""
-    ipx = topo.ipx(family)
-    squatter = Traffic(topo, 'dest', '--listen', hostport(ipx, PORT), '--bytes', 1)
-    cli.wait_listening(topo, 'dest', PORT)
+def test_rollback(topo, tmp_path, family, why):
+    """dest refuses the ICI, so the origin releases and goes on: the
+    stream ends intact at the origin and the peer never notices."""
     s = Stream(topo, tmp_path, family, 3 * MB)
     time.sleep(1)
     img = s.take()
-    refused = s.create('dest', img, '--activate')
-    assert refused.wait() != 0, refused.describe()
+    args, message = REFUSALS[why](topo, s, img)
+    r = cli.tcpcp(topo, 'dest', 'create', *args, '--activate', '--', 'true', check=False)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
     cli.release(topo, 'origin', s.server.pid, s.fd)
-    topo.switch_to('origin')
     s.finish()
-    squatter.terminate()
 
 
 @pytest.mark.parametrize('family', [4, 6])
