@@ -113,6 +113,19 @@ static void show_json(const TcpcpIci *ici)
 	printf("}\n");
 }
 
+/* The kernel's TCP state numbers (include/net/tcp_states.h). */
+static const char *state_name(unsigned int st)
+{
+	static const char *const names[] = {
+		[1] = "established", [2] = "syn-sent", [3] = "syn-recv",
+		[4] = "fin-wait-1", [5] = "fin-wait-2", [6] = "time-wait",
+		[7] = "close", [8] = "close-wait", [9] = "last-ack",
+		[10] = "listen", [11] = "closing",
+	};
+
+	return st < sizeof(names) / sizeof(names[0]) && names[st] ? names[st] : "unknown";
+}
+
 static void show_text(const TcpcpIci *ici)
 {
 	const TcpcpOptions *o = ici->options;
@@ -123,8 +136,8 @@ static void show_text(const TcpcpIci *ici)
 	addr(ici->peer, p, sizeof(p));
 	printf("ICI %u.%u%s%s\n", ici->major, ici->minor,
 	       ici->origin_host ? " from " : "", ici->origin_host ? ici->origin_host : "");
-	printf("  connection  %s port %u -> %s port %u, state %u\n",
-	       l, ici->local->port, p, ici->peer->port, ici->state);
+	printf("  connection  %s port %u -> %s port %u, %s\n",
+	       l, ici->local->port, p, ici->peer->port, state_name(ici->state));
 	printf("  options     mss %u, rcv_mss %u, sack %s, timestamps %s, wscale %s (snd %u, rcv %u)\n",
 	       o->mss_clamp, o->rcv_mss, o->sack ? "on" : "off",
 	       o->timestamps ? "on" : "off", o->wscale ? "on" : "off",
