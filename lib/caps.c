@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/capability.h>
 
 #include "internal.h"
@@ -26,4 +30,46 @@ int tcpcp_need_cap(int cap, const char *why)
 	err = tcpcp_fail(EPERM, "%s is needed to %s", name ? name : "a capability", why);
 	cap_free(name);
 	return err;
+}
+
+/*
+ * Paper section 7: what an ICI can do (any sequence numbers, any peer,
+ * any options) is what a raw socket can do, so creating a connection from
+ * one also takes CAP_NET_RAW.  The kernel does not enforce this — repair
+ * mode itself asks only for CAP_NET_ADMIN — so it is a host policy, and a
+ * host may relax it in its configuration file:
+ *
+ *     create-needs-net-raw no
+ *
+ * in /etc/tcpcp.conf, or the file named by $TCPCP_CONFIG.
+ */
+#define TCPCP_CONFIG_DEFAULT "/etc/tcpcp.conf"
+
+static bool net_raw_relaxed(void)
+{
+	const char *path = secure_getenv("TCPCP_CONFIG");
+	char line[256], key[64], val[64];
+	bool relaxed = false;
+	FILE *f;
+
+	f = fopen(path ? path : TCPCP_CONFIG_DEFAULT, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, " %63s %63s", key, val) == 2 &&
+		    !strcmp(key, "create-needs-net-raw"))
+			relaxed = !strcmp(val, "no");
+	}
+	fclose(f);
+	return relaxed;
+}
+
+int tcpcp_need_create_caps(void)
+{
+	if (tcpcp_need_cap(CAP_NET_ADMIN, "recreate a connection in repair mode"))
+		return -1;
+	if (net_raw_relaxed())
+		return 0;
+	return tcpcp_need_cap(CAP_NET_RAW,
+			      "create a connection from an ICI (host policy; see tcpcp.conf)");
 }

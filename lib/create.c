@@ -309,7 +309,7 @@ TCPCP_EXPORT int tcpcp_create_ex(const void *img, size_t len, const struct tcpcp
 	ici = tcpcp_image_decode(img, len);
 	if (!ici)
 		return -1;
-	if (tcpcp_need_cap(CAP_NET_ADMIN, "recreate a connection in repair mode"))
+	if (tcpcp_need_create_caps())
 		goto fail;
 	if (o->port_mode == TCPCP_PORT_BOUND) {
 		s = o->s;

@@ -74,5 +74,6 @@ void tcpcp_sockopts_free(TcpcpSockopts *so);
 
 /* caps.c */
 int tcpcp_need_cap(int cap, const char *why);
+int tcpcp_need_create_caps(void);
 
 #endif

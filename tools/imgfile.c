@@ -52,43 +52,59 @@ out:
 	return buf;
 }
 
-/* Write to a temporary file beside the target and rename it into place:
- * a reader never sees half an image, and a crash leaves the old one. */
-int image_write(const char *path, const void *buf, size_t len)
+/* A temporary file beside the target, renamed into place by
+ * image_commit(): a reader never sees half an image, and a crash leaves
+ * the old one.  Opened before the connection is touched, so that a bad
+ * path fails while nothing has happened yet. */
+int image_open(struct image_out *o, const char *path)
 {
-	char tmp[4096];
-	const uint8_t *p = buf;
-	int fd, n;
+	int n;
 
-	n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	if (n < 0 || (size_t)n >= sizeof(tmp))
+	o->path = path;
+	o->fd = -1;
+	n = snprintf(o->tmp, sizeof(o->tmp), "%s.tmp.%d", path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(o->tmp))
 		return fail("image path too long: %s", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return fail("cannot create %s: %s", tmp, strerror(errno));
-	while (len) {
-		ssize_t w = write(fd, p, len);
+	o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (o->fd < 0)
+		return fail("cannot create image %s: %s", o->tmp, strerror(errno));
+	return 0;
+}
 
-		if (w < 0)
-			goto err;
+/* Returns 0, or an errno value with the temporary file removed. */
+int image_commit(struct image_out *o, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	int err = 0;
+
+	while (len) {
+		ssize_t w = write(o->fd, p, len);
+
+		if (w < 0) {
+			err = errno;
+			goto out;
+		}
 		p += w;
 		len -= (size_t)w;
 	}
-	if (fsync(fd))
-		goto err;
-	if (close(fd)) {
-		fd = -1;
-		goto err;
-	}
-	if (rename(tmp, path)) {
-		fd = -1;
-		goto err;
-	}
-	return 0;
-err:
-	n = errno;
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return fail("cannot write image %s: %s", path, strerror(n));
+	if (fsync(o->fd))
+		err = errno;
+out:
+	if (close(o->fd) && !err)
+		err = errno;
+	o->fd = -1;
+	if (!err && rename(o->tmp, o->path))
+		err = errno;
+	if (err)
+		unlink(o->tmp);
+	return err;
+}
+
+void image_abort(struct image_out *o)
+{
+	if (o->fd < 0)
+		return;
+	close(o->fd);
+	o->fd = -1;
+	unlink(o->tmp);
 }

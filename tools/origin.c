@@ -52,30 +52,38 @@ static void parse(int argc, char **argv, struct target_args *a, const char *extr
 int cmd_get(int argc, char **argv)
 {
 	struct target_args a = { 0 };
+	struct image_out img;
+	void *ici = NULL;
 	size_t len;
-	void *ici;
-	int s, ret;
+	int s, err, ret = EXIT_FAIL;
 
 	parse(argc, argv, &a, "o");
 	if (!a.out)
 		die_usage("get: -o FILE is required");
 	if ((s = target_fd(a.pid, a.fd)) < 0)
 		return EXIT_FAIL;
+	if (image_open(&img, a.out))
+		goto out;
 	ici = tcpcp_get_ex(s, &len);
 	if (!ici) {
+		image_abort(&img);
 		ret = fail("get: %s", tcpcp_strerror());
 		goto out;
 	}
-	ret = image_write(a.out, ici, len);
-	if (ret) {
-		/* No image, no pass: give the connection back. */
-		if (tcpcp_release(s))
-			fprintf(stderr, "%s: release after failed write: %s\n", prog, tcpcp_strerror());
-		else
-			fprintf(stderr, "%s: the connection was released and continues here\n", prog);
+	err = image_commit(&img, ici, len);
+	if (!err) {
+		ret = EXIT_OK;
+		goto out;
 	}
-	free(ici);
+	/* No image, no pass: give the connection back. */
+	if (tcpcp_release(s))
+		fail("cannot write image %s: %s; releasing the connection failed too: %s",
+		     a.out, strerror(err), tcpcp_strerror());
+	else
+		fail("cannot write image %s: %s; the connection was released and continues here",
+		     a.out, strerror(err));
 out:
+	free(ici);
 	close(s);
 	return ret;
 }

@@ -5,6 +5,7 @@
  * acts on the process's connection; the kernel checks ptrace access.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,18 @@ static long number(const char *s, const char *what, long max)
 	if (errno || *end || end == s || v < 0 || v > max)
 		die_usage("%s '%s' is not a valid number", what, s);
 	return v;
+}
+
+/* Give our copy the number it has in the target when that is free here,
+ * so that library messages naming "fd N" name the user's N. */
+static int same_number(int s, int fd)
+{
+	if (s == fd || fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+		return s;
+	if (dup3(s, fd, O_CLOEXEC) != fd)
+		return s;
+	close(s);
+	return fd;
 }
 
 int target_fd(const char *pid_s, const char *fd_s)
@@ -53,5 +66,5 @@ int target_fd(const char *pid_s, const char *fd_s)
 		return -fail("cannot take fd %ld of process %ld: %s", fd, pid, strerror(err));
 	}
 	close(pidfd);
-	return s;
+	return same_number(s, (int)fd);
 }

@@ -19,7 +19,14 @@ int target_fd(const char *pid, const char *fd);
 
 /* imgfile.c */
 void *image_read(const char *path, size_t *len);
-int image_write(const char *path, const void *buf, size_t len);
+struct image_out {
+	const char *path;
+	char tmp[4096];
+	int fd;
+};
+int image_open(struct image_out *o, const char *path);
+int image_commit(struct image_out *o, const void *buf, size_t len);
+void image_abort(struct image_out *o);
 
 int cmd_get(int argc, char **argv);
 int cmd_release(int argc, char **argv);
