@@ -66,6 +66,13 @@ ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 asan:
 	$(MAKE) O=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined"
 
+# libFuzzer on ICI decoding and validation (clang; see test/fuzz/).
+FUZZ_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link
+fuzz:
+	$(MAKE) O=build-fuzz CC=clang CFLAGS="$(FUZZ_FLAGS)" build-fuzz/libtcpcp.a
+	clang $(CPPFLAGS:$(O)/gen=build-fuzz/gen) -Ilib $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer \
+		-o build-fuzz/fuzz-ici test/fuzz/fuzz_ici.c build-fuzz/libtcpcp.a $(LIB_LDLIBS)
+
 # The test command of README.md.
 check: all
 	TCPCP_BUILD=$(abspath $(O)) pytest-3 -q test/
@@ -74,6 +81,6 @@ check-asan: asan
 	TCPCP_BUILD=$(abspath build-asan) ASAN_OPTIONS=detect_leaks=1 pytest-3 -q test/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
-.PHONY: all traffic install asan check check-asan clean
+.PHONY: all traffic install asan fuzz check check-asan clean

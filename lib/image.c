@@ -188,9 +188,40 @@ static int check_sockopts(const TcpcpSockopts *so)
 	return 0;
 }
 
+/* Unknown fields are kept (a newer minor adds optional ones) and written
+ * back by re-encoding; protobuf-c accepts an overlong tag for field 0,
+ * which no encoder may emit, so such an image could never be rewritten. */
+static int check_unknown(const char *name, const ProtobufCMessage *m)
+{
+	if (!m)
+		return 0;
+	for (unsigned int i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return tcpcp_fail(EINVAL, "ICI %s has a field numbered 0", name);
+	return 0;
+}
+
+static int check_all_unknown(const TcpcpIci *ici)
+{
+	int err;
+
+	if ((err = check_unknown("tcpcp_ici", &ici->base)) ||
+	    (err = check_unknown("local", &ici->local->base)) ||
+	    (err = check_unknown("peer", &ici->peer->base)) ||
+	    (err = check_unknown("options", &ici->options->base)) ||
+	    (err = check_unknown("window", &ici->window->base)) ||
+	    (err = check_unknown("sockopts", (const ProtobufCMessage *)ici->sockopts)) ||
+	    (err = check_unknown("congestion", (const ProtobufCMessage *)ici->congestion)))
+		return err;
+	return 0;
+}
+
 int tcpcp_ici_check(const TcpcpIci *ici)
 {
 	int err;
+
+	if ((err = check_all_unknown(ici)))
+		return err;
 
 	if (ici->major != TCPCP_ICI_MAJOR)
 		return tcpcp_fail(EPROTONOSUPPORT, "ICI format version %u.%u not supported (this is %d.%d)",

@@ -9,6 +9,8 @@ PKGS=(
 	libnftables-dev nftables		# the isolation gate
 	libcap-dev				# capability checks
 	libnet1-dev libbpf-dev clang		# traffic switching, BPF
+	libclang-rt-14-dev			# libFuzzer, for the ICI fuzz target
+	util-linux				# setpriv: tests without capabilities
 	iproute2 tcpdump			# test topologies and captures
 	python3-pytest
 )

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 make -j"$(nproc)" all
 make -j"$(nproc)" asan
+make -j"$(nproc)" fuzz
 
 export PYTHONDONTWRITEBYTECODE=1
 echo "== tests, normal build"
@@ -16,3 +17,14 @@ echo "== tests, ASan/UBSan build"
 TCPCP_BUILD="$PWD/build-asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	pytest-3 -q -p no:cacheprovider test/ "$@"
+echo "== fuzzing ICI decode + validate for ${FUZZ_SECONDS:=60} s"
+fuzz_new=$(mktemp -d)
+trap 'rm -rf "$fuzz_new"' EXIT
+if ! build-fuzz/fuzz-ici -max_total_time="$FUZZ_SECONDS" -max_len=8192 \
+	-artifact_prefix="$PWD/build-fuzz/" "$fuzz_new" test/fuzz/corpus >"$fuzz_new.log" 2>&1; then
+	tail -n 60 "$fuzz_new.log"
+	echo "fuzz-ici failed; the input is in build-fuzz/ (crash-*, leak-*)" >&2
+	exit 1
+fi
+grep -E "^Done" "$fuzz_new.log"
+rm -f "$fuzz_new.log"
