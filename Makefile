@@ -66,6 +66,15 @@ ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 asan:
 	$(MAKE) O=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined"
 
+# Benchmarks print tables; they are never run as timed tests.
+$(O)/bench/op_cost: bench/op_cost.c $(O)/libtcpcp.so
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< -L$(O) -ltcpcp
+
+bench: all $(O)/bench/op_cost
+	bench/op_cost.sh
+	TCPCP_BUILD=$(abspath $(O)) python3 bench/cli_pass_latency.py --passes 20 --csv $(O)/bench/cli_pass_latency.csv
+
 # libFuzzer on ICI decoding and validation (clang; see test/fuzz/).
 FUZZ_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link
 fuzz:
@@ -83,4 +92,4 @@ check-asan: asan
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all traffic install asan fuzz check check-asan clean
+.PHONY: all traffic install asan fuzz bench check check-asan clean

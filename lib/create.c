@@ -33,6 +33,18 @@ static int setint(int s, int level, int opt, int val, const char *name)
 	return tcpcp_fail(errno, "setting %s: %s", name, strerror(errno));
 }
 
+/* Before connect, or the restored MSS starts at the default.  The kernel
+ * takes at most MAX_TCP_WINDOW (32767) here; larger clamps (loopback's
+ * 65483) come back through TCP_REPAIR_OPTIONS alone. */
+#define TCPCP_MAX_USER_MSS 32767
+
+static int set_user_mss(int s, uint32_t mss)
+{
+	if (mss > TCPCP_MAX_USER_MSS)
+		return 0;
+	return setint(s, IPPROTO_TCP, TCP_MAXSEG, (int)mss, "TCP_MAXSEG");
+}
+
 static void addr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
 	const void *a = ss->ss_family == AF_INET ?
@@ -274,8 +286,7 @@ static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
 	    (err = size_buffers(s, ici)) ||
 	    (err = set_seqs(s, ici)) ||
 	    (err = bind_local(s, ici, o)) ||
-	    /* Before connect, or the restored MSS starts at the default. */
-	    (err = setint(s, IPPROTO_TCP, TCP_MAXSEG, (int)ici->options->mss_clamp, "TCP_MAXSEG")))
+	    (err = set_user_mss(s, ici->options->mss_clamp)))
 		return err;
 	/* Gate before connect() hashes the socket: from then on it would
 	 * see the peer's segments before its queues are back. */
