@@ -28,7 +28,9 @@ extern "C" {
 
 /* The paper's API (section 3.2). */
 
-/* Isolate @s and return its ICI, malloc'd (free with free()). */
+/* Isolate @s and return its ICI, malloc'd (free with free()).  Nothing
+ * else may use @s meanwhile: in repair mode the kernel accepts a send()
+ * into whichever queue is being read.  `tcpcp get` stops the owner. */
 void *tcpcp_get(int s);
 /* Size in bytes of an ICI returned by tcpcp_get(), or -1. */
 int tcpcp_size(const void *ici);

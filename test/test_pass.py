@@ -90,7 +90,12 @@ class Stream:
         self.server, self.host, self.state = new, host, new.state_out
 
     def finish(self):
-        a = self.peer.expect()
+        try:
+            a = self.peer.expect()
+        except AssertionError as e:
+            # The other end's story is usually the cause.
+            self.server.wait(10)
+            raise AssertionError(f'{e}\nserver: {self.server.describe()}') from None
         b = self.server.expect()
         assert a['tx'] == a['rx'] == self.nbytes
         assert_hashes_match(a, b)

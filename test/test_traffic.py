@@ -163,3 +163,20 @@ def test_sigterm_when_taken(topo, tmp_path):
     s.close()
     peer.terminate()
     wait_for(lambda: not peer.running(), what='the peer to stop')
+
+
+def test_tsval_check_catches_a_clock_going_back():
+    """The pass tests' TSval check: reordering within 10 ms is the
+    network's doing; a step back across a longer gap is a bug it catches."""
+    from lib.capture import Packet, tsval_never_backwards
+    src = ('10.77.9.1', 5001)
+
+    def seg(t, tsval):
+        return Packet(t, src[0], '10.77.1.2', src[1], 40000, 0x10, 0, 0, 0, 0,
+                      {'ts': (tsval, 0)})
+    reordered = [seg(0.000, 100), seg(0.001, 102), seg(0.002, 101), seg(0.5, 600)]
+    assert tsval_never_backwards(reordered, src)
+    went_back = [seg(0.000, 100), seg(0.100, 200), seg(0.300, 150)]
+    assert not tsval_never_backwards(went_back, src)
+    wrapped = [seg(0.0, 0xfffffff0), seg(0.1, 0x10)]
+    assert tsval_never_backwards(wrapped, src)

@@ -52,6 +52,7 @@ static void parse(int argc, char **argv, struct target_args *a, const char *extr
 int cmd_get(int argc, char **argv)
 {
 	struct target_args a = { 0 };
+	static struct frozen frozen;
 	struct image_out img;
 	void *ici = NULL;
 	size_t len;
@@ -64,7 +65,12 @@ int cmd_get(int argc, char **argv)
 		return EXIT_FAIL;
 	if (image_open(&img, a.out))
 		goto out;
+	if (freeze(&frozen, (pid_t)atol(a.pid))) {
+		image_abort(&img);
+		goto out;
+	}
 	ici = tcpcp_get_ex(s, &len);
+	thaw(&frozen);
 	if (!ici) {
 		image_abort(&img);
 		ret = fail("get: %s", tcpcp_strerror());
