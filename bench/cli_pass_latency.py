@@ -39,7 +39,7 @@ SCENARIOS = {
     'idle': (('--bytes', '1K', '--rate', '1'), False, None),
     'streaming 1 MB/s': (('--bytes', '1G', '--rate', '1M'), False, None),
     '1 MB queued': (('--bytes', '64M', '--read-stall', '0:60000', '--rate', '700K'), True, 1),
-    '16 MB queued': (('--bytes', '64M', '--read-stall', '0:60000'), True, 1),
+    'full queues': (('--bytes', '64M', '--read-stall', '0:60000'), True, 1),
 }
 
 
