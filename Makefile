@@ -73,7 +73,10 @@ $(O)/bench/op_cost: bench/op_cost.c $(O)/libtcpcp.so
 
 bench: all $(O)/bench/op_cost
 	bench/op_cost.sh
-	TCPCP_BUILD=$(abspath $(O)) python3 bench/cli_pass_latency.py --passes 20 --csv $(O)/bench/cli_pass_latency.csv
+	TCPCP_BUILD=$(abspath $(O)) bench/cli_pass_latency.py --passes 20 \
+		--csv $(O)/bench/cli_pass_latency.csv --png $(O)/bench/cli_pass_latency.png
+	TCPCP_BUILD=$(abspath $(O)) bench/throughput_recovery.py --runs 3 \
+		--csv $(O)/bench/throughput_recovery.csv --png $(O)/bench/throughput_recovery.png
 
 # libFuzzer on ICI decoding and validation (clang; see test/fuzz/).
 FUZZ_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Pass latency through the tcpcp CLI, as the peer sees it.
 
@@ -157,6 +157,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--passes', type=int, default=20, help='passes per scenario (queued: /4)')
     ap.add_argument('--csv', type=Path)
+    ap.add_argument('--png', type=Path, help='latency CDF per scenario')
     a = ap.parse_args()
     build.make_traffic()
     rows = []
@@ -179,6 +180,26 @@ def main():
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
+    if a.png:
+        plot(rows, a.png)
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in SCENARIOS:
+        v = sorted(x['first_seg_ms'] for x in rows
+                   if x['scenario'] == name and x['first_seg_ms'] is not None)
+        if v:
+            ax.step(v, [(i + 1) / len(v) for i in range(len(v))], where='post', label=name)
+    ax.set_xlabel('ms from the freeze to the first segment of the destination at the peer')
+    ax.set_ylabel('fraction of passes')
+    ax.set_title('Pass latency through the tcpcp CLI')
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 if __name__ == '__main__':

@@ -13,6 +13,7 @@ PKGS=(
 	util-linux				# setpriv: tests without capabilities
 	iproute2 tcpdump			# test topologies and captures
 	python3-pytest
+	python3-matplotlib			# bench/ plots
 )
 
 missing=()

@@ -1,0 +1,128 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Throughput recovery after a pass, on a rate-limited path.
+
+The router shapes the way to the peer with tbf; the serving end streams
+to the peer as fast as that allows.  After a steady state the connection
+is passed (bench/cli_pass_latency.py's flow).  From the peer's capture:
+bytes it acknowledged in the second before the freeze, and in the first
+100 ms and 1 s after the destination's first segment reached it.  Today
+the destination starts from a fresh congestion state; this is the
+baseline for carrying it over.
+
+    sudo bench/throughput_recovery.py [--runs N] [--rate 20mbit] [--png F] [--csv F]
+"""
+import argparse
+import csv
+import statistics
+import sys
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / 'test'))
+sys.path.insert(0, str(HERE))
+
+from cli_pass_latency import Connection  # noqa: E402
+from lib import build, netns  # noqa: E402
+from lib.capture import seq_before  # noqa: E402
+
+MB = 1 << 20
+
+
+def acked_series(pkts, ipx):
+    """[(time, bytes acknowledged so far)] from the peer's ACKs."""
+    out, first, top = [], None, None
+    for p in pkts:
+        if p.dst != ipx or not p.flags & 0x10:
+            continue
+        if first is None:
+            first = p.ack
+        if top is None or seq_before(top, p.ack):
+            top = p.ack
+        out.append((p.ts, (top - first) & 0xffffffff))
+    return out
+
+
+def acked_between(series, t0, t1):
+    before = [b for t, b in series if t <= t0]
+    upto = [b for t, b in series if t <= t1]
+    return (upto[-1] if upto else 0) - (before[-1] if before else 0)
+
+
+def one_run(rate):
+    topo = netns.Topology()
+    try:
+        with TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            topo.run('router', 'tc', 'qdisc', 'add', 'dev', 'to-peer', 'root', 'tbf',
+                     'rate', rate, 'burst', '64kb', 'latency', '50ms')
+            conn = Connection(topo, tmp, ('--bytes', '1G', '--rate', '1G'))
+            time.sleep(3)
+            ici, _ = conn.pass_once()
+            time.sleep(2.5)
+            pkts = conn.stop()
+            ipx = topo.ipx(4)
+            freeze = ici['capture_realtime_ns'] / 1e9
+            first = next(p.ts for p in pkts if p.ts > freeze and p.src == ipx)
+            series = acked_series(pkts, ipx)
+            return {'before_1s': acked_between(series, freeze - 1, freeze),
+                    'after_100ms': acked_between(series, first, first + 0.1),
+                    'after_1s': acked_between(series, first, first + 1),
+                    'cwnd_at_origin': ici.get('congestion', {}).get('cwnd'),
+                    'series': [(t - first, b) for t, b in series if freeze - 2 < t < first + 2]}
+    finally:
+        topo.cleanup()
+
+
+def plot(runs, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, r in enumerate(runs):
+        t = [x for x, _ in r['series']]
+        b = [y / MB for _, y in r['series']]
+        ax.plot(t, [y - b[0] for y in b], label=f'run {i + 1}')
+    ax.axvline(0, color='grey', linestyle=':')
+    ax.set_xlabel('seconds from the first segment of the destination')
+    ax.set_ylabel('MB acknowledged by the peer')
+    ax.set_title('Throughput across a pass (tbf-shaped path)')
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--runs', type=int, default=3)
+    ap.add_argument('--rate', default='20mbit')
+    ap.add_argument('--png', type=Path)
+    ap.add_argument('--csv', type=Path)
+    a = ap.parse_args()
+    build.make_traffic()
+    runs = [one_run(a.rate) for _ in range(a.runs)]
+    med = lambda k: statistics.median(r[k] for r in runs)
+    before = med('before_1s')
+    print(f'path {a.rate}, {a.runs} runs, medians')
+    print(f'{"window":<28} {"MB":>8} {"MB/s":>8} {"vs before":>10}')
+    print(f'{"1 s before the freeze":<28} {before / MB:>8.2f} {before / MB:>8.2f} {"100%":>10}')
+    for key, secs, label in (('after_100ms', 0.1, 'first 100 ms after'),
+                             ('after_1s', 1.0, 'first 1 s after')):
+        v = med(key)
+        print(f'{label:<28} {v / MB:>8.2f} {v / MB / secs:>8.2f} '
+              f'{100 * v / secs / before if before else 0:>9.0f}%')
+    if a.csv:
+        with open(a.csv, 'w', newline='') as f:
+            w = csv.writer(f)
+            w.writerow(['run', 'before_1s', 'after_100ms', 'after_1s', 'cwnd_at_origin'])
+            for i, r in enumerate(runs):
+                w.writerow([i, r['before_1s'], r['after_100ms'], r['after_1s'],
+                            r['cwnd_at_origin']])
+    if a.png:
+        plot(runs, a.png)
+
+
+if __name__ == '__main__':
+    main()
