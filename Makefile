@@ -8,6 +8,9 @@ CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Werror
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -I$(O)/gen
 LIB_LDLIBS = -lnftables -lcap -lprotobuf-c
+# live passing (lib/pass*.c, lib/switch*.c)
+LIB_LDLIBS += -lcrypto -lnl-route-3 -lnl-3 -lnet
+CPPFLAGS += -I/usr/include/libnl3
 
 SOVERSION = 1
 VERSION   = 0.1.0
@@ -15,19 +18,23 @@ SONAME    = libtcpcp.so.$(SOVERSION)
 
 LIB_SRC  = $(wildcard lib/*.c)
 TOOL_SRC = $(wildcard tools/*.c)
-LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/ici.pb-c.o
+LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/ici.pb-c.o $(O)/gen/pass.pb-c.o
 TOOL_OBJ = $(TOOL_SRC:%.c=$(O)/%.o)
 
-all: $(O)/libtcpcp.so $(O)/libtcpcp.a $(O)/tcpcp $(O)/tcpcp.pc traffic
+all: $(O)/libtcpcp.so $(O)/libtcpcp.a $(O)/tcpcp $(O)/tcpcp.pc traffic pass
 
 $(O)/gen/ici.pb-c.c $(O)/gen/ici.pb-c.h: images/ici.proto
 	@mkdir -p $(O)/gen
 	protoc-c --c_out=$(O)/gen -Iimages $<
 
-$(O)/gen/ici.pb-c.o: $(O)/gen/ici.pb-c.c
+$(O)/gen/pass.pb-c.c $(O)/gen/pass.pb-c.h: images/pass.proto
+	@mkdir -p $(O)/gen
+	protoc-c --c_out=$(O)/gen -Iimages $<
+
+$(O)/gen/%.pb-c.o: $(O)/gen/%.pb-c.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c -o $@ $<
 
-$(O)/lib/%.o: lib/%.c $(O)/gen/ici.pb-c.h lib/internal.h include/tcpcp.h
+$(O)/lib/%.o: lib/%.c $(O)/gen/ici.pb-c.h $(O)/gen/pass.pb-c.h $(wildcard lib/*.h) include/tcpcp.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
@@ -46,6 +53,28 @@ $(O)/libtcpcp.a: $(LIB_OBJ)
 # shared library keeps hidden.
 $(O)/tcpcp: $(TOOL_OBJ) $(O)/libtcpcp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(O)/libtcpcp.a $(LIB_LDLIBS)
+
+# Live passing between hosts: daemon, origin CLI and demo programs.
+PASS_BINS = $(O)/tcpcp-passd $(O)/tcpcp-pass $(O)/tcpcp-dispatcher $(O)/tcpcp-worker $(O)/tcpcp-fileserver
+pass: $(PASS_BINS)
+
+$(O)/passd/%.o $(O)/demo/%.o: CPPFLAGS += -Ipassd
+$(O)/passd/%.o: passd/%.c include/tcpcp.h passd/common.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(O)/demo/%.o: demo/%.c include/tcpcp.h passd/common.h $(wildcard demo/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(O)/tcpcp-passd: $(O)/passd/passd.o $(O)/passd/common.o $(O)/libtcpcp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
+
+$(O)/tcpcp-pass: $(O)/passd/pass.o $(O)/passd/common.o $(O)/libtcpcp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
+
+$(O)/tcpcp-%: $(O)/demo/%.o $(O)/demo/proto.o $(O)/passd/common.o $(O)/libtcpcp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
 $(O)/tcpcp.pc: tcpcp.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
@@ -76,4 +105,4 @@ check-asan: asan
 clean:
 	rm -rf build build-asan
 
-.PHONY: all traffic install asan check check-asan clean
+.PHONY: all traffic pass install asan check check-asan clean
