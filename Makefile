@@ -73,7 +73,7 @@ $(O)/tcpcp-passd: $(O)/passd/passd.o $(O)/passd/common.o $(O)/libtcpcp.a
 $(O)/tcpcp-pass: $(O)/passd/pass.o $(O)/passd/common.o $(O)/libtcpcp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
-$(O)/tcpcp-%: $(O)/demo/%.o $(O)/demo/proto.o $(O)/passd/common.o $(O)/libtcpcp.a
+$(O)/tcpcp-%: $(O)/demo/%.o $(O)/demo/demo-lib.o $(O)/passd/common.o $(O)/libtcpcp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
 $(O)/tcpcp.pc: tcpcp.pc.in
