@@ -71,3 +71,61 @@ def test_live_pass_route(topo, tmp_path, family):
     r, res = live.pass_to('dest')
     assert res['result'] == 'passed', r.stderr
     live.finish()
+
+
+def one_line(r):
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_wrong_key(topo, tmp_path):
+    """An origin (or a third host) without the key is refused before the
+    connection is touched; garbage on the control port changes nothing."""
+    live = Live(topo, tmp_path, 4, 3 * MB)
+    d = live.passd('dest')
+    time.sleep(0.5)
+    r, res = live.pass_to('dest', key=make_key(tmp_path / 'wrong'), check=False)
+    assert r.returncode == 1, r.stderr
+    assert 'do the keys match' in one_line(r)
+    wait_for(lambda: 'refused' in d.log_text(), 5, 'passd to log the refusal')
+    assert 'authentication failed' in d.log_text()
+    host, port = d.addr.rsplit(':', 1)
+    topo.run('peer', 'bash', '-c', f'printf "TCPI\\0\\0\\0\\4junkjunk" > /dev/tcp/{host}/{port}')
+    wait_for(lambda: d.log_text().count('refused') == 2, 5, 'passd to refuse the junk')
+    assert d.proc.poll() is None, 'passd died'
+    assert not [c for c in cli.established(topo, 'dest') if c['local'][1] == 5001]
+    live.finish()
+
+
+def test_dest_refuses(topo, tmp_path):
+    """dest cannot create the endpoint (no ipX there): it says why, the
+    origin releases and the stream ends there."""
+    topo.run('dest', 'ip', 'addr', 'del', '10.77.9.1/32', 'dev', 'lo')
+    live = Live(topo, tmp_path, 4, 3 * MB)
+    live.passd('dest')
+    time.sleep(0.5)
+    r, res = live.pass_to('dest', check=False)
+    assert r.returncode == 1 and res['result'] == 'released', r.stderr
+    err = one_line(r)
+    assert 'destination gave up' in err and 'is not on this host' in err, err
+    live.finish()
+
+
+@pytest.mark.parametrize('family', [4, 6])
+def test_dest_killed(topo, tmp_path, family):
+    """dest dies after it created the endpoint, while the route moves to
+    it: the origin notices, moves the route back and releases; the peer's
+    retransmissions in between are dropped by dest's gate, never reset."""
+    live = Live(topo, tmp_path, family, 4 * MB)
+    live.passd('dest')
+    time.sleep(1)
+    router, dest = topo.ns['router'], topo.ns['dest']
+    ipx = topo.ipx(family)
+    hook = (f'exec:ip -n {router} route replace {ipx} via {topo.addr("dest", family)} && '
+            f'kill -9 $(ip netns pids {dest}) && sleep 0.3')
+    r, res = live.pass_to('dest', switch_to=hook, check=False)
+    assert r.returncode == 1 and res['result'] == 'released', r.stderr
+    assert 'closed it' in one_line(r)
+    assert live.s.server.running()
+    live.finish()
