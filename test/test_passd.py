@@ -10,9 +10,10 @@ import time
 import pytest
 
 from lib import cli
-from lib.passd import Passd, make_key, pass_conn, route_switch
-from lib.traffic import read_state, wait_for
-from test_pass import MB, Stream
+from lib.capture import assert_fin_after_data, assert_no_rst, connection
+from lib.passd import Passd, make_key, pass_conn, route_switch, tsval_regressions
+from lib.traffic import assert_hashes_match, read_state, wait_for
+from test_pass import MB, PORT, Stream
 
 
 class Live:
@@ -59,7 +60,21 @@ class Live:
         s.host, s.state = host, s.server.state_out
 
     def finish(self):
-        return self.s.finish()
+        """Stream.finish(), with a TSval check that tells reordering on
+        the path from a clock going back."""
+        s = self.s
+        a = s.peer.expect()
+        b = s.server.expect()
+        assert a['tx'] == a['rx'] == s.nbytes
+        assert_hashes_match(a, b)
+        pkts = connection(s.cap.stop(), (s.ipx, PORT))
+        assert_no_rst(pkts)
+        assert_fin_after_data(pkts, (s.ipx, PORT), s.nbytes)
+        peer = [p for p in pkts if p.dst == s.ipx][0]
+        assert_fin_after_data(pkts, (peer.src, peer.sport), s.nbytes)
+        bad = tsval_regressions(pkts, (s.ipx, PORT))
+        assert not bad, 'TSval from ipX went back:\n' + '\n'.join(f'{x}\n{y}' for x, y in bad)
+        return pkts
 
 
 @pytest.mark.parametrize('family', [4, 6])
@@ -129,3 +144,49 @@ def test_dest_killed(topo, tmp_path, family):
     assert 'closed it' in one_line(r)
     assert live.s.server.running()
     live.finish()
+
+
+def test_back_and_forth(topo, tmp_path):
+    """50 passes, origin -> dest -> origin ..., each one a different
+    process continuing the stream on the socket it was given."""
+    # Long enough for 50 passes on a slow (sanitizer) build.
+    live = Live(topo, tmp_path, 4, 4 * MB, rate='128K')
+    live.passd('dest')
+    live.passd('origin')
+    time.sleep(0.5)
+    for i in range(50):
+        r, res = live.pass_to('dest' if i % 2 == 0 else 'origin')
+        assert res['result'] == 'passed', r.stderr
+    live.finish()
+
+
+def lossy_path(topo, percent):
+    """Random loss on everything the router forwards (no netem here)."""
+    rules = ['add table inet tcpcp-test-loss',
+             'add chain inet tcpcp-test-loss lossy '
+             '{ type filter hook forward priority 0; policy accept; }',
+             f'add rule inet tcpcp-test-loss lossy meta l4proto tcp '
+             f'numgen random mod 100 < {percent} counter drop']
+    topo.run('router', 'nft', '-f', '-', input='\n'.join(rules) + '\n')
+
+
+def dropped(topo):
+    r = topo.run('router', 'nft', 'list', 'table', 'inet', 'tcpcp-test-loss')
+    return int(r.stdout.split('packets ')[1].split()[0])
+
+
+@pytest.mark.parametrize('family', [4, 6])
+def test_pass_under_loss(topo, tmp_path, family):
+    """5% of forwarded TCP segments dropped, the control connection's
+    included, while the connection goes to dest, back and to dest again."""
+    live = Live(topo, tmp_path, family, 3 * MB, rate='512K')
+    live.passd('dest')
+    live.passd('origin')
+    lossy_path(topo, 5)
+    time.sleep(1)
+    for host in ('dest', 'origin', 'dest'):
+        r, res = live.pass_to(host)
+        assert res['result'] == 'passed', r.stderr
+        time.sleep(0.5)
+    live.finish()
+    assert dropped(topo) > 0

@@ -132,3 +132,23 @@ def sleep_until(t):
     d = t - time.monotonic()
     if d > 0:
         time.sleep(d)
+
+
+def tsval_regressions(pkts, src):
+    """Pairs (earlier, later) from src where TSval went back although the
+    later segment was not generated earlier.  Two segments of one sender
+    can swap on the way (veth hands them to per-CPU backlogs); then the
+    later-arriving one also acknowledges less, and that is reordering, not
+    a clock going back.  A new endpoint whose clock resumed too early
+    acknowledges at least as much as its predecessor did."""
+    from .capture import sent_by, seq_before
+    bad, last = [], None
+    for p in sent_by(pkts, src):
+        if 'ts' not in p.opts:
+            continue
+        if last is not None and seq_before(p.opts['ts'][0], last.opts['ts'][0]) \
+                and not seq_before(p.ack, last.ack):
+            bad.append((last, p))
+        if last is None or not seq_before(p.opts['ts'][0], last.opts['ts'][0]):
+            last = p
+    return bad
