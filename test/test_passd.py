@@ -10,9 +10,10 @@ import time
 import pytest
 
 from lib import cli
-from lib.capture import assert_fin_after_data, assert_no_rst, connection
+from lib.capture import Capture, assert_fin_after_data, assert_no_rst, connection
+from lib.netns import hostport
 from lib.passd import Passd, make_key, pass_conn, route_switch, tsval_regressions
-from lib.traffic import assert_hashes_match, read_state, wait_for
+from lib.traffic import Traffic, assert_hashes_match, read_state, wait_for
 from test_pass import MB, PORT, Stream
 
 
@@ -190,3 +191,61 @@ def test_pass_under_loss(topo, tmp_path, family):
         time.sleep(0.5)
     live.finish()
     assert dropped(topo) > 0
+
+
+STEER_MARK = 3
+
+
+def steering(topo, host, mark=STEER_MARK):
+    """The gateway's policy routing for marked flows: mark -> host."""
+    for v in (4, 6):
+        topo.run('router', 'ip', f'-{v}', 'rule', 'add', 'fwmark', mark, 'lookup', mark)
+        topo.run('router', 'ip', f'-{v}', 'route', 'add', topo.ipx(v), 'via',
+                 topo.addr(host, v), 'table', mark)
+
+
+def test_per_connection_steering(topo, tmp_path):
+    """100 connections to ipX; each is passed in turn by marking its
+    4-tuple alone at the gateway while the others keep flowing through
+    origin.  A connection steered by mistake would reach dest, which has
+    no socket for it, and the RST would end it."""
+    n, base = 100, 5100
+    key = make_key(tmp_path / 'key')
+    steering(topo, 'dest')
+    d = Passd(topo, 'dest', key, tmp_path, traffic_args=('--rate', '16K'))
+    cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
+    ipx = topo.ipx(4)
+    conns = []
+    for i in range(n):
+        state = tmp_path / f'origin{i}.state'
+        srv = Traffic(topo, 'origin', '--listen', hostport(ipx, base + i), '--bytes', 1 * MB,
+                      '--tx-seed', i, '--rx-seed', 1000 + i, '--state-out', state,
+                      '--rate', '16K')
+        conns.append({'srv': srv, 'state': state})
+    for i, c in enumerate(conns):
+        cli.wait_listening(topo, 'origin', base + i)
+        c['peer'] = Traffic(topo, 'peer', '--connect', hostport(ipx, base + i),
+                            '--bytes', 1 * MB, '--tx-seed', 1000 + i, '--rx-seed', i,
+                            '--rate', '16K')
+    to, back = f'flow:{topo.ns["router"]}:{STEER_MARK}', f'flow:{topo.ns["router"]}:0'
+    for i, c in enumerate(conns):
+        fd = cli.tcp_socket(topo, 'origin', c['srv'].pid)['fd']
+        r, res = pass_conn(topo, 'origin', c['srv'].pid, fd, d.addr, key,
+                           state_file=c['state'], switch_to=to, switch_back=back)
+        assert res['result'] == 'passed', r.stderr
+        c['srv'].terminate()
+        c['srv'].expect('taken')
+        c['dest'] = d.handler(i)
+        if i == n // 2:
+            # The rest still run at origin, and still move data there.
+            left = [s for s in cli.established(topo, 'origin') if s['local'][1] >= base]
+            assert len(left) == n - i - 1, left
+            assert all(c2['srv'].running() for c2 in conns[i + 1:])
+    for c in conns:
+        a, b = c['peer'].expect(timeout=120), c['dest'].expect(timeout=120)
+        assert a['tx'] == a['rx'] == 1 * MB
+        assert_hashes_match(a, b)
+    pkts = cap.stop()
+    assert_no_rst(pkts)
+    r = topo.run('router', 'nft', 'list', 'map', 'inet', 'tcpcp-steer', 'v4')
+    assert r.stdout.count(f': 0x{STEER_MARK:08x}') == n, r.stdout
