@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lib import cli
+from lib import cli, netns
 from lib.capture import Capture, assert_fin_after_data, assert_no_rst, connection
 from lib.netns import hostport
 from lib.passd import Passd, make_key, pass_conn, route_switch, tsval_regressions
@@ -249,3 +249,37 @@ def test_per_connection_steering(topo, tmp_path):
     assert_no_rst(pkts)
     r = topo.run('router', 'nft', 'list', 'map', 'inet', 'tcpcp-steer', 'v4')
     assert r.stdout.count(f': 0x{STEER_MARK:08x}') == n, r.stdout
+
+
+@pytest.fixture
+def segment_topo():
+    t = netns.Topology(segment=True)
+    yield t
+    t.cleanup()
+
+
+def neigh_mac(topo, family, ip):
+    r = topo.run('router', 'ip', f'-{family}', 'neigh', 'show', ip, 'dev', netns.BRIDGE)
+    f = r.stdout.split()
+    return f[f.index('lladdr') + 1] if 'lladdr' in f else None
+
+
+@pytest.mark.parametrize('family', [4, 6])
+def test_shared_segment_announce(segment_topo, tmp_path, family):
+    """origin and dest share a segment with the gateway, which reaches ipX
+    on-link: the switch is a gratuitous ARP / unsolicited NA (libnet) that
+    puts ipX at the other host's MAC.  There and back again."""
+    topo = segment_topo
+    live = Live(topo, tmp_path, family, 4 * MB)
+    live.passd('dest')
+    live.passd('origin')
+    ipx = topo.ipx(family)
+    assert neigh_mac(topo, family, ipx) == netns.mac('origin')
+    time.sleep(1)
+    for host, other in (('dest', 'origin'), ('origin', 'dest')):
+        r, res = live.pass_to(host, switch_to=f'arp:-:eth0:{netns.mac(host)}',
+                              switch_back=f'arp:-:eth0:{netns.mac(other)}')
+        assert res['result'] == 'passed', r.stderr
+        assert neigh_mac(topo, family, ipx) == netns.mac(host)
+        time.sleep(1)
+    live.finish()
