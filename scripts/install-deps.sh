@@ -10,6 +10,8 @@ PKGS=(
 	libcap-dev				# capability checks
 	libnet1-dev libbpf-dev clang		# traffic switching, BPF
 	iproute2 tcpdump			# test topologies and captures
+	libssl-dev libnl-route-3-dev		# live passing: HMAC, routes
+	curl wget				# demo clients
 	python3-pytest
 )
 
