@@ -15,6 +15,7 @@ int demo_pass(int s, const char *to, const uint8_t *key, const void *state,
 	      size_t state_len, const struct tcpcp_pass_send_opts *o)
 {
 	struct tcpcp_pass *p;
+	double t_isolate;
 	size_t ici_len;
 	void *ici;
 	int ctl, ret = -1;
@@ -29,12 +30,17 @@ int demo_pass(int s, const char *to, const uint8_t *key, const void *state,
 		warnx("pass to %s: %s", to, tcpcp_strerror());
 		goto out;
 	}
+	t_isolate = now_real();
 	ici = tcpcp_get_ex(s, &ici_len);
 	if (!ici) {
 		warnx("pass to %s: %s", to, tcpcp_strerror());
 		goto out;
 	}
 	ret = tcpcp_pass_send(p, s, ici, ici_len, state, state_len, o);
+	/* For bench/: wall clock, comparable with the peer's capture. */
+	if (getenv("TCPCP_DEMO_TIMES"))
+		fprintf(stderr, "%s: pass times isolated=%.6f done=%.6f result=%d\n", prog,
+			t_isolate, now_real(), ret);
 	if (ret)
 		warnx("pass to %s: %s%s", to, tcpcp_strerror(),
 		      ret < 0 ? "; the connection continues here" : "");

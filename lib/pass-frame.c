@@ -104,28 +104,44 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
-static int io_full(struct tcpcp_pass *p, void *buf, size_t len, bool tx, int64_t deadline)
+/* Reads, or with @n_iov > 1 writes an iovec array: a frame leaves in one
+ * write, so Nagle never holds its tail back for a delayed ACK. */
+static int io_full(struct tcpcp_pass *p, struct iovec *iov, int n_iov, bool tx, int64_t deadline)
 {
-	uint8_t *b = buf;
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n_iov };
 	ssize_t n;
 	int err;
 
-	while (len) {
+	while (mh.msg_iovlen) {
 		err = wait_fd(p->fd, tx ? POLLOUT : POLLIN, deadline);
 		if (err)
 			return err;
-		n = tx ? send(p->fd, b, len, MSG_NOSIGNAL | MSG_DONTWAIT)
-		       : recv(p->fd, b, len, MSG_DONTWAIT);
+		n = tx ? sendmsg(p->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT)
+		       : recvmsg(p->fd, &mh, MSG_DONTWAIT);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
 			return -ECONNRESET;	/* EOF: the other side is gone */
-		b += n;
-		len -= (size_t)n;
+		while (mh.msg_iovlen && (size_t)n >= mh.msg_iov->iov_len) {
+			n -= (ssize_t)mh.msg_iov->iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen) {
+			mh.msg_iov->iov_base = (uint8_t *)mh.msg_iov->iov_base + n;
+			mh.msg_iov->iov_len -= (size_t)n;
+		}
 	}
 	return 0;
+}
+
+static int read_full(struct tcpcp_pass *p, void *buf, size_t len, int64_t deadline)
+{
+	struct iovec iov = { buf, len };
+
+	return len ? io_full(p, &iov, 1, false, deadline) : 0;
 }
 
 static const char *peer_name(const struct tcpcp_pass *p)
@@ -162,10 +178,12 @@ int tcpcp_frame_send(struct tcpcp_pass *p, const TcpcpPassMsg *m)
 	be = htonl((uint32_t)len);
 	memcpy(hdr, &be, 4);
 	err = frame_mac(p->key, (uint8_t)p->role, p->tx_seq, hdr, body, len, tag);
-	if (!err && ((err = io_full(p, hdr, 4, true, deadline)) ||
-		     (err = io_full(p, body, len, true, deadline)) ||
-		     (err = io_full(p, tag, sizeof(tag), true, deadline))))
-		err = io_fail(p, err, "sending");
+	if (!err) {
+		struct iovec iov[3] = { { hdr, 4 }, { body, len }, { tag, sizeof(tag) } };
+
+		if ((err = io_full(p, iov, 3, true, deadline)))
+			err = io_fail(p, err, "sending");
+	}
 	p->tx_seq++;
 	free(body);
 	return err;
@@ -181,7 +199,7 @@ TcpcpPassMsg *tcpcp_frame_recv(struct tcpcp_pass *p, int timeout_ms, const char 
 	uint32_t len;
 	int err;
 
-	if ((err = io_full(p, hdr, 4, false, deadline))) {
+	if ((err = read_full(p, hdr, 4, deadline))) {
 		io_fail(p, err, what);
 		return NULL;
 	}
@@ -197,8 +215,8 @@ TcpcpPassMsg *tcpcp_frame_recv(struct tcpcp_pass *p, int timeout_ms, const char 
 		tcpcp_fail(ENOMEM, "out of memory for a control message");
 		return NULL;
 	}
-	if ((err = io_full(p, body, len, false, deadline)) ||
-	    (err = io_full(p, tag, sizeof(tag), false, deadline))) {
+	if ((err = read_full(p, body, len, deadline)) ||
+	    (err = read_full(p, tag, sizeof(tag), deadline))) {
 		io_fail(p, err, what);
 		goto out;
 	}

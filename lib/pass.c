@@ -21,6 +21,8 @@
  * lost one only ends it, so the origin closes (TCPCP_PASS_UNCONFIRMED).
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -137,6 +139,8 @@ TCPCP_EXPORT struct tcpcp_pass *tcpcp_pass_open(int ctl, enum tcpcp_pass_role ro
 		tcpcp_fail(ENOMEM, "out of memory");
 		return NULL;
 	}
+	/* Request and answer, each one frame: nothing to coalesce. */
+	setsockopt(ctl, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	p->fd = ctl;
 	p->role = role;
 	p->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
