@@ -14,6 +14,7 @@
  * Exit: 0 passed, 1 not passed (the connection continues here), 2 usage,
  * 3 passed but not confirmed.  stdout: one JSON line with timestamps.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -22,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,6 +101,58 @@ static int take_fd(long pid, long fd)
 	return s;
 }
 
+/*
+ * Hold every thread of @pid still while its socket is captured.  Reading
+ * the queues selects them with TCP_REPAIR_QUEUE, and a send() by the
+ * owner while the receive queue is selected would be queued as received
+ * data: the capture must not race with the owner.  PTRACE_INTERRUPT stops
+ * a thread at its next syscall boundary, invisibly to it.
+ */
+#define MAX_FROZEN 256
+
+struct frozen {
+	pid_t tid[MAX_FROZEN];
+	int n;
+};
+
+static void thaw(struct frozen *f)
+{
+	while (f->n)
+		ptrace(PTRACE_DETACH, f->tid[--f->n], NULL, NULL);
+}
+
+static int freeze(long pid, struct frozen *f)
+{
+	char path[64];
+	struct dirent *e;
+	int status;
+	DIR *d;
+	pid_t tid;
+
+	f->n = 0;
+	snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)) && f->n < MAX_FROZEN) {
+		if (e->d_name[0] == '.')
+			continue;
+		tid = (pid_t)atoi(e->d_name);
+		if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) ||
+		    ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) ||
+		    waitpid(tid, &status, __WALL) != tid) {
+			int err = -errno;
+
+			closedir(d);
+			thaw(f);
+			return err;
+		}
+		f->tid[f->n++] = tid;
+	}
+	closedir(d);
+	return 0;
+}
+
 /* The process writes its state (atomically) once it sees the isolation. */
 static char *wait_state(const char *path, int timeout_ms, size_t *len)
 {
@@ -140,6 +195,7 @@ int main(int argc, char **argv)
 {
 	uint8_t key[TCPCP_PASS_KEY_LEN];
 	struct tcpcp_pass_send_opts so = { 0 };
+	struct frozen frozen;
 	struct tcpcp_pass *p;
 	size_t ici_len, state_len = 0;
 	char *state = NULL;
@@ -161,8 +217,12 @@ int main(int argc, char **argv)
 	p = tcpcp_pass_open(ctl, TCPCP_PASS_ORIGIN, key, a.timeout_ms);
 	if (!p)
 		die("%s", tcpcp_strerror());
+	if ((ret = freeze(a.pid, &frozen)))
+		die("cannot stop process %ld while taking its connection: %s", a.pid,
+		    strerror(-ret));
 	t_isolate = now_real();
 	ici = tcpcp_get_ex(s, &ici_len);
+	thaw(&frozen);
 	if (!ici)
 		die("%s", tcpcp_strerror());
 	if (a.state) {

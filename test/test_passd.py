@@ -151,7 +151,7 @@ def test_back_and_forth(topo, tmp_path):
     """50 passes, origin -> dest -> origin ..., each one a different
     process continuing the stream on the socket it was given."""
     # Long enough for 50 passes on a slow (sanitizer) build.
-    live = Live(topo, tmp_path, 4, 4 * MB, rate='128K')
+    live = Live(topo, tmp_path, 4, 6 * MB, rate='128K')
     live.passd('dest')
     live.passd('origin')
     time.sleep(0.5)
@@ -208,27 +208,33 @@ def test_per_connection_steering(topo, tmp_path):
     """100 connections to ipX; each is passed in turn by marking its
     4-tuple alone at the gateway while the others keep flowing through
     origin.  A connection steered by mistake would reach dest, which has
-    no socket for it, and the RST would end it."""
-    n, base = 100, 5100
+    no socket for it, and the RST would end it.
+
+    Every stream must outlast the passes however slow the build, and end
+    soon after its own: at origin the servers send at 16 KB/s and stop
+    reading after 64 KB, so the peers (unpaced) keep their connections
+    open, blocked on a full window, with data queued both ways.  At dest
+    the handlers read and write unpaced and the stream ends at once."""
+    n, base, nbytes = 100, 5100, 2 * MB
     key = make_key(tmp_path / 'key')
     steering(topo, 'dest')
-    d = Passd(topo, 'dest', key, tmp_path, traffic_args=('--rate', '16K'))
+    d = Passd(topo, 'dest', key, tmp_path)
     cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
     ipx = topo.ipx(4)
     conns = []
     for i in range(n):
         state = tmp_path / f'origin{i}.state'
-        srv = Traffic(topo, 'origin', '--listen', hostport(ipx, base + i), '--bytes', 1 * MB,
+        srv = Traffic(topo, 'origin', '--listen', hostport(ipx, base + i), '--bytes', nbytes,
                       '--tx-seed', i, '--rx-seed', 1000 + i, '--state-out', state,
-                      '--rate', '16K')
+                      '--rate', '16K', '--read-stall', '64K:600000')
         conns.append({'srv': srv, 'state': state})
     for i, c in enumerate(conns):
         cli.wait_listening(topo, 'origin', base + i)
         c['peer'] = Traffic(topo, 'peer', '--connect', hostport(ipx, base + i),
-                            '--bytes', 1 * MB, '--tx-seed', 1000 + i, '--rx-seed', i,
-                            '--rate', '16K')
+                            '--bytes', nbytes, '--tx-seed', 1000 + i, '--rx-seed', i)
     to, back = f'flow:{topo.ns["router"]}:{STEER_MARK}', f'flow:{topo.ns["router"]}:0'
     for i, c in enumerate(conns):
+        assert c['srv'].running(), f'stream {i} over before its pass\n{c["srv"].describe()}'
         fd = cli.tcp_socket(topo, 'origin', c['srv'].pid)['fd']
         r, res = pass_conn(topo, 'origin', c['srv'].pid, fd, d.addr, key,
                            state_file=c['state'], switch_to=to, switch_back=back)
@@ -243,7 +249,7 @@ def test_per_connection_steering(topo, tmp_path):
             assert all(c2['srv'].running() for c2 in conns[i + 1:])
     for c in conns:
         a, b = c['peer'].expect(timeout=120), c['dest'].expect(timeout=120)
-        assert a['tx'] == a['rx'] == 1 * MB
+        assert a['tx'] == a['rx'] == nbytes
         assert_hashes_match(a, b)
     pkts = cap.stop()
     assert_no_rst(pkts)
