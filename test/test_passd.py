@@ -5,6 +5,7 @@ tcpcp-passd at the destination over an authenticated control connection
 every byte and agree on hashes, and the peer never sees a RST, an early
 FIN or TSval going back.
 """
+import subprocess
 import time
 
 import pytest
@@ -289,3 +290,49 @@ def test_shared_segment_announce(segment_topo, tmp_path, family):
         assert neigh_mac(topo, family, ipx) == netns.mac(host)
         time.sleep(1)
     live.finish()
+
+
+def fake_dest(topo, tmp, mode, key):
+    import sys
+    from pathlib import Path
+    log = tmp / f'fake-{mode}.log'
+    addr = topo.addr('dest', 4)
+    script = Path(__file__).parent / 'lib' / 'fakepass.py'
+    p = topo.popen('dest', sys.executable, script, mode, addr, 7000, key,
+                   stdout=open(log, 'w'), stderr=subprocess.STDOUT)
+    wait_for(lambda: 'listening' in log.read_text(), 10, 'the fake destination')
+    return p, log
+
+
+def test_corrupt_message_rolls_back(topo, tmp_path):
+    """After authentication, the destination's CREATED arrives with a bad
+    tag (corruption or an injected frame): the origin rolls back and the
+    connection goes on at the origin."""
+    live = Live(topo, tmp_path, 4, 3 * MB)
+    fake, log = fake_dest(topo, tmp_path, 'badmac', live.key)
+    live.daemons['dest'] = type('D', (), {'addr': f'{topo.addr("dest", 4)}:7000'})()
+    live.count['dest'] = 0
+    time.sleep(0.5)
+    r, res = live.pass_to('dest', check=False)
+    assert r.returncode == 1 and res['result'] == 'released', r.stderr
+    assert 'bad MAC' in one_line(r)
+    assert 'offer' in log.read_text()
+    live.finish()
+
+
+def test_unconfirmed_activation(topo, tmp_path):
+    """The destination goes away after ACTIVATE without answering: the
+    origin may not release (the destination could be live), so it closes
+    and says so (exit 3).  Here the fake destination created nothing, so
+    the connection is lost: that is the documented price of never having
+    two live endpoints."""
+    live = Live(topo, tmp_path, 4, 3 * MB)
+    fake, log = fake_dest(topo, tmp_path, 'unconfirmed', live.key)
+    live.daemons['dest'] = type('D', (), {'addr': f'{topo.addr("dest", 4)}:7000'})()
+    time.sleep(0.5)
+    r, res = live.pass_to('dest', check=False)
+    assert r.returncode == 3 and res['result'] == 'unconfirmed', r.stderr
+    assert 'did not confirm' in one_line(r)
+    assert 'got 5' in log.read_text()       # it did receive ACTIVATE
+    live.s.server.terminate()
+    live.s.server.expect('taken')           # not released
