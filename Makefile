@@ -76,6 +76,9 @@ $(O)/tcpcp-pass: $(O)/passd/pass.o $(O)/passd/common.o $(O)/libtcpcp.a
 $(O)/tcpcp-%: $(O)/demo/%.o $(O)/demo/demo-lib.o $(O)/passd/common.o $(O)/libtcpcp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
 
+# Objects made through the pattern above are intermediate: keep them.
+.SECONDARY: $(patsubst demo/%.c,$(O)/demo/%.o,$(wildcard demo/*.c))
+
 $(O)/tcpcp.pc: tcpcp.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
@@ -85,6 +88,7 @@ traffic:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(O)/tcpcp $(DESTDIR)$(PREFIX)/bin/tcpcp
+	install -m 755 $(O)/tcpcp-passd $(O)/tcpcp-pass $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(O)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtcpcp.so
 	install -m 644 $(O)/libtcpcp.a $(DESTDIR)$(LIBDIR)/libtcpcp.a

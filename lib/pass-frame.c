@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -261,7 +262,8 @@ static int hexval(int c)
 TCPCP_EXPORT int tcpcp_pass_key_load(const char *path, uint8_t key[TCPCP_PASS_KEY_LEN])
 {
 	char buf[2 * TCPCP_PASS_KEY_LEN + 64], *b;
-	ssize_t n;
+	struct stat st;
+	ssize_t n = -1;
 	size_t i;
 	int fd, err = 0;
 
@@ -271,8 +273,11 @@ TCPCP_EXPORT int tcpcp_pass_key_load(const char *path, uint8_t key[TCPCP_PASS_KE
 		tcpcp_fail(errno, "key file %s: %s", path, strerror(errno));
 		return -1;
 	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	if (n < 0)
+	/* Whoever reads the key can push connections to our destinations. */
+	if (fstat(fd, &st) || (st.st_mode & 077))
+		err = tcpcp_fail(EPERM, "key file %s is accessible to other users "
+				 "(chmod 600 it)", path);
+	else if ((n = read(fd, buf, sizeof(buf) - 1)) < 0)
 		err = tcpcp_fail(errno, "key file %s: %s", path, strerror(errno));
 	close(fd);
 	if (err)

@@ -56,7 +56,7 @@ ip -n "$P-router" route add $IPX/32 via 10.77.3.2 table 3
 mkdir "$TMP/root"
 head -c 1048576 /dev/urandom > "$TMP/root/hello.bin"
 head -c 8388608 /dev/urandom > "$TMP/root/big.bin"
-od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$TMP/key"
+(umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$TMP/key")
 
 for w in 1 2; do
 	on dest "$B/tcpcp-worker" --ctl 10.77.3.2:700$w --key "$TMP/key" --name "w$w" \

@@ -13,7 +13,7 @@ import pytest
 from lib import cli, netns
 from lib.capture import Capture, assert_fin_after_data, assert_no_rst, connection
 from lib.netns import hostport
-from lib.passd import Passd, make_key, pass_conn, route_switch, tsval_regressions
+from lib.passd import Passd, binary, make_key, pass_conn, route_switch, tsval_regressions
 from lib.traffic import Traffic, assert_hashes_match, read_state, wait_for
 from test_pass import MB, PORT, Stream
 
@@ -336,3 +336,21 @@ def test_unconfirmed_activation(topo, tmp_path):
     assert 'got 5' in log.read_text()       # it did receive ACTIVATE
     live.s.server.terminate()
     live.s.server.expect('taken')           # not released
+
+
+def test_key_file_checks(tmp_path):
+    """A key others can read, or one that is not 64 hex digits, is refused
+    before anything else happens, with one line naming the file."""
+    from lib import build
+    bad = tmp_path / 'open.key'
+    bad.write_text('00' * 32)
+    bad.chmod(0o644)
+    short = tmp_path / 'short.key'
+    short.write_text('abcd\n')
+    short.chmod(0o600)
+    for key, why in ((bad, 'accessible to other users'), (short, 'expected 64 hex digits')):
+        r = subprocess.run([binary('tcpcp-pass'), '--to', '127.0.0.1:9', '--key', key,
+                            '--pid', '1', '--fd', '0'], capture_output=True, text=True,
+                           env=build.env(), timeout=30)
+        assert r.returncode == 1, r
+        assert why in one_line(r) and str(key) in r.stderr, r.stderr
