@@ -13,7 +13,7 @@ from lib import cli
 from lib.capture import Capture, assert_no_rst, connection
 from lib.passd import binary, make_key
 from lib.traffic import wait_for
-from test_passd import STEER_MARK, steering
+from test_passd import STEER_MARK, sanitizer_clean, steering  # noqa: F401
 
 MB = 1 << 20
 

@@ -18,6 +18,20 @@ from lib.traffic import Traffic, assert_hashes_match, read_state, wait_for
 from test_pass import MB, PORT, Stream
 
 
+SANITIZER = ('Sanitizer', 'runtime error:')
+
+
+@pytest.fixture(autouse=True)
+def sanitizer_clean(tmp_path):
+    """Daemons and their children report into files, not to us: after the
+    test, none of them may hold an ASan/UBSan report."""
+    yield
+    for f in tmp_path.rglob('*'):
+        if f.is_file() and f.suffix in ('.log', '.err', '.out'):
+            text = f.read_text(errors='replace')
+            assert not any(m in text for m in SANITIZER), f'{f}:\n{text[-3000:]}'
+
+
 class Live:
     """A Stream whose serving end moves with tcpcp-pass."""
 
