@@ -51,7 +51,8 @@ out:
 	return ret;
 }
 
-int demo_take(int ctl, const uint8_t *key, char **state)
+int demo_take(int ctl, const uint8_t *key, char **state,
+	      const struct tcpcp_pass_recv_opts *o)
 {
 	struct tcpcp_pass *p;
 	size_t len;
@@ -62,7 +63,7 @@ int demo_take(int ctl, const uint8_t *key, char **state)
 		warnx("control connection refused: %s", tcpcp_strerror());
 		return -1;
 	}
-	s = tcpcp_pass_recv(p, NULL, (void **)state, &len);
+	s = tcpcp_pass_recv(p, o, (void **)state, &len);
 	if (s < 0)
 		warnx("not passed: %s", tcpcp_strerror());
 	tcpcp_pass_free(p);

@@ -15,8 +15,10 @@
  * tcpcp_pass_send()'s result; -1: @s is ours again. */
 int demo_pass(int s, const char *to, const uint8_t *key, const void *state,
 	      size_t state_len, const struct tcpcp_pass_send_opts *o);
-/* Take a connection offered on the accepted control connection @ctl. */
-int demo_take(int ctl, const uint8_t *key, char **state);
+/* Take a connection offered on the accepted control connection @ctl;
+ * @o (may be NULL) can refuse it by its state before it is created. */
+int demo_take(int ctl, const uint8_t *key, char **state,
+	      const struct tcpcp_pass_recv_opts *o);
 
 /* HTTP, as little as a demo needs. */
 int http_read_request(int s, char *path, size_t len);

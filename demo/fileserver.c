@@ -118,26 +118,52 @@ static void serve_client(struct cfg *c, int s)
 	close(fd);
 }
 
+struct download {
+	const char *root;
+	char path[1024];
+	long long off;
+	int fd;
+};
+
+/* Refuse before the endpoint exists, so that the origin keeps serving:
+ * once activated, a download we cannot continue could only be cut. */
+static int check_download(void *arg, const void *state, size_t len, const char **why)
+{
+	struct download *d = arg;
+	char text[1100];
+
+	if (!len) {
+		*why = "no download state";
+		return -1;
+	}
+	snprintf(text, sizeof(text), "%.*s", (int)(len < sizeof(text) ? len : sizeof(text) - 1),
+		 (const char *)state);
+	if (sscanf(text, "%1023[^\n]\n%lld", d->path, &d->off) != 2 || d->off < 0) {
+		*why = "malformed download state";
+		return -1;
+	}
+	d->fd = open_under(d->root, d->path);
+	if (d->fd < 0) {
+		*why = "the file is not here";
+		return -1;
+	}
+	return 0;
+}
+
 static void take_download(struct cfg *c, int ctl)
 {
-	char *state = NULL, path[1024];
-	long long off;
-	int s, fd;
+	struct download d = { .root = c->root, .fd = -1 };
+	struct tcpcp_pass_recv_opts o = { .check = check_download, .arg = &d };
+	char *state = NULL;
+	int s;
 
-	s = demo_take(ctl, c->key, &state);
-	if (s < 0)
-		return;
-	if (sscanf(state, "%1023[^\n]\n%lld", path, &off) != 2 || off < 0 ||
-	    (fd = open_under(c->root, path)) < 0) {
-		/* Too late to hand it back: end it the way a server would. */
-		warnx("passed download '%.64s' cannot be continued here", state);
-		close(s);
-		free(state);
-		return;
+	s = demo_take(ctl, c->key, &state, &o);
+	if (s >= 0) {
+		fprintf(stderr, "%s: continuing %s at offset %lld\n", prog, d.path, d.off);
+		send_body(c, s, d.fd, d.path, d.off, false);
 	}
-	fprintf(stderr, "%s: continuing %s at offset %lld\n", prog, path, off);
-	send_body(c, s, fd, path, off, false);
-	close(fd);
+	if (d.fd >= 0)
+		close(d.fd);
 	free(state);
 }
 

@@ -102,7 +102,7 @@ int main(int argc, char **argv)
 		}
 		if (fork() == 0) {
 			close(l);
-			s = demo_take(ctl, key, &path);
+			s = demo_take(ctl, key, &path, NULL);
 			close(ctl);
 			if (s < 0)
 				exit(1);

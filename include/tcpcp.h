@@ -118,9 +118,19 @@ int tcpcp_pass_send(struct tcpcp_pass *p, int s, const void *ici, size_t ici_len
 		    const void *state, size_t state_len,
 		    const struct tcpcp_pass_send_opts *o);
 
+struct tcpcp_pass_recv_opts {
+	const struct tcpcp_create_opts *create;	/* NULL: the defaults */
+	/* Sees the application state before anything is created; nonzero
+	 * refuses the pass (the origin keeps the connection) and *why, if
+	 * set, is the reason the origin reports. */
+	int (*check)(void *arg, const void *state, size_t len, const char **why);
+	void *arg;
+};
+
 /* Destination: returns the active socket and the origin's application
- * state (malloc'd, free with free()), or -1 with nothing left behind. */
-int tcpcp_pass_recv(struct tcpcp_pass *p, const struct tcpcp_create_opts *co,
+ * state (malloc'd and NUL-terminated, free with free()), or -1 with
+ * nothing left behind.  @o may be NULL. */
+int tcpcp_pass_recv(struct tcpcp_pass *p, const struct tcpcp_pass_recv_opts *o,
 		    void **state, size_t *state_len);
 
 /* Traffic switching steps (paper section 2.2, step 8), from a spec:

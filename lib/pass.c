@@ -301,18 +301,34 @@ static void discard(struct tcpcp_pass *p, int s, const char *why)
 	tcpcp_fail(err, "%s", msg);
 }
 
-static int take_offer(struct tcpcp_pass *p, const struct tcpcp_create_opts *co,
-		      TcpcpPassMsg *r, void **state, size_t *state_len)
+/* The application's veto comes first: refusing costs nothing yet. */
+static int check_state(struct tcpcp_pass *p, const struct tcpcp_pass_recv_opts *o,
+		       const TcpcpPassMsg *r)
 {
-	TcpcpPassMsg m;
-	int s;
+	const char *why = NULL;
 
 	if (!r->has_ici) {
 		tcpcp_fail(EPROTO, "control connection: the offer holds no ICI");
 		send_abort(p, tcpcp_strerror());
 		return -1;
 	}
-	s = tcpcp_create_ex(r->ici.data, r->ici.len, co);
+	if (!o->check || !o->check(o->arg, r->state.data, r->has_state ? r->state.len : 0, &why))
+		return 0;
+	tcpcp_fail(ECANCELED, "the application refused the connection: %s",
+		   why ? why : "no reason given");
+	send_abort(p, tcpcp_strerror());
+	return -1;
+}
+
+static int take_offer(struct tcpcp_pass *p, const struct tcpcp_pass_recv_opts *o,
+		      TcpcpPassMsg *r, void **state, size_t *state_len)
+{
+	TcpcpPassMsg m;
+	int s;
+
+	if (check_state(p, o, r))
+		return -1;
+	s = tcpcp_create_ex(r->ici.data, r->ici.len, o->create);
 	if (s < 0) {
 		send_abort(p, tcpcp_strerror());
 		return -1;
@@ -357,9 +373,10 @@ static int activate(struct tcpcp_pass *p, int s, const TcpcpPassMsg *offer_msg)
 	return 0;
 }
 
-TCPCP_EXPORT int tcpcp_pass_recv(struct tcpcp_pass *p, const struct tcpcp_create_opts *co,
+TCPCP_EXPORT int tcpcp_pass_recv(struct tcpcp_pass *p, const struct tcpcp_pass_recv_opts *o,
 				 void **state, size_t *state_len)
 {
+	static const struct tcpcp_pass_recv_opts defaults;
 	TcpcpPassMsg *r;
 	int s;
 
@@ -374,7 +391,7 @@ TCPCP_EXPORT int tcpcp_pass_recv(struct tcpcp_pass *p, const struct tcpcp_create
 	r = expect(p, TCPCP_PASS_MSG__TYPE__OFFER, "waiting for an offer");
 	if (!r)
 		return -1;
-	s = take_offer(p, co, r, state, state_len);
+	s = take_offer(p, o ? o : &defaults, r, state, state_len);
 	if (s >= 0 && activate(p, s, r)) {
 		free(*state);
 		*state = NULL;

@@ -78,19 +78,25 @@ def test_dispatcher(topo, tmp_path):
     assert_no_rst(connection(cap.stop(), (ipx, 8080)))
 
 
-@pytest.mark.parametrize('client', ['curl', 'wget'])
+@pytest.mark.parametrize('client', ['curl', 'wget', 'refused'])
 def test_fileserver_sheds_download(topo, tmp_path, client):
     """A 48 MB download is passed after 8 MB with its state (file name,
-    offset); the client, reading at a limited rate, never notices."""
+    offset); the client, reading at a limited rate, never notices.
+    refused: dest does not have the file and says so before it creates
+    anything, so the origin keeps serving the download itself."""
     root = tmp_path / 'root'
     root.mkdir()
+    dest_root = root
+    if client == 'refused':
+        dest_root = tmp_path / 'empty'
+        dest_root.mkdir()
     big = make_file(root / 'big.bin', 48 * MB)
     key = make_key(tmp_path / 'key')
     gw, ipx = topo.ns['router'], topo.ipx(4)
     ctl = f'{topo.addr("dest", 4)}:7100'
     route = 'route:{}:{}'.format
     dlog, olog = tmp_path / 'dest.log', tmp_path / 'origin.log'
-    start(topo, 'dest', dlog, binary('tcpcp-fileserver'), '--root', root, '--key', key,
+    start(topo, 'dest', dlog, binary('tcpcp-fileserver'), '--root', dest_root, '--key', key,
           '--ctl', ctl)
     start(topo, 'origin', olog, binary('tcpcp-fileserver'), '--root', root, '--key', key,
           '--listen', f'{ipx}:8000', '--pass-to', ctl, '--pass-after', 8 * MB,
@@ -101,7 +107,7 @@ def test_fileserver_sheds_download(topo, tmp_path, client):
     cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
     out = tmp_path / 'out'
     url = f'http://{ipx}:8000/big.bin'
-    if client == 'curl':
+    if client != 'wget':
         argv = ['curl', '-sS', '--fail', '--max-time', '90', '--limit-rate', '16M', '-o', out, url]
     else:
         argv = ['wget', '-q', '--tries=1', '--timeout=30', '--limit-rate=16m', '-O', out, url]
@@ -110,6 +116,12 @@ def test_fileserver_sheds_download(topo, tmp_path, client):
     assert r.returncode == 0, f'{client}: exit {r.returncode}: {r.stderr.strip()}\n' \
         f'origin: {olog.read_text()}\ndest: {dlog.read_text()}'
     assert sha256(out) == sha256(big)
+    if client == 'refused':
+        assert 'the file is not here; the connection continues here' in olog.read_text(), \
+            olog.read_text()
+        assert 'continuing' not in dlog.read_text()
+        assert_no_rst(connection(cap.stop(), (ipx, 8000)))
+        return
     assert 'passed /big.bin at offset' in olog.read_text(), olog.read_text()
     assert 'continuing /big.bin at offset' in dlog.read_text(), dlog.read_text()
     assert time.monotonic() - t0 > 1, 'the download was too quick to be passed mid-transfer'
