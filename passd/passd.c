@@ -95,7 +95,8 @@ static char *subst(const char *arg, const char *state, unsigned long id)
 
 static void write_state(const char *path, const void *buf, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* O_EXCL: in a shared directory, never write through someone's link. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 
 	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || close(fd))
 		die("cannot write the application state to %s: %s", path, strerror(errno));

@@ -44,7 +44,10 @@ class Live:
 
     def passd(self, host, key=None):
         rate = ('--rate', self.s.rate) if self.s.rate else ()
-        d = Passd(self.topo, host, key or self.key, self.tmp, traffic_args=rate)
+        # The control connection uses the stream's family: IPv6 tests
+        # also cover [addr]:port control addresses.
+        d = Passd(self.topo, host, key or self.key, self.tmp, family=self.family,
+                  traffic_args=rate)
         self.daemons[host] = d
         self.count[host] = 0
         return d
