@@ -8,6 +8,9 @@ CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Werror
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -I$(O)/gen
 LIB_LDLIBS = -lnftables -lcap -lprotobuf-c
+# live passing (lib/pass*.c, lib/switch*.c)
+LIB_LDLIBS += -lcrypto -lnl-route-3 -lnl-3 -lnet
+CPPFLAGS += -I/usr/include/libnl3
 
 SOVERSION = 1
 VERSION   = 0.1.0
@@ -15,19 +18,23 @@ SONAME    = libtcpcp.so.$(SOVERSION)
 
 LIB_SRC  = $(wildcard lib/*.c)
 TOOL_SRC = $(wildcard tools/*.c)
-LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/ici.pb-c.o
+LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/ici.pb-c.o $(O)/gen/pass.pb-c.o
 TOOL_OBJ = $(TOOL_SRC:%.c=$(O)/%.o)
 
-all: $(O)/libtcpcp.so $(O)/libtcpcp.a $(O)/tcpcp $(O)/tcpcp.pc traffic
+all: $(O)/libtcpcp.so $(O)/libtcpcp.a $(O)/tcpcp $(O)/tcpcp.pc traffic pass
 
 $(O)/gen/ici.pb-c.c $(O)/gen/ici.pb-c.h: images/ici.proto
 	@mkdir -p $(O)/gen
 	protoc-c --c_out=$(O)/gen -Iimages $<
 
-$(O)/gen/ici.pb-c.o: $(O)/gen/ici.pb-c.c
+$(O)/gen/pass.pb-c.c $(O)/gen/pass.pb-c.h: images/pass.proto
+	@mkdir -p $(O)/gen
+	protoc-c --c_out=$(O)/gen -Iimages $<
+
+$(O)/gen/%.pb-c.o: $(O)/gen/%.pb-c.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c -o $@ $<
 
-$(O)/lib/%.o: lib/%.c $(O)/gen/ici.pb-c.h lib/internal.h include/tcpcp.h
+$(O)/lib/%.o: lib/%.c $(O)/gen/ici.pb-c.h $(O)/gen/pass.pb-c.h $(wildcard lib/*.h) include/tcpcp.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
@@ -47,6 +54,31 @@ $(O)/libtcpcp.a: $(LIB_OBJ)
 $(O)/tcpcp: $(TOOL_OBJ) $(O)/libtcpcp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(O)/libtcpcp.a $(LIB_LDLIBS)
 
+# Live passing between hosts: daemon, origin CLI and demo programs.
+PASS_BINS = $(O)/tcpcp-passd $(O)/tcpcp-pass $(O)/tcpcp-dispatcher $(O)/tcpcp-worker $(O)/tcpcp-fileserver
+pass: $(PASS_BINS)
+
+$(O)/passd/%.o $(O)/demo/%.o: CPPFLAGS += -Ipassd -Itools
+$(O)/passd/%.o: passd/%.c include/tcpcp.h passd/common.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(O)/demo/%.o: demo/%.c include/tcpcp.h passd/common.h $(wildcard demo/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(O)/tcpcp-passd: $(O)/passd/passd.o $(O)/passd/common.o $(O)/libtcpcp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
+
+$(O)/tcpcp-pass: $(O)/passd/pass.o $(O)/passd/common.o $(O)/tools/freeze.o $(O)/libtcpcp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
+
+$(O)/tcpcp-%: $(O)/demo/%.o $(O)/demo/demo-lib.o $(O)/passd/common.o $(O)/libtcpcp.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
+
+# Objects made through the pattern above are intermediate: keep them.
+.SECONDARY: $(patsubst demo/%.c,$(O)/demo/%.o,$(wildcard demo/*.c))
+
 $(O)/tcpcp.pc: tcpcp.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
@@ -56,6 +88,7 @@ traffic:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(O)/tcpcp $(DESTDIR)$(PREFIX)/bin/tcpcp
+	install -m 755 $(O)/tcpcp-passd $(O)/tcpcp-pass $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(O)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtcpcp.so
 	install -m 644 $(O)/libtcpcp.a $(DESTDIR)$(LIBDIR)/libtcpcp.a
@@ -75,6 +108,7 @@ bench: all $(O)/bench/op_cost
 	bench/op_cost.sh
 	TCPCP_BUILD=$(abspath $(O)) bench/cli_pass_latency.py --passes 20 \
 		--csv $(O)/bench/cli_pass_latency.csv --png $(O)/bench/cli_pass_latency.png
+	TCPCP_BUILD=$(abspath $(O)) bench/pass_latency.py -n 50
 	TCPCP_BUILD=$(abspath $(O)) bench/throughput_recovery.py --runs 3 \
 		--csv $(O)/bench/throughput_recovery.csv --png $(O)/bench/throughput_recovery.png
 
@@ -95,4 +129,4 @@ check-asan: asan
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all traffic install asan fuzz bench check check-asan clean
+.PHONY: all traffic pass install asan fuzz bench check check-asan clean

@@ -76,6 +76,75 @@ int tcpcp_validate(const void *ici, size_t len);
  * (SO_REUSEADDR), taken from the image the socket was created from. */
 int tcpcp_activate_ex(int s, const void *ici, size_t len);
 
+/*
+ * Live passing between hosts (docs/pass.md).  A control connection joins
+ * origin and destination; tcpcp_pass_open() authenticates it with a
+ * pre-shared key, then the origin offers the ICI and its application
+ * state with tcpcp_pass_send() and the destination takes them with
+ * tcpcp_pass_recv().  Every message carries a MAC under a key fresh for
+ * the session, so a third host can neither inject nor replay one.
+ */
+#define TCPCP_PASS_KEY_LEN	32
+
+struct tcpcp_pass;	/* one authenticated control session */
+struct tcpcp_switch;	/* one traffic switching step */
+
+enum tcpcp_pass_role {
+	TCPCP_PASS_ORIGIN = 0,
+	TCPCP_PASS_DEST,
+};
+
+/* A key file holds 64 hex digits (whitespace around them is ignored). */
+int tcpcp_pass_key_load(const char *path, uint8_t key[TCPCP_PASS_KEY_LEN]);
+
+/* Authenticate the connected stream socket @ctl (the caller keeps owning
+ * it); @timeout_ms bounds every wait for the other side. */
+struct tcpcp_pass *tcpcp_pass_open(int ctl, enum tcpcp_pass_role role,
+				   const uint8_t key[TCPCP_PASS_KEY_LEN],
+				   int timeout_ms);
+void tcpcp_pass_free(struct tcpcp_pass *p);
+
+struct tcpcp_pass_send_opts {
+	const struct tcpcp_switch *to;		/* NULL: someone else switches */
+	const struct tcpcp_switch *back;	/* undoes @to on rollback */
+	unsigned int linger_s;			/* for tcpcp_close() */
+};
+
+/* Results of tcpcp_pass_send() besides -1 (not passed: @s was released
+ * and the connection continues here). */
+#define TCPCP_PASS_DONE		0	/* destination active, @s closed */
+#define TCPCP_PASS_UNCONFIRMED	1	/* activation sent, no answer: @s closed */
+
+/* Origin: @s was isolated by tcpcp_get_ex(), which gave @ici. */
+int tcpcp_pass_send(struct tcpcp_pass *p, int s, const void *ici, size_t ici_len,
+		    const void *state, size_t state_len,
+		    const struct tcpcp_pass_send_opts *o);
+
+struct tcpcp_pass_recv_opts {
+	const struct tcpcp_create_opts *create;	/* NULL: the defaults */
+	/* Sees the application state before anything is created; nonzero
+	 * refuses the pass (the origin keeps the connection) and *why, if
+	 * set, is the reason the origin reports. */
+	int (*check)(void *arg, const void *state, size_t len, const char **why);
+	void *arg;
+};
+
+/* Destination: returns the active socket and the origin's application
+ * state (malloc'd and NUL-terminated, free with free()), or -1 with
+ * nothing left behind.  @o may be NULL. */
+int tcpcp_pass_recv(struct tcpcp_pass *p, const struct tcpcp_pass_recv_opts *o,
+		    void **state, size_t *state_len);
+
+/* Traffic switching steps (paper section 2.2, step 8), from a spec:
+ *   route:NETNS:VIA        route the connection's local address via VIA
+ *   flow:NETNS:MARK        mark only this 4-tuple (0: unmark) at a gateway
+ *   arp:NETNS:IFNAME:MAC   gratuitous ARP / unsolicited NA: local addr at MAC
+ *   exec:COMMAND           run COMMAND with the 4-tuple in the environment
+ * NETNS is a name under /run/netns, a path, or "-" for our own. */
+struct tcpcp_switch *tcpcp_switch_new(const char *spec);
+int tcpcp_switch_run(const struct tcpcp_switch *sw, int s);
+void tcpcp_switch_free(struct tcpcp_switch *sw);
+
 /* One line naming the cause of this thread's last failure. */
 const char *tcpcp_strerror(void);
 

@@ -12,6 +12,8 @@ PKGS=(
 	libclang-rt-14-dev			# libFuzzer, for the ICI fuzz target
 	util-linux				# setpriv: tests without capabilities
 	iproute2 tcpdump			# test topologies and captures
+	libssl-dev libnl-route-3-dev		# live passing: HMAC, routes
+	curl wget				# demo clients
 	python3-pytest
 	python3-matplotlib			# bench/ plots
 )

@@ -19,7 +19,7 @@
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 
-#include "tcpcp-cli.h"
+#include "freeze.h"
 
 #define FREEZE_PASSES 4		/* threads may appear while we stop others */
 
@@ -72,6 +72,7 @@ static int stop_pass(struct frozen *f, pid_t pid, int *added)
 	return err;
 }
 
+/* 0, or -errno with nothing left stopped; -EAGAIN: it kept making threads. */
 int freeze(struct frozen *f, pid_t pid)
 {
 	int err = 0, added = 1;
@@ -81,14 +82,9 @@ int freeze(struct frozen *f, pid_t pid)
 		err = stop_pass(f, pid, &added);
 	if (!err && added)
 		err = -EAGAIN;
-	if (!err)
-		return 0;
-	thaw(f);
-	if (err == -EPERM)
-		return -fail("cannot stop process %d to take its socket: it is being traced, "
-			     "or ptrace is not allowed (CAP_SYS_PTRACE)", (int)pid);
-	return -fail("cannot stop process %d to take its socket: %s", (int)pid,
-		     err == -EAGAIN ? "it keeps creating threads" : strerror(-err));
+	if (err)
+		thaw(f);
+	return err;
 }
 
 void thaw(struct frozen *f)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Commands that act on a live socket of a process: get, release, close,
  * activate. */
+#include <errno.h>
 #include <getopt.h>
 #include <string.h>
 #include <stdio.h>
@@ -65,8 +66,11 @@ int cmd_get(int argc, char **argv)
 		return EXIT_FAIL;
 	if (image_open(&img, a.out))
 		goto out;
-	if (freeze(&frozen, (pid_t)atol(a.pid))) {
+	if ((err = freeze(&frozen, (pid_t)atol(a.pid)))) {
 		image_abort(&img);
+		fail("cannot stop process %s to take its socket: %s", a.pid,
+		     err == -EPERM ? "it is being traced, or ptrace is not allowed (CAP_SYS_PTRACE)" :
+		     err == -EAGAIN ? "it keeps creating threads" : strerror(-err));
 		goto out;
 	}
 	ici = tcpcp_get_ex(s, &len);

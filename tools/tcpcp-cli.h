@@ -17,15 +17,7 @@ int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* target.c: a socket of another process, by pid and fd number. */
 int target_fd(const char *pid, const char *fd);
 
-/* freeze.c: every thread of a process stopped, invisibly (ptrace). */
-#include <sys/types.h>
-#define FROZEN_MAX 4096
-struct frozen {
-	pid_t tid[FROZEN_MAX];
-	int n;
-};
-int freeze(struct frozen *f, pid_t pid);
-void thaw(struct frozen *f);
+#include "freeze.h"
 
 /* imgfile.c */
 void *image_read(const char *path, size_t *len);

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Write real ICI images into test/fuzz/corpus/: the fuzzer's seeds.
 

@@ -49,8 +49,23 @@ def hostport(address, port):
     return f'{address}:{port}'
 
 
+# segment=True: origin and dest share one L2 segment with the router (a
+# bridge there), and ipX sits on eth0 of both; the router reaches ipX
+# on-link, so the neighbour entry decides who gets it (gratuitous ARP /
+# unsolicited NA model).
+SEGMENT = ('10.77.4', 'fd77:4:')
+SEGMENT_HOST = {'origin': 2, 'dest': 3}
+BRIDGE = 'br0'
+
+
+def mac(host):
+    """Fixed MACs on the shared segment, so tests can name them."""
+    return f'02:77:00:00:00:{SEGMENT_HOST[host]:02x}'
+
+
 class Topology:
-    def __init__(self):
+    def __init__(self, segment=False):
+        self.segment = segment
         prefix = f'tcpcp-{os.getpid()}-{next(_count)}-'
         self.ns = {h: prefix + h for h in HOSTS}
         self.procs = []
@@ -97,10 +112,19 @@ class Topology:
         return IPX[family]
 
     def addr(self, host, family):
+        if self.segment and host in SEGMENT_HOST:
+            v4, v6 = SEGMENT
+            n = SEGMENT_HOST[host]
+            return f'{v4}.{n}' if family == 4 else f'{v6}:{n}'
         return addr(host, family)
 
     def switch_to(self, host):
         """Route ipX to origin or dest, as a load balancer would."""
+        if self.segment:
+            for v, ip in ((4, IPX[4]), (6, IPX[6])):
+                self.run('router', 'ip', f'-{v}', 'neigh', 'replace', ip, 'lladdr', mac(host),
+                         'dev', BRIDGE, 'nud', 'reachable')
+            return
         self.run('router', 'ip', 'route', 'replace', f'{IPX[4]}/32',
                  'via', addr(host, 4))
         self.run('router', 'ip', '-6', 'route', 'replace', f'{IPX[6]}/128',
@@ -115,15 +139,22 @@ class Topology:
             self.sysctl(h, 'net.ipv6.conf.default.accept_dad', 0)
             self.run(h, 'ip', 'link', 'set', 'lo', 'up')
         for h in NETS:
-            self._link(h)
+            if self.segment and h in SEGMENT_HOST:
+                self._segment_link(h)
+            else:
+                self._link(h)
         self.sysctl('router', 'net.ipv4.ip_forward', 1)
         self.sysctl('router', 'net.ipv6.conf.all.forwarding', 1)
         # After a switch, ipX arrives from dest: no reverse-path check.
         self.sysctl('router', 'net.ipv4.conf.all.rp_filter', 0)
         self.sysctl('router', 'net.ipv4.conf.default.rp_filter', 0)
+        ipx_dev = IFNAME if self.segment else 'lo'
         for h in ('origin', 'dest'):
-            self.run(h, 'ip', 'addr', 'add', f'{IPX[4]}/32', 'dev', 'lo')
-            self.run(h, 'ip', 'addr', 'add', f'{IPX[6]}/128', 'dev', 'lo', 'nodad')
+            self.run(h, 'ip', 'addr', 'add', f'{IPX[4]}/32', 'dev', ipx_dev)
+            self.run(h, 'ip', 'addr', 'add', f'{IPX[6]}/128', 'dev', ipx_dev, 'nodad')
+        if self.segment:
+            self.run('router', 'ip', 'route', 'add', f'{IPX[4]}/32', 'dev', BRIDGE)
+            self.run('router', 'ip', '-6', 'route', 'add', f'{IPX[6]}/128', 'dev', BRIDGE)
         self.switch_to('origin')
 
     def _link(self, h):
@@ -139,6 +170,28 @@ class Topology:
             self.run(host, 'ip', 'link', 'set', dev, 'up')
         self.run(h, 'ip', 'route', 'add', 'default', 'via', f'{v4}.1')
         self.run(h, 'ip', '-6', 'route', 'add', 'default', 'via', f'{v6}:1')
+
+    def _segment_link(self, h):
+        v4, v6 = SEGMENT
+        if not self._bridge_up():
+            self.run('router', 'ip', 'link', 'add', BRIDGE, 'type', 'bridge')
+            self.run('router', 'ip', 'addr', 'add', f'{v4}.1/24', 'dev', BRIDGE)
+            self.run('router', 'ip', 'addr', 'add', f'{v6}:1/64', 'dev', BRIDGE, 'nodad')
+            self.run('router', 'ip', 'link', 'set', BRIDGE, 'up')
+        rif = f'to-{h}'
+        self.run('router', 'ip', 'link', 'add', rif, 'type', 'veth',
+                 'peer', 'name', IFNAME, 'netns', self.ns[h])
+        self.run('router', 'ip', 'link', 'set', rif, 'master', BRIDGE, 'up')
+        n = SEGMENT_HOST[h]
+        self.run(h, 'ip', 'link', 'set', IFNAME, 'address', mac(h))
+        self.run(h, 'ip', 'addr', 'add', f'{v4}.{n}/24', 'dev', IFNAME)
+        self.run(h, 'ip', 'addr', 'add', f'{v6}:{n}/64', 'dev', IFNAME, 'nodad')
+        self.run(h, 'ip', 'link', 'set', IFNAME, 'up')
+        self.run(h, 'ip', 'route', 'add', 'default', 'via', f'{v4}.1')
+        self.run(h, 'ip', '-6', 'route', 'add', 'default', 'via', f'{v6}:1')
+
+    def _bridge_up(self):
+        return self.run('router', 'ip', 'link', 'show', BRIDGE, check=False).returncode == 0
 
     # ---- cleanup ----
 

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TCPCP_DEMO_H
+#define TCPCP_DEMO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "tcpcp.h"
+
+#define DEMO_TIMEOUT_MS	5000
+
+/* Pass @s to the destination at @to (tcpcp_pass_recv() there): the
+ * control connection is authenticated before @s is isolated.  Returns
+ * tcpcp_pass_send()'s result; -1: @s is ours again. */
+int demo_pass(int s, const char *to, const uint8_t *key, const void *state,
+	      size_t state_len, const struct tcpcp_pass_send_opts *o);
+/* Take a connection offered on the accepted control connection @ctl;
+ * @o (may be NULL) can refuse it by its state before it is created. */
+int demo_take(int ctl, const uint8_t *key, char **state,
+	      const struct tcpcp_pass_recv_opts *o);
+
+/* HTTP, as little as a demo needs. */
+int http_read_request(int s, char *path, size_t len);
+int send_all(int s, const void *buf, size_t len);
+int http_header(int s, int code, const char *reason, long long length, const char *extra);
+/* The file under @root for @path, refusing anything that climbs out. */
+int open_under(const char *root, const char *path);
+
+#endif

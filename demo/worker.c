@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * tcpcp-worker: a farm member for tcpcp-dispatcher.  It takes passed
+ * connections on its control address; the application state is the
+ * request path, and the worker answers it with the file under --root.
+ *
+ *   tcpcp-worker --ctl ADDR:PORT --key FILE --name NAME --root DIR
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "demo.h"
+
+const char *prog = "tcpcp-worker";
+
+static void usage(void)
+{
+	fputs("usage: tcpcp-worker --ctl ADDR:PORT --key FILE --name NAME --root DIR\n", stderr);
+	exit(2);
+}
+
+/* Ends like any server: our FIN after the data, then the client's. */
+static void finish(int s)
+{
+	char buf[512];
+
+	shutdown(s, SHUT_WR);
+	while (recv(s, buf, sizeof(buf), 0) > 0)
+		;
+	close(s);
+}
+
+static void answer(int s, const char *path, const char *root, const char *name)
+{
+	char extra[128], buf[65536];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	snprintf(extra, sizeof(extra), "X-Worker: %s\r\n", name);
+	fd = open_under(root, path);
+	if (fd < 0 || fstat(fd, &st)) {
+		const char msg[] = "404 Not Found\n";
+
+		http_header(s, 404, "Not Found", sizeof(msg) - 1, extra);
+		send_all(s, msg, sizeof(msg) - 1);
+	} else if (!http_header(s, 200, "OK", (long long)st.st_size, extra)) {
+		while ((n = read(fd, buf, sizeof(buf))) > 0 && !send_all(s, buf, (size_t)n))
+			;
+	}
+	if (fd >= 0)
+		close(fd);
+	finish(s);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "ctl", required_argument, NULL, 'c' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "root", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sigaction sa = { .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT };
+	const char *ctl_addr = NULL, *key_file = NULL, *name = "worker", *root = ".";
+	uint8_t key[TCPCP_PASS_KEY_LEN];
+	char *path;
+	int c, l, ctl, s;
+
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'c': ctl_addr = optarg; break;
+		case 'k': key_file = optarg; break;
+		case 'n': name = optarg; break;
+		case 'r': root = optarg; break;
+		default: usage();
+		}
+	}
+	if (!ctl_addr || !key_file || optind != argc)
+		usage();
+	if (tcpcp_pass_key_load(key_file, key))
+		die("%s", tcpcp_strerror());
+	l = listen_on(ctl_addr);
+	if (l < 0)
+		die("cannot listen on %s: %s", ctl_addr, strerror(-l));
+	sigaction(SIGCHLD, &sa, NULL);
+	fprintf(stderr, "%s %s: taking connections on %s\n", prog, name, ctl_addr);
+	for (;;) {
+		ctl = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		if (ctl < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			die("accept: %s", strerror(errno));
+		}
+		if (fork() == 0) {
+			close(l);
+			s = demo_take(ctl, key, &path, NULL);
+			close(ctl);
+			if (s < 0)
+				exit(1);
+			fprintf(stderr, "%s %s: serving %s\n", prog, name, path);
+			answer(s, path, root, name);
+			free(path);
+			exit(0);
+		}
+		close(ctl);
+	}
+}

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Traffic switching (paper section 2.2, step 8) as a pluggable step.  A
+ * spec names the mechanism and where it acts; most act at a gateway, in
+ * another network namespace than the caller's, so the step enters that
+ * namespace for its duration (this thread only).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "switch.h"
+
+int tcpcp_in_netns(const char *path, int (*fn)(const struct tcpcp_switch *,
+		   const struct tcpcp_tuple *), const struct tcpcp_switch *sw,
+		   const struct tcpcp_tuple *t)
+{
+	int ns, saved, err;
+
+	if (!path)
+		return fn(sw, t);
+	ns = open(path, O_RDONLY | O_CLOEXEC);
+	if (ns < 0)
+		return tcpcp_fail(errno, "switch: network namespace %s: %s", path, strerror(errno));
+	saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (saved < 0 || setns(ns, CLONE_NEWNET)) {
+		err = tcpcp_fail(errno, "switch: cannot enter %s: %s", path, strerror(errno));
+		goto out;
+	}
+	err = fn(sw, t);
+	/* Staying in the gateway's namespace would be far worse than dying. */
+	if (setns(saved, CLONE_NEWNET))
+		abort();
+out:
+	if (saved >= 0)
+		close(saved);
+	close(ns);
+	return err;
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned int b[6];
+	char end;
+	int i;
+
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &end) != 6)
+		return -EINVAL;
+	for (i = 0; i < 6; i++) {
+		if (b[i] > 0xff)
+			return -EINVAL;
+		mac[i] = (uint8_t)b[i];
+	}
+	return 0;
+}
+
+/* "NAME" -> /run/netns/NAME, "-" -> ours, a path as it is. */
+static int take_netns(struct tcpcp_switch *sw, const char *s, size_t len)
+{
+	if (len == 1 && *s == '-')
+		return 0;
+	if (!len)
+		return -EINVAL;
+	if (*s == '/')
+		sw->netns = strndup(s, len);
+	else if (asprintf(&sw->netns, "/run/netns/%.*s", (int)len, s) < 0)
+		sw->netns = NULL;
+	return sw->netns ? 0 : -ENOMEM;
+}
+
+/* KIND:NETNS:REST; REST split once more for arp (IFNAME:MAC). */
+static int parse(struct tcpcp_switch *sw, const char *spec)
+{
+	const char *ns, *rest, *mac;
+	char *end;
+
+	if (!strncmp(spec, "exec:", 5)) {
+		sw->kind = TCPCP_SW_EXEC;
+		sw->arg = strdup(spec + 5);
+		return sw->arg && *sw->arg ? 0 : -EINVAL;
+	}
+	if (!strncmp(spec, "route:", 6))
+		sw->kind = TCPCP_SW_ROUTE;
+	else if (!strncmp(spec, "flow:", 5))
+		sw->kind = TCPCP_SW_FLOW;
+	else if (!strncmp(spec, "arp:", 4))
+		sw->kind = TCPCP_SW_ARP;
+	else
+		return -EINVAL;
+	ns = strchr(spec, ':') + 1;
+	rest = strchr(ns, ':');
+	if (!rest || take_netns(sw, ns, (size_t)(rest - ns)))
+		return -EINVAL;
+	rest++;
+	switch (sw->kind) {
+	case TCPCP_SW_FLOW:
+		sw->mark = (uint32_t)strtoul(rest, &end, 0);
+		return *rest && !*end ? 0 : -EINVAL;
+	case TCPCP_SW_ARP:
+		mac = strchr(rest, ':');
+		if (!mac || mac == rest || parse_mac(mac + 1, sw->mac))
+			return -EINVAL;
+		sw->arg = strndup(rest, (size_t)(mac - rest));
+		return sw->arg ? 0 : -ENOMEM;
+	default:
+		sw->arg = strdup(rest);
+		return sw->arg && *sw->arg ? 0 : -EINVAL;
+	}
+}
+
+TCPCP_EXPORT struct tcpcp_switch *tcpcp_switch_new(const char *spec)
+{
+	struct tcpcp_switch *sw;
+
+	tcpcp_clear_error();
+	sw = calloc(1, sizeof(*sw));
+	if (!sw) {
+		tcpcp_fail(ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (parse(sw, spec)) {
+		tcpcp_fail(EINVAL, "bad switch spec '%s' (route:NETNS:VIA[,VIA], "
+			   "flow:NETNS:MARK, arp:NETNS:IFNAME:MAC or exec:COMMAND)", spec);
+		tcpcp_switch_free(sw);
+		return NULL;
+	}
+	return sw;
+}
+
+TCPCP_EXPORT void tcpcp_switch_free(struct tcpcp_switch *sw)
+{
+	if (!sw)
+		return;
+	free(sw->netns);
+	free(sw->arg);
+	free(sw);
+}
+
+static void setenv_tuple(const struct tcpcp_tuple *t)
+{
+	char a[INET6_ADDRSTRLEN], port[8];
+
+	inet_ntop(t->family, &t->local, a, sizeof(a));
+	setenv("TCPCP_LOCAL_ADDR", a, 1);
+	snprintf(port, sizeof(port), "%u", t->lport);
+	setenv("TCPCP_LOCAL_PORT", port, 1);
+	inet_ntop(t->family, &t->peer, a, sizeof(a));
+	setenv("TCPCP_PEER_ADDR", a, 1);
+	snprintf(port, sizeof(port), "%u", t->pport);
+	setenv("TCPCP_PEER_PORT", port, 1);
+	setenv("TCPCP_FAMILY", t->family == AF_INET ? "4" : "6", 1);
+}
+
+/* A hook for whatever the mechanisms here do not cover. */
+static int run_exec(const struct tcpcp_switch *sw, const struct tcpcp_tuple *t)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0)
+		return tcpcp_fail(errno, "switch: fork: %s", strerror(errno));
+	if (!pid) {
+		setenv_tuple(t);
+		execl("/bin/sh", "sh", "-c", sw->arg, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return tcpcp_fail(errno, "switch: waitpid: %s", strerror(errno));
+	if (WIFEXITED(status) && !WEXITSTATUS(status))
+		return 0;
+	return tcpcp_fail(EIO, "switch command '%s' failed (%s %d)", sw->arg,
+			  WIFEXITED(status) ? "exit" : "signal",
+			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+
+TCPCP_EXPORT int tcpcp_switch_run(const struct tcpcp_switch *sw, int s)
+{
+	static int (*const fns[])(const struct tcpcp_switch *, const struct tcpcp_tuple *) = {
+		[TCPCP_SW_ROUTE] = tcpcp_switch_route,
+		[TCPCP_SW_FLOW] = tcpcp_switch_flow,
+		[TCPCP_SW_ARP] = tcpcp_switch_arp,
+		[TCPCP_SW_EXEC] = run_exec,
+	};
+	struct tcpcp_tuple t;
+
+	tcpcp_clear_error();
+	if (tcpcp_tuple_from_socket(s, &t))
+		return -1;
+	return tcpcp_in_netns(sw->netns, fns[sw->kind], sw, &t) ? -1 : 0;
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef TCPCP_SWITCH_H
+#define TCPCP_SWITCH_H
+
+#include "internal.h"
+
+enum tcpcp_switch_kind {
+	TCPCP_SW_ROUTE,
+	TCPCP_SW_FLOW,
+	TCPCP_SW_ARP,
+	TCPCP_SW_EXEC,
+};
+
+struct tcpcp_switch {
+	enum tcpcp_switch_kind kind;
+	char *netns;		/* path; NULL: the caller's */
+	char *arg;		/* VIA list, IFNAME or COMMAND */
+	uint32_t mark;		/* flow */
+	uint8_t mac[6];		/* arp */
+};
+
+/* switch.c: run @fn inside @sw->netns, back in ours afterwards. */
+int tcpcp_in_netns(const char *path, int (*fn)(const struct tcpcp_switch *,
+		   const struct tcpcp_tuple *), const struct tcpcp_switch *sw,
+		   const struct tcpcp_tuple *t);
+
+/* One file per mechanism. */
+int tcpcp_switch_route(const struct tcpcp_switch *sw, const struct tcpcp_tuple *t);
+int tcpcp_switch_flow(const struct tcpcp_switch *sw, const struct tcpcp_tuple *t);
+int tcpcp_switch_arp(const struct tcpcp_switch *sw, const struct tcpcp_tuple *t);
+
+#endif

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#ifndef TCPCP_PASSD_COMMON_H
+#define TCPCP_PASSD_COMMON_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+extern const char *prog;
+
+void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ADDR:PORT, IPv6 in brackets. */
+int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len);
+int connect_to(const char *hostport, int timeout_ms);
+int listen_on(const char *hostport);
+void sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len);
+double now_real(void);
+
+#endif

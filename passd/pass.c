@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * tcpcp-pass: pass a live connection of another process to a destination
+ * running tcpcp-passd (or any tcpcp_pass_recv() caller).
+ *
+ *   tcpcp-pass --to ADDR:PORT --key FILE --pid PID --fd FD
+ *              [--state-file FILE | --state TEXT] [--switch-to SPEC]
+ *              [--switch-back SPEC] [--linger S] [--timeout MS]
+ *
+ * The control connection is authenticated before the connection is
+ * touched, so a wrong key or an absent destination leaves it as it was.
+ * --state-file waits for the process to write its application state once
+ * it notices the isolation (tcpcp-traffic's --state-out).
+ * Exit: 0 passed, 1 not passed (the connection continues here), 2 usage,
+ * 3 passed but not confirmed.  stdout: one JSON line with timestamps.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "freeze.h"
+#include "tcpcp.h"
+
+const char *prog = "tcpcp-pass";
+
+struct args {
+	const char *to, *key, *state_file, *state, *sw_to, *sw_back;
+	long pid, fd;
+	unsigned int linger;
+	int timeout_ms;
+};
+
+static void usage(void)
+{
+	fputs("usage: tcpcp-pass --to ADDR:PORT --key FILE --pid PID --fd FD\n"
+	      "                  [--state-file FILE | --state TEXT]\n"
+	      "                  [--switch-to SPEC] [--switch-back SPEC]\n"
+	      "                  [--linger SECONDS] [--timeout MS]\n", stderr);
+	exit(2);
+}
+
+static void parse(int argc, char **argv, struct args *a)
+{
+	static const struct option lo[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "pid", required_argument, NULL, 'p' },
+		{ "fd", required_argument, NULL, 'f' },
+		{ "state-file", required_argument, NULL, 'S' },
+		{ "state", required_argument, NULL, 's' },
+		{ "switch-to", required_argument, NULL, 'w' },
+		{ "switch-back", required_argument, NULL, 'b' },
+		{ "linger", required_argument, NULL, 'l' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*a = (struct args){ .pid = -1, .fd = -1, .linger = 60, .timeout_ms = 5000 };
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 't': a->to = optarg; break;
+		case 'k': a->key = optarg; break;
+		case 'p': a->pid = strtol(optarg, NULL, 10); break;
+		case 'f': a->fd = strtol(optarg, NULL, 10); break;
+		case 'S': a->state_file = optarg; break;
+		case 's': a->state = optarg; break;
+		case 'w': a->sw_to = optarg; break;
+		case 'b': a->sw_back = optarg; break;
+		case 'l': a->linger = (unsigned int)strtoul(optarg, NULL, 10); break;
+		case 'T': a->timeout_ms = atoi(optarg); break;
+		default: usage();
+		}
+	}
+	if (optind != argc || !a->to || !a->key || a->pid <= 0 || a->fd < 0 ||
+	    a->pid > INT_MAX || a->fd > INT_MAX || (a->state && a->state_file))
+		usage();
+}
+
+static int take_fd(long pid, long fd)
+{
+	int pidfd = pidfd_open((pid_t)pid, 0), s;
+
+	if (pidfd < 0)
+		die("cannot open process %ld: %s", pid, strerror(errno));
+	s = pidfd_getfd(pidfd, (int)fd, 0);
+	if (s < 0)
+		die("cannot take fd %ld of process %ld: %s", fd, pid, strerror(errno));
+	close(pidfd);
+	return s;
+}
+
+/* The process writes its state (atomically) once it sees the isolation. */
+static char *wait_state(const char *path, int timeout_ms, size_t *len)
+{
+	struct timespec nap = { 0, 10 * 1000 * 1000 };
+	char *buf = NULL;
+	struct stat st;
+	int fd, i;
+	ssize_t n;
+
+	for (i = 0; i < timeout_ms / 10 && stat(path, &st); i++)
+		nanosleep(&nap, NULL);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) || !(buf = malloc((size_t)st.st_size + 1)) ||
+	    (n = read(fd, buf, (size_t)st.st_size)) != st.st_size) {
+		if (fd >= 0)
+			close(fd);
+		free(buf);
+		return NULL;
+	}
+	close(fd);
+	*len = (size_t)n;
+	return buf;
+}
+
+static struct tcpcp_switch *switch_or_die(const char *spec)
+{
+	struct tcpcp_switch *sw;
+
+	if (!spec)
+		return NULL;
+	sw = tcpcp_switch_new(spec);
+	if (!sw) {
+		fprintf(stderr, "%s: %s\n", prog, tcpcp_strerror());
+		exit(2);
+	}
+	return sw;
+}
+
+int main(int argc, char **argv)
+{
+	uint8_t key[TCPCP_PASS_KEY_LEN];
+	struct tcpcp_pass_send_opts so = { 0 };
+	struct frozen frozen;
+	struct tcpcp_pass *p;
+	size_t ici_len, state_len = 0;
+	char *state = NULL;
+	double t_isolate, t_done;
+	int ctl, s, ret;
+	struct args a;
+	void *ici;
+
+	parse(argc, argv, &a);
+	so.to = switch_or_die(a.sw_to);
+	so.back = switch_or_die(a.sw_back);
+	so.linger_s = a.linger;
+	if (tcpcp_pass_key_load(a.key, key))
+		die("%s", tcpcp_strerror());
+	s = take_fd(a.pid, a.fd);
+	ctl = connect_to(a.to, a.timeout_ms);
+	if (ctl < 0)
+		die("cannot reach the destination %s: %s", a.to, strerror(-ctl));
+	p = tcpcp_pass_open(ctl, TCPCP_PASS_ORIGIN, key, a.timeout_ms);
+	if (!p)
+		die("%s", tcpcp_strerror());
+	if ((ret = freeze(&frozen, (pid_t)a.pid)))
+		die("cannot stop process %ld while taking its connection: %s", a.pid,
+		    strerror(-ret));
+	t_isolate = now_real();
+	ici = tcpcp_get_ex(s, &ici_len);
+	thaw(&frozen);
+	if (!ici)
+		die("%s", tcpcp_strerror());
+	if (a.state) {
+		state = strdup(a.state);
+		state_len = strlen(a.state);
+	} else if (a.state_file && !(state = wait_state(a.state_file, a.timeout_ms, &state_len))) {
+		/* Refuse to pass without it: the far side could not continue. */
+		if (tcpcp_release(s))
+			die("no application state in %s, and release failed: %s",
+			    a.state_file, tcpcp_strerror());
+		die("no application state in %s; the connection was released", a.state_file);
+	}
+	ret = tcpcp_pass_send(p, s, ici, ici_len, state, state_len, &so);
+	t_done = now_real();
+	if (ret < 0)
+		fprintf(stderr, "%s: %s; the connection was released and continues here\n",
+			prog, tcpcp_strerror());
+	else if (ret == TCPCP_PASS_UNCONFIRMED)
+		fprintf(stderr, "%s: %s\n", prog, tcpcp_strerror());
+	printf("{\"result\": \"%s\", \"isolated\": %.6f, \"done\": %.6f}\n",
+	       ret < 0 ? "released" : ret ? "unconfirmed" : "passed", t_isolate, t_done);
+	tcpcp_pass_free(p);
+	tcpcp_switch_free((struct tcpcp_switch *)so.to);
+	tcpcp_switch_free((struct tcpcp_switch *)so.back);
+	free(ici);
+	free(state);
+	close(ctl);
+	return ret < 0 ? 1 : ret ? 3 : 0;
+}

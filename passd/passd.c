@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * tcpcp-passd: the destination's daemon.  It accepts control connections,
+ * authenticates them, takes the offered connection and hands the active
+ * socket to COMMAND as fd 3 (TCPCP_FD=3), with the origin's application
+ * state in a file:
+ *
+ *   tcpcp-passd --listen ADDR:PORT --key FILE [--once] [--timeout MS]
+ *               [--state-dir DIR] -- COMMAND [ARGS...]
+ *
+ * In ARGS, {state} becomes the state file and {id} the session number.
+ * Each session runs in a child, so a slow or hostile origin holds up no
+ * other pass.  Failures are logged as one line naming the cause.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "tcpcp.h"
+
+const char *prog = "tcpcp-passd";
+
+struct args {
+	const char *listen, *key, *state_dir;
+	int timeout_ms, once;
+	char **cmd;
+};
+
+static void usage(void)
+{
+	fputs("usage: tcpcp-passd --listen ADDR:PORT --key FILE [--once] [--timeout MS]\n"
+	      "                   [--state-dir DIR] -- COMMAND [ARGS...]\n", stderr);
+	exit(2);
+}
+
+static void parse(int argc, char **argv, struct args *a)
+{
+	static const struct option lo[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "once", no_argument, NULL, '1' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	*a = (struct args){ .timeout_ms = 10000, .state_dir = "/tmp" };
+	while ((c = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+		switch (c) {
+		case 'l': a->listen = optarg; break;
+		case 'k': a->key = optarg; break;
+		case 'T': a->timeout_ms = atoi(optarg); break;
+		case 'd': a->state_dir = optarg; break;
+		case '1': a->once = 1; break;
+		default: usage();
+		}
+	}
+	if (!a->listen || !a->key || optind >= argc)
+		usage();
+	a->cmd = argv + optind;
+}
+
+static char *subst(const char *arg, const char *state, unsigned long id)
+{
+	char ids[24], *out;
+	const char *p;
+	size_t n = 0, cap = strlen(arg) + strlen(state) * 4 + 64;
+
+	snprintf(ids, sizeof(ids), "%lu", id);
+	out = malloc(cap);
+	if (!out)
+		die("out of memory");
+	for (p = arg; *p && n + strlen(state) + sizeof(ids) < cap; ) {
+		if (!strncmp(p, "{state}", 7)) {
+			n += (size_t)sprintf(out + n, "%s", state);
+			p += 7;
+		} else if (!strncmp(p, "{id}", 4)) {
+			n += (size_t)sprintf(out + n, "%s", ids);
+			p += 4;
+		} else {
+			out[n++] = *p++;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
+static void write_state(const char *path, const void *buf, size_t len)
+{
+	/* O_EXCL: in a shared directory, never write through someone's link. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || close(fd))
+		die("cannot write the application state to %s: %s", path, strerror(errno));
+}
+
+static void run_handler(const struct args *a, int s, const void *state, size_t len,
+			unsigned long id)
+{
+	char path[4096], **argv;
+	int i, n;
+
+	snprintf(path, sizeof(path), "%s/tcpcp-passd.%d.%lu.state", a->state_dir,
+		 (int)getppid(), id);
+	write_state(path, state, len);
+	for (n = 0; a->cmd[n]; n++)
+		;
+	argv = calloc((size_t)n + 1, sizeof(*argv));
+	if (!argv)
+		die("out of memory");
+	for (i = 0; i < n; i++)
+		argv[i] = subst(a->cmd[i], path, id);
+	/* dup2() clears close-on-exec; a socket already on 3 keeps it. */
+	if (s == 3 ? fcntl(s, F_SETFD, 0) : dup2(s, 3) < 0 || close(s))
+		die("cannot put the socket on fd 3: %s", strerror(errno));
+	setenv("TCPCP_FD", "3", 1);
+	setenv("TCPCP_STATE_FILE", path, 1);
+	execvp(argv[0], argv);
+	die("cannot run %s: %s", argv[0], strerror(errno));
+}
+
+/* One session, in its own process: it becomes the handler. */
+static void session(const struct args *a, const uint8_t *key, int ctl, unsigned long id)
+{
+	struct sockaddr_storage from;
+	socklen_t flen = sizeof(from);
+	struct tcpcp_pass *p;
+	char who[64] = "?";
+	size_t len;
+	void *state;
+	int s;
+
+	if (!getpeername(ctl, (struct sockaddr *)&from, &flen))
+		sockaddr_str(&from, who, sizeof(who));
+	p = tcpcp_pass_open(ctl, TCPCP_PASS_DEST, key, a->timeout_ms);
+	if (!p)
+		die("session %lu from %s refused: %s", id, who, tcpcp_strerror());
+	s = tcpcp_pass_recv(p, NULL, &state, &len);
+	if (s < 0)
+		die("session %lu from %s: not passed: %s", id, who, tcpcp_strerror());
+	tcpcp_pass_free(p);
+	close(ctl);
+	warnx("session %lu from %s: connection active, running %s", id, who, a->cmd[0]);
+	run_handler(a, s, state, len, id);
+}
+
+int main(int argc, char **argv)
+{
+	uint8_t key[TCPCP_PASS_KEY_LEN];
+	struct sigaction sa = { .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT };
+	unsigned long id = 0;
+	struct args a;
+	int l, ctl, status;
+	pid_t pid;
+
+	parse(argc, argv, &a);
+	if (tcpcp_pass_key_load(a.key, key))
+		die("%s", tcpcp_strerror());
+	l = listen_on(a.listen);
+	if (l < 0)
+		die("cannot listen on %s: %s", a.listen, strerror(-l));
+	if (!a.once)
+		sigaction(SIGCHLD, &sa, NULL);	/* handlers reap themselves */
+	fprintf(stderr, "%s: listening on %s\n", prog, a.listen);
+	for (;;) {
+		ctl = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		if (ctl < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			die("accept: %s", strerror(errno));
+		}
+		pid = fork();
+		if (pid < 0)
+			die("fork: %s", strerror(errno));
+		if (!pid) {
+			close(l);
+			session(&a, key, ctl, id);
+		}
+		close(ctl);
+		id++;
+		if (a.once) {
+			waitpid(pid, &status, 0);
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+		}
+	}
+}
