@@ -18,7 +18,12 @@ TOOL_SRC = $(wildcard tools/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/ici.pb-c.o
 TOOL_OBJ = $(TOOL_SRC:%.c=$(O)/%.o)
 
-all: $(O)/libtcpcp.so $(O)/libtcpcp.a $(O)/tcpcp $(O)/tcpcp.pc traffic
+# The CRIU plugin needs criu-plugin.h (scripts/criu/install-criu.sh puts
+# it under /opt/tcpcp-criu); without it `all` builds everything else.
+CRIU_INC ?= /opt/tcpcp-criu/include/criu
+PLUGIN    = $(if $(wildcard $(CRIU_INC)/criu-plugin.h),$(O)/criu-plugin/tcpcp.so)
+
+all: $(O)/libtcpcp.so $(O)/libtcpcp.a $(O)/tcpcp $(O)/tcpcp.pc traffic $(PLUGIN)
 
 $(O)/gen/ici.pb-c.c $(O)/gen/ici.pb-c.h: images/ici.proto
 	@mkdir -p $(O)/gen
@@ -46,6 +51,12 @@ $(O)/libtcpcp.a: $(LIB_OBJ)
 # shared library keeps hidden.
 $(O)/tcpcp: $(TOOL_OBJ) $(O)/libtcpcp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(O)/libtcpcp.a $(LIB_LDLIBS)
+
+# Loaded by criu (-L $(O)/criu-plugin): self-contained, libtcpcp linked in.
+$(O)/criu-plugin/tcpcp.so: plugin/tcpcp-criu.c $(O)/libtcpcp.a lib/internal.h include/tcpcp.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ilib -isystem $(CRIU_INC) $(WARN) $(CFLAGS) -fPIC -shared -fvisibility=hidden -Wl,--exclude-libs,ALL \
+		$(LDFLAGS) -o $@ $< $(O)/libtcpcp.a $(LIB_LDLIBS)
 
 $(O)/tcpcp.pc: tcpcp.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
