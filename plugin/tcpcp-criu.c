@@ -325,10 +325,11 @@ struct restore_ctx {
 static int reset_socket(int s)
 {
 	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+	int zero = 0;
 
 	if (connect(s, &sa, sizeof(sa)))
 		return tcpcp_fail(errno, "disconnect of criu's socket: %s", strerror(errno));
-	if (setsockopt(s, SOL_SOCKET, SO_DETACH_FILTER, NULL, 0) && errno != ENOENT)
+	if (setsockopt(s, SOL_SOCKET, SO_DETACH_FILTER, &zero, sizeof(zero)) && errno != ENOENT)
 		return tcpcp_fail(errno, "SO_DETACH_FILTER: %s", strerror(errno));
 	return 0;
 }
@@ -380,6 +381,84 @@ static int restore_one(pid_t pid, int fd, int s, void *arg)
 	return 0;
 }
 
+/* criu unlocks the network before RESUME_DEVICES_LATE, and until then
+ * the connection's socket does not exist here: a retransmission from the
+ * peer would meet a listener or nothing and draw a RST.  So every
+ * connection in the images is gated from the start of the restore; the
+ * create path takes the gate over and activation opens it. */
+static struct tcpcp_tuple *gated;
+static size_t ngated;
+
+static int gate_images(int dir)
+{
+	struct dirent *de;
+	int s, dfd, ret = 0;
+	DIR *d;
+
+	dfd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || !(d = fdopendir(dfd))) {
+		if (dfd >= 0)
+			close(dfd);
+		return tcpcp_fail(errno, "image directory: %s", strerror(errno));
+	}
+	/* Any socket of criu's netns, the one the tasks are restored into. */
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	while (!ret && s >= 0 && (de = readdir(d))) {
+		struct sockaddr_storage l, p;
+		struct tcpcp_tuple *t;
+		TcpcpIci *ici;
+		socklen_t sl;
+		size_t len;
+		void *img;
+
+		if (strncmp(de->d_name, "tcpcp-", 6) || !strstr(de->d_name, ".img") ||
+		    read_image(dir, de->d_name, &img, &len))
+			continue;
+		ici = tcpcp_image_decode(img, len);
+		free(img);
+		/* A bad image fails where it is matched to its socket. */
+		if (!ici || tcpcp_ici_check(ici) ||
+		    tcpcp_sockaddr_from_endpoint(ici->local, &l, &sl) ||
+		    tcpcp_sockaddr_from_endpoint(ici->peer, &p, &sl)) {
+			if (ici)
+				tcpcp_ici__free_unpacked(ici, NULL);
+			continue;
+		}
+		tcpcp_ici__free_unpacked(ici, NULL);
+		t = realloc(gated, (ngated + 1) * sizeof(*t));
+		if (!t) {
+			ret = tcpcp_fail(ENOMEM, "out of memory");
+			break;
+		}
+		gated = t;
+		tcpcp_tuple_from_sockaddrs(&l, &p, &gated[ngated]);
+		ret = tcpcp_gate_close(s, &gated[ngated]);
+		if (!ret)
+			ngated++;
+	}
+	if (s < 0)
+		ret = tcpcp_fail(errno, "socket: %s", strerror(errno));
+	else
+		close(s);
+	closedir(d);
+	return ret;
+}
+
+/* Idempotent: a restored connection's gate is already open. */
+static void ungate_images(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	size_t i;
+
+	for (i = 0; s >= 0 && i < ngated; i++)
+		tcpcp_gate_open(s, &gated[i]);
+	if (s >= 0)
+		close(s);
+	free(gated);
+	gated = NULL;
+	ngated = 0;
+}
+
 /* ---- criu entry points ----------------------------------------------------- */
 
 static int tcpcp_criu_init(int stage)
@@ -387,6 +466,11 @@ static int tcpcp_criu_init(int stage)
 	/* A marker from an earlier dump into this directory is stale. */
 	if (stage == CR_PLUGIN_STAGE__DUMP)
 		unlinkat(criu_get_image_dir(), MARKER, 0);
+	if (stage == CR_PLUGIN_STAGE__RESTORE && gate_images(criu_get_image_dir())) {
+		fprintf(stderr, "tcpcp: %s\n", tcpcp_strerror());
+		ungate_images();
+		return -1;
+	}
 	return 0;
 }
 
@@ -395,6 +479,8 @@ static void tcpcp_criu_exit(int stage, int ret)
 	int dir = criu_get_image_dir(), count = 0;
 	char why[512];
 
+	if (stage == CR_PLUGIN_STAGE__RESTORE)
+		ungate_images();
 	if (stage != CR_PLUGIN_STAGE__DUMP || ret)
 		return;
 	if (dump_all(dir, &count)) {

@@ -1,0 +1,175 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""criu dump / criu restore of a serving process with tcpcp.so.
+
+The process under test is tcpcp-traffic serving ipX:PORT at origin; the
+peer streams both ways and verifies every byte.  criu runs inside the
+serving host's network namespace (nsenter --net: `ip netns exec` would
+give it a private mount namespace, which criu refuses to dump from), so
+its nftables network lock lives in the test namespace too.
+"""
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lib import build
+from lib.capture import Capture, assert_no_rst
+from lib.netns import hostport
+from lib.traffic import Traffic, assert_hashes_match, wait_file, wait_for
+
+CRIU = Path(os.environ.get('TCPCP_CRIU', '/opt/tcpcp-criu/sbin/criu'))
+REPO = Path(__file__).resolve().parents[1]
+PORT = 5001
+MB = 1 << 20
+SEED_PEER, SEED_SERVER = 22, 11
+
+pytestmark = pytest.mark.skipif(not CRIU.exists(),
+                                reason=f'{CRIU} missing: run scripts/criu/install-criu.sh')
+
+
+def plugin_dir():
+    d = build.build_dir() / 'criu-plugin'
+    if not (d / 'tcpcp.so').exists():
+        pytest.skip(f'{d}/tcpcp.so not built (no criu-plugin.h at make time)')
+    return d
+
+
+def nsenter(topo, host, *argv):
+    return ['nsenter', f'--net=/run/netns/{topo.ns[host]}', *map(str, argv)]
+
+
+class Served:
+    """tcpcp-traffic serving ipX:PORT at host, detached from us as criu
+    wants it: its own session, no terminal, output to files."""
+
+    def __init__(self, topo, tmp, host, family, nbytes, *args):
+        self.tmp = tmp
+        self.out, self.err = tmp / 'server.out', tmp / 'server.err'
+        argv = nsenter(topo, host, build.traffic(), '--listen', hostport(topo.ipx(family), PORT),
+                       '--bytes', nbytes, '--tx-seed', SEED_SERVER, '--rx-seed', SEED_PEER,
+                       *args)
+        with open(self.out, 'w') as o, open(self.err, 'w') as e:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
+                                         start_new_session=True, env=build.env())
+        topo.procs.append(self.proc)
+        self.pid = self.proc.pid
+
+    def alive(self):
+        try:
+            with open(f'/proc/{self.pid}/stat') as f:
+                return f.read().split(') ')[1][0] not in 'ZX'
+        except OSError:
+            return False
+
+    def result(self, timeout=60):
+        """The JSON line of the (possibly restored, not our child) process."""
+        wait_for(lambda: not self.alive(), timeout, f'server pid {self.pid} to end', 0.1)
+        self.proc.poll()
+        lines = self.out.read_text().strip().splitlines()
+        assert lines, f'server printed nothing; stderr: {self.err.read_text()}'
+        import json
+        return json.loads(lines[-1])
+
+
+def criu_env():
+    """criu stops a task leaving its parasite with a hardware breakpoint;
+    in VMs that do not deliver them the dump hangs until the task makes
+    a syscall on its own.  Fault 130 (FI_NO_BREAKPOINTS) makes criu step
+    through syscalls instead, which works everywhere."""
+    e = dict(os.environ)
+    e.setdefault('CRIU_FAULT', '130')
+    return e
+
+
+def criu(topo, host, *args, check=True, timeout=60):
+    r = subprocess.run(nsenter(topo, host, CRIU, *args), capture_output=True, text=True,
+                       timeout=timeout, env=criu_env())
+    if check and r.returncode:
+        raise AssertionError(f'criu {args[0]} at {host}: exit {r.returncode}: {r.stderr.strip()}')
+    return r
+
+
+def dump(topo, host, pid, imgdir, check=True):
+    imgdir.mkdir(exist_ok=True)
+    return criu(topo, host, 'dump', '-t', pid, '-D', imgdir, '-o', 'dump.log', '-v4',
+                '--tcp-established', '--network-lock', 'nftables',
+                '-L', plugin_dir(), '--action-script', REPO / 'plugin' / 'criu-action.sh',
+                check=check)
+
+
+def restore(topo, host, imgdir, check=True):
+    return criu(topo, host, 'restore', '-d', '-D', imgdir, '-o', 'restore.log', '-v4',
+                '--tcp-close', '--network-lock', 'nftables', '-L', plugin_dir(),
+                check=check)
+
+
+def start(topo, tmp, family, nbytes=4 * MB):
+    cap = Capture(topo, 'peer', tmp / 'peer.pcap').start()
+    server = Served(topo, tmp, 'origin', family, nbytes, '--rate', '1M')
+    wait_for(lambda: 'LISTEN' in topo.run('origin', 'ss', '-Htln', f'sport = :{PORT}').stdout
+             or None, 10, 'the server to listen')
+    ready = tmp / 'peer.ready'
+    peer = Traffic(topo, 'peer', '--connect', hostport(topo.ipx(family), PORT),
+                   '--bytes', nbytes, '--tx-seed', SEED_PEER, '--rx-seed', SEED_SERVER,
+                   '--rate', '1M', '--ready', ready)
+    wait_file(ready)
+    time.sleep(1)
+    return cap, server, peer
+
+
+def checkpoint(topo, server, imgdir):
+    t0 = time.monotonic()
+    dump(topo, 'origin', server.pid, imgdir)
+    server.proc.wait(timeout=10)        # reap: restore needs the pid free
+    imgs = sorted(p.name for p in imgdir.glob('tcpcp-*.img'))
+    assert len(imgs) == 1, (imgs, (imgdir / 'dump.log').read_text()[-2000:])
+    return t0
+
+
+@pytest.mark.parametrize('family', [4, 6])
+@pytest.mark.parametrize('where', ['same', 'dest'])
+def test_dump_restore(topo, tmp_path, family, where):
+    """The stream survives a checkpoint and a restore, in place or on
+    dest after the service address moved there: both ends' hashes agree
+    and the peer never sees a RST."""
+    plugin_dir()
+    cap, server, peer = start(topo, tmp_path, family)
+    imgdir = tmp_path / 'img'
+    t0 = checkpoint(topo, server, imgdir)
+    host = 'origin' if where == 'same' else 'dest'
+    restore(topo, host, imgdir)
+    if where == 'dest':
+        # Only now: before the restore, dest had no socket for the peer's
+        # retransmissions and would have answered them with a RST.
+        topo.switch_to('dest')
+    frozen = time.monotonic() - t0
+    assert server.alive(), (imgdir / 'restore.log').read_text()[-2000:]
+    print(f'dump+restore {frozen:.3f}s')
+    a = peer.expect()
+    b = server.result()
+    assert b.get('ok'), b
+    assert_hashes_match(a, b)
+    assert_no_rst(cap.stop())
+
+
+def test_corrupt_image(topo, tmp_path):
+    """A damaged image: restore fails with one line naming the connection
+    and the cause, the process does not run on, the images stay as they
+    were."""
+    plugin_dir()
+    cap, server, peer = start(topo, tmp_path, 4)
+    imgdir = tmp_path / 'img'
+    checkpoint(topo, server, imgdir)
+    img = next(imgdir.glob('tcpcp-*.img'))
+    img.write_bytes(img.read_bytes()[:-7])
+    before = {p.name: p.read_bytes() for p in imgdir.iterdir() if p.suffix == '.img'}
+    r = restore(topo, 'origin', imgdir, check=False)
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith('tcpcp:')]
+    assert len(lines) == 1 and img.name in lines[0] and 'truncated' in lines[0], r.stderr
+    wait_for(lambda: not server.alive(), 10, 'the restored task to be killed')
+    after = {p.name: p.read_bytes() for p in imgdir.iterdir() if p.suffix == '.img'}
+    assert before == after
+    peer.proc.kill()
+    cap.stop()
