@@ -23,7 +23,7 @@ TOOL_OBJ = $(TOOL_SRC:%.c=$(O)/%.o)
 CRIU_INC ?= /opt/tcpcp-criu/include/criu
 PLUGIN    = $(if $(wildcard $(CRIU_INC)/criu-plugin.h),$(O)/criu-plugin/tcpcp.so)
 
-all: $(O)/libtcpcp.so $(O)/libtcpcp.a $(O)/tcpcp $(O)/tcpcp.pc traffic $(PLUGIN)
+all: $(O)/libtcpcp.so $(O)/libtcpcp.a $(O)/tcpcp $(O)/tcpcp.pc traffic $(PLUGIN) $(O)/zdtm/tcp_multi
 
 $(O)/gen/ici.pb-c.c $(O)/gen/ici.pb-c.h: images/ici.proto
 	@mkdir -p $(O)/gen
@@ -60,6 +60,11 @@ $(O)/criu-plugin/tcpcp.so: plugin/tcpcp-criu.c $(O)/libtcpcp.a lib/internal.h in
 
 $(O)/tcpcp.pc: tcpcp.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# A zdtm-style test program for test/test_criu.py.
+$(O)/zdtm/%: test/zdtm/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 traffic:
 	$(MAKE) -C test/traffic O=$(abspath $(O)) CFLAGS="$(CFLAGS)" LDFLAGS="$(LDFLAGS)"

@@ -7,14 +7,16 @@ serving host's network namespace (nsenter --net: `ip netns exec` would
 give it a private mount namespace, which criu refuses to dump from), so
 its nftables network lock lives in the test namespace too.
 """
+import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from lib import build
+from lib import build, cli
 from lib.capture import Capture, assert_no_rst
 from lib.netns import hostport
 from lib.traffic import Traffic, assert_hashes_match, wait_file, wait_for
@@ -44,12 +46,10 @@ class Served:
     """tcpcp-traffic serving ipX:PORT at host, detached from us as criu
     wants it: its own session, no terminal, output to files."""
 
-    def __init__(self, topo, tmp, host, family, nbytes, *args):
+    def __init__(self, topo, tmp, host, *argv):
         self.tmp = tmp
         self.out, self.err = tmp / 'server.out', tmp / 'server.err'
-        argv = nsenter(topo, host, build.traffic(), '--listen', hostport(topo.ipx(family), PORT),
-                       '--bytes', nbytes, '--tx-seed', SEED_SERVER, '--rx-seed', SEED_PEER,
-                       *args)
+        argv = nsenter(topo, host, *argv)
         with open(self.out, 'w') as o, open(self.err, 'w') as e:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
                                          start_new_session=True, env=build.env())
@@ -63,14 +63,16 @@ class Served:
         except OSError:
             return False
 
-    def result(self, timeout=60):
-        """The JSON line of the (possibly restored, not our child) process."""
+    def results(self, timeout=60):
+        """The JSON lines of the (possibly restored, not our child) process."""
         wait_for(lambda: not self.alive(), timeout, f'server pid {self.pid} to end', 0.1)
         self.proc.poll()
         lines = self.out.read_text().strip().splitlines()
         assert lines, f'server printed nothing; stderr: {self.err.read_text()}'
-        import json
-        return json.loads(lines[-1])
+        return [json.loads(ln) for ln in lines]
+
+    def result(self, timeout=60):
+        return self.results(timeout)[-1]
 
 
 def criu_env():
@@ -105,11 +107,17 @@ def restore(topo, host, imgdir, check=True):
                 check=check)
 
 
+def listening(topo, host, port):
+    wait_for(lambda: 'LISTEN' in topo.run(host, 'ss', '-Htln', f'sport = :{port}').stdout,
+             10, f'a listener on port {port} at {host}')
+
+
 def start(topo, tmp, family, nbytes=4 * MB):
     cap = Capture(topo, 'peer', tmp / 'peer.pcap').start()
-    server = Served(topo, tmp, 'origin', family, nbytes, '--rate', '1M')
-    wait_for(lambda: 'LISTEN' in topo.run('origin', 'ss', '-Htln', f'sport = :{PORT}').stdout
-             or None, 10, 'the server to listen')
+    server = Served(topo, tmp, 'origin', build.traffic(),
+                    '--listen', hostport(topo.ipx(family), PORT), '--bytes', nbytes,
+                    '--tx-seed', SEED_SERVER, '--rx-seed', SEED_PEER, '--rate', '1M')
+    listening(topo, 'origin', PORT)
     ready = tmp / 'peer.ready'
     peer = Traffic(topo, 'peer', '--connect', hostport(topo.ipx(family), PORT),
                    '--bytes', nbytes, '--tx-seed', SEED_PEER, '--rx-seed', SEED_SERVER,
@@ -119,12 +127,12 @@ def start(topo, tmp, family, nbytes=4 * MB):
     return cap, server, peer
 
 
-def checkpoint(topo, server, imgdir):
+def checkpoint(topo, server, imgdir, n=1):
     t0 = time.monotonic()
     dump(topo, 'origin', server.pid, imgdir)
     server.proc.wait(timeout=10)        # reap: restore needs the pid free
     imgs = sorted(p.name for p in imgdir.glob('tcpcp-*.img'))
-    assert len(imgs) == 1, (imgs, (imgdir / 'dump.log').read_text()[-2000:])
+    assert len(imgs) == n, (imgs, (imgdir / 'dump.log').read_text()[-2000:])
     return t0
 
 
@@ -173,3 +181,59 @@ def test_corrupt_image(topo, tmp_path):
     assert before == after
     peer.proc.kill()
     cap.stop()
+
+
+@pytest.mark.parametrize('where', ['same', 'dest'])
+def test_multi(topo, tmp_path, where):
+    """zdtm-style: one process with four connections -- accepted and
+    connected, IPv4 and IPv6, listeners open beside them -- and data
+    queued both ways at the checkpoint.  After the restore every stream
+    ends intact at both ends and the peer sees no RST."""
+    plugin_dir()
+    nbytes = 2 * MB
+    # A peer that buffers little: with it not reading, most of what we
+    # send before the checkpoint stays in our send queues.
+    topo.sysctl('peer', 'net.ipv4.tcp_rmem', '4096 65536 65536')
+    cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
+    conns = [('accept', 4), ('accept', 6), ('connect', 4), ('connect', 6)]
+    specs, peers = [], {}
+
+    def seeds(i):
+        # The peer stops reading for a while: our sends queue up here.
+        return ('--tx-seed', 200 + i, '--rx-seed', 100 + i, '--bytes', nbytes, '--rate', '1M',
+                '--read-stall', '64K:3000')
+    # Every side listens before the other connects: no setup RST.
+    for i, (kind, fam) in enumerate(conns):
+        if kind == 'accept':
+            specs.append(f'accept,{topo.ipx(fam)},{PORT + i}')
+        else:
+            specs.append(f'connect,{topo.ipx(fam)},{topo.addr("peer", fam)},{PORT + i}')
+            peers[i] = Traffic(topo, 'peer', '--listen',
+                               hostport(topo.addr('peer', fam), PORT + i), *seeds(i))
+            listening(topo, 'peer', PORT + i)
+    ready = tmp_path / 'ready'
+    prog = Served(topo, tmp_path, 'origin', build.build_dir() / 'zdtm' / 'tcp_multi',
+                  '--bytes', nbytes, '--ready', ready, *specs)
+    for i, (kind, fam) in enumerate(conns):
+        if kind == 'accept':
+            listening(topo, 'origin', PORT + i)
+            peers[i] = Traffic(topo, 'peer', '--connect', hostport(topo.ipx(fam), PORT + i),
+                               *seeds(i))
+    peers = [peers[i] for i in range(len(conns))]
+    wait_file(ready, 20)
+    time.sleep(0.5)
+    imgdir = tmp_path / 'img'
+    checkpoint(topo, prog, imgdir, n=4)
+    queues = [(ici['sendq_len'], ici['recvq_len'])
+              for ici in map(cli.show, sorted(imgdir.glob('tcpcp-*.img')))]
+    assert all(s > 0 and r > 0 for s, r in queues), queues
+    host = 'origin' if where == 'same' else 'dest'
+    restore(topo, host, imgdir)
+    if where == 'dest':
+        topo.switch_to('dest')
+    os.kill(prog.pid, signal.SIGUSR1)
+    mine = prog.results()
+    assert len(mine) == 4, (mine, prog.err.read_text())
+    for m, p in zip(mine, peers):
+        assert_hashes_match(m, p.expect())
+    assert_no_rst(cap.stop())
