@@ -49,9 +49,6 @@
 
 #define MARKER "tcpcp-failed"
 
-/* criu 3.17 knows hooks up to RESUME_DEVICES_LATE; announcing no more
- * keeps one binary loadable by 3.17 and 4.x alike. */
-#define TCPCP_MAX_HOOKS (CR_PLUGIN_HOOK__RESUME_DEVICES_LATE + 1)
 
 static int pidfd_open_(pid_t pid)
 {
@@ -149,6 +146,9 @@ struct dump_ctx {
 	size_t nseen;
 };
 
+/* One dump, several hooks: the set of sockets done is shared. */
+static struct dump_ctx dumping;
+
 static int write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
@@ -235,9 +235,8 @@ static int read_status(pid_t pid, pid_t *tgid, pid_t *tracer)
 
 /* The dumped tasks are the processes that criu -- this process -- holds
  * under ptrace right now. */
-static int dump_all(int dir, int *count)
+static int dump_all(struct dump_ctx *c)
 {
-	struct dump_ctx c = { .dir = dir };
 	pid_t self = getpid();
 	struct dirent *de;
 	int ret = 0;
@@ -251,11 +250,9 @@ static int dump_all(int dir, int *count)
 
 		if (pid <= 0 || read_status(pid, &tgid, &tracer) || tgid != pid || tracer != self)
 			continue;
-		ret = for_each_socket(pid, dump_one, &c);
+		ret = for_each_socket(pid, dump_one, c);
 	}
 	closedir(d);
-	free(c.seen);
-	*count = c.count;
 	return ret;
 }
 
@@ -459,6 +456,24 @@ static void ungate_images(void)
 	ngated = 0;
 }
 
+/* A dump whose capture failed lacks a connection: restoring it would
+ * hand the application a dead socket, so refuse, with the dump's cause. */
+static int refuse_failed_dump(int dir)
+{
+	char why[512];
+	ssize_t n;
+	int fd = openat(dir, MARKER, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, why, sizeof(why) - 1);
+	close(fd);
+	why[n > 0 ? n : 0] = 0;
+	why[strcspn(why, "\n")] = 0;
+	fprintf(stderr, "tcpcp: refusing to restore: the dump left %s (%s)\n", MARKER, why);
+	return -1;
+}
+
 /* ---- criu entry points ----------------------------------------------------- */
 
 static int tcpcp_criu_init(int stage)
@@ -466,6 +481,8 @@ static int tcpcp_criu_init(int stage)
 	/* A marker from an earlier dump into this directory is stale. */
 	if (stage == CR_PLUGIN_STAGE__DUMP)
 		unlinkat(criu_get_image_dir(), MARKER, 0);
+	if (stage == CR_PLUGIN_STAGE__RESTORE && refuse_failed_dump(criu_get_image_dir()))
+		return -1;
 	if (stage == CR_PLUGIN_STAGE__RESTORE && gate_images(criu_get_image_dir())) {
 		fprintf(stderr, "tcpcp: %s\n", tcpcp_strerror());
 		ungate_images();
@@ -476,18 +493,20 @@ static int tcpcp_criu_init(int stage)
 
 static void tcpcp_criu_exit(int stage, int ret)
 {
-	int dir = criu_get_image_dir(), count = 0;
 	char why[512];
 
 	if (stage == CR_PLUGIN_STAGE__RESTORE)
 		ungate_images();
-	if (stage != CR_PLUGIN_STAGE__DUMP || ret)
-		return;
-	if (dump_all(dir, &count)) {
-		snprintf(why, sizeof(why), "tcpcp: dump failed: %s", tcpcp_strerror());
-		fprintf(stderr, "%s\n", why);
-		mark_failed(dir, why);
+	if (stage == CR_PLUGIN_STAGE__DUMP && !ret) {
+		dumping.dir = criu_get_image_dir();
+		if (dump_all(&dumping)) {
+			snprintf(why, sizeof(why), "tcpcp: dump failed: %s", tcpcp_strerror());
+			fprintf(stderr, "%s\n", why);
+			mark_failed(dumping.dir, why);
+		}
 	}
+	free(dumping.seen);
+	memset(&dumping, 0, sizeof(dumping));
 }
 
 static int tcpcp_criu_resume_late(int pid)
@@ -513,7 +532,8 @@ __attribute__((visibility("default"))) cr_plugin_desc_t CR_PLUGIN_DESC = {
 	.init = tcpcp_criu_init,
 	.exit = tcpcp_criu_exit,
 	.version = CRIU_PLUGIN_VERSION,
-	.max_hooks = TCPCP_MAX_HOOKS,
+	/* criu calls only the hooks it knows, so 3.17 loads this too. */
+	.max_hooks = CR_PLUGIN_HOOK__MAX,
 	.hooks = {
 		[CR_PLUGIN_HOOK__RESUME_DEVICES_LATE] = (void *)tcpcp_criu_resume_late,
 	},

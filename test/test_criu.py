@@ -97,7 +97,7 @@ def dump(topo, host, pid, imgdir, check=True):
     imgdir.mkdir(exist_ok=True)
     return criu(topo, host, 'dump', '-t', pid, '-D', imgdir, '-o', 'dump.log', '-v4',
                 '--tcp-established', '--network-lock', 'nftables',
-                '-L', plugin_dir(), '--action-script', REPO / 'plugin' / 'criu-action.sh',
+                '-L', plugin_dir(), '--action-script', os.environ.get('TCPCP_CRIU_ACTION', REPO / 'plugin' / 'criu-action.sh'),
                 check=check)
 
 
@@ -237,3 +237,42 @@ def test_multi(topo, tmp_path, where):
     for m, p in zip(mine, peers):
         assert_hashes_match(m, p.expect())
     assert_no_rst(cap.stop())
+
+
+def test_dump_failure(topo, tmp_path):
+    """The plugin cannot write an image (a directory is in the way).  The
+    dump says so in one line and leaves tcpcp-failed.  Where criu runs the
+    plugin's exit hook before the post-dump action script, the script
+    fails the dump and criu rolls back: the stream goes on intact.  criu
+    4.1.1 runs the script first and kills the process anyway; then the
+    restore must refuse, naming the cause, rather than hand the process a
+    dead socket."""
+    plugin_dir()
+    cap, server, peer = start(topo, tmp_path, 4)
+    fd = next(int(f) for f in os.listdir(f'/proc/{server.pid}/fd')
+              if os.readlink(f'/proc/{server.pid}/fd/{f}').startswith('socket:')
+              and int(f) > 3)
+    imgdir = tmp_path / 'img'
+    imgdir.mkdir()
+    name = f'tcpcp-{server.pid}-{fd}.img'
+    (imgdir / name).mkdir()
+    r = dump(topo, 'origin', server.pid, imgdir, check=False)
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith('tcpcp:')]
+    assert len(lines) == 1 and name in lines[0] and 'Is a directory' in lines[0], r.stderr
+    assert name in (imgdir / 'tcpcp-failed').read_text()
+    if r.returncode:
+        assert server.alive()
+        a = peer.expect()
+        b = server.result()
+        assert b.get('ok'), b
+        assert_hashes_match(a, b)
+        assert_no_rst(cap.stop())
+        return
+    server.proc.wait(timeout=10)
+    r = restore(topo, 'origin', imgdir, check=False)
+    assert r.returncode
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith('tcpcp:')]
+    assert len(lines) == 1 and 'refusing' in lines[0] and name in lines[0], r.stderr
+    assert not server.alive()
+    peer.proc.kill()
+    cap.stop()
