@@ -127,6 +127,13 @@ def start(topo, tmp, family, nbytes=4 * MB):
     return cap, server, peer
 
 
+def silence(pkts, src, sport):
+    """The longest time the serving end sent nothing: how long the
+    connection was frozen, as the peer sees it."""
+    ts = sorted(p.ts for p in pkts if p.src == src and p.sport == sport)
+    return max(b - a for a, b in zip(ts, ts[1:]))
+
+
 def checkpoint(topo, server, imgdir, n=1):
     t0 = time.monotonic()
     dump(topo, 'origin', server.pid, imgdir)
@@ -154,12 +161,14 @@ def test_dump_restore(topo, tmp_path, family, where):
         topo.switch_to('dest')
     frozen = time.monotonic() - t0
     assert server.alive(), (imgdir / 'restore.log').read_text()[-2000:]
-    print(f'dump+restore {frozen:.3f}s')
     a = peer.expect()
     b = server.result()
     assert b.get('ok'), b
     assert_hashes_match(a, b)
-    assert_no_rst(cap.stop())
+    pkts = cap.stop()
+    assert_no_rst(pkts)
+    print(f'[{where}-v{family}] dump..restore {frozen:.3f} s, '
+          f'server silent {silence(pkts, topo.ipx(family), PORT):.3f} s')
 
 
 def test_corrupt_image(topo, tmp_path):
@@ -276,3 +285,25 @@ def test_dump_failure(topo, tmp_path):
     assert not server.alive()
     peer.proc.kill()
     cap.stop()
+
+
+@pytest.mark.parametrize('tool', ['tcpcp', 'criu'])
+def test_frozen_time(topo, tmp_path, tool):
+    """The same checkpoint and restore in place, the connection carried
+    by tcpcp.so (--tcp-close) or by criu itself (--tcp-established): both
+    keep the stream intact; the printed silences compare them."""
+    plugin_dir()
+    cap, server, peer = start(topo, tmp_path, 4)
+    imgdir = tmp_path / 'img'
+    checkpoint(topo, server, imgdir)
+    if tool == 'tcpcp':
+        restore(topo, 'origin', imgdir)
+    else:
+        criu(topo, 'origin', 'restore', '-d', '-D', imgdir, '-o', 'restore.log', '-v4',
+             '--tcp-established', '--network-lock', 'nftables')
+    a = peer.expect()
+    b = server.result()
+    assert_hashes_match(a, b)
+    pkts = cap.stop()
+    assert_no_rst(pkts)
+    print(f'[{tool}] server silent {silence(pkts, topo.ipx(4), PORT):.3f} s')
