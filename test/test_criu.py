@@ -307,3 +307,38 @@ def test_frozen_time(topo, tmp_path, tool):
     pkts = cap.stop()
     assert_no_rst(pkts)
     print(f'[{tool}] server silent {silence(pkts, topo.ipx(4), PORT):.3f} s')
+
+
+def test_restore_rewritten(topo, tmp_path):
+    """`tcpcp rewrite` gives the connection dest's own address before the
+    restore; the router translates (statelessly) between it and ipX, the
+    only address the peer knows.  The stream ends intact, no RST."""
+    plugin_dir()
+    cap, server, peer = start(topo, tmp_path, 4)
+    imgdir = tmp_path / 'img'
+    checkpoint(topo, server, imgdir)
+    img = next(imgdir.glob('tcpcp-*.img'))
+    new = topo.addr('dest', 4)
+    r = subprocess.run([build.tcpcp(), 'rewrite', img, '--local', new], capture_output=True,
+                       text=True, env=build.env())
+    assert r.returncode == 0, r.stderr
+    assert cli.show(img)['local']['addr'] == new
+    ipx = topo.ipx(4)
+    # Replies from dest are translated from the start: the restore's
+    # activation sends at once.  Towards dest only after the restore, as
+    # with the route in test_dump_restore.
+    topo.run('router', 'nft', '-f', '-', input=f"""
+        table ip tcpcp_test_nat {{
+            chain pre {{
+                type filter hook prerouting priority raw; policy accept;
+                ip saddr {new} tcp sport {PORT} notrack ip saddr set {ipx}
+            }}
+        }}""")
+    restore(topo, 'dest', imgdir)
+    topo.run('router', 'nft', 'add', 'rule', 'ip', 'tcpcp_test_nat', 'pre', 'ip', 'daddr', ipx,
+             'tcp', 'dport', PORT, 'notrack', 'ip', 'daddr', 'set', new)
+    a = peer.expect()
+    b = server.result()
+    assert b.get('ok'), b
+    assert_hashes_match(a, b)
+    assert_no_rst(cap.stop())
