@@ -16,12 +16,19 @@
  * restores pids and fd numbers as they were, which is what matches an
  * image to its socket at restore.
  *
- * The exit hook cannot fail a dump, so a failure leaves the marker file
- * tcpcp-failed (with the cause) in the image directory; the action script
- * fails post-dump when it exists, and criu then rolls back.
+ * The exit hook cannot fail a dump, so a failure prints one line and
+ * leaves the marker file tcpcp-failed (with the cause) in the image
+ * directory.  Where criu runs the plugins' exit hooks before the post-dump
+ * action script, criu-action.sh fails post-dump on the marker and criu
+ * rolls back (the process runs on).  criu 4.1.1 runs the script first and
+ * kills the process anyway; then the restore refuses the images, naming
+ * the cause, rather than restore the process without its connection.
  *
- * Restore: with --tcp-close criu recreates each connection as a TCP
- * socket in CLOSE state.  In RESUME_DEVICES_LATE (tasks still stopped,
+ * Restore: from the plugin's init on, every connection in the images is
+ * gated (tcpcp's nftables set) in criu's network namespace, so that
+ * nothing answers the peer with a RST before the socket is back.  With
+ * --tcp-close criu recreates each connection as a TCP socket in CLOSE
+ * state.  In RESUME_DEVICES_LATE (tasks still stopped,
  * network unlocked) each such socket with an image is turned back into
  * the live connection in place, so the fd the application holds is the
  * connection.  That hook's return value is ignored by criu, so a failure
