@@ -27,15 +27,20 @@ PORT = 5001
 MB = 1 << 20
 SEED_PEER, SEED_SERVER = 22, 11
 
-pytestmark = pytest.mark.skipif(not CRIU.exists(),
-                                reason=f'{CRIU} missing: run scripts/criu/install-criu.sh')
+PLUGIN_DIR = build.build_dir() / 'criu-plugin'
+
+# Checked before the topology fixture builds namespaces for nothing.
+pytestmark = [
+    pytest.mark.skipif(not CRIU.exists(),
+                       reason=f'{CRIU} missing: run scripts/criu/install-criu.sh'),
+    pytest.mark.skipif(not (PLUGIN_DIR / 'tcpcp.so').exists(),
+                       reason=f'{PLUGIN_DIR}/tcpcp.so not built (make builds it only where '
+                              'criu-plugin.h is, and never in sanitizer builds)'),
+]
 
 
 def plugin_dir():
-    d = build.build_dir() / 'criu-plugin'
-    if not (d / 'tcpcp.so').exists():
-        pytest.skip(f'{d}/tcpcp.so not built (no criu-plugin.h at make time)')
-    return d
+    return PLUGIN_DIR
 
 
 def nsenter(topo, host, *argv):
@@ -97,7 +102,7 @@ def dump(topo, host, pid, imgdir, check=True):
     imgdir.mkdir(exist_ok=True)
     return criu(topo, host, 'dump', '-t', pid, '-D', imgdir, '-o', 'dump.log', '-v4',
                 '--tcp-established', '--network-lock', 'nftables',
-                '-L', plugin_dir(), '--action-script', os.environ.get('TCPCP_CRIU_ACTION', REPO / 'plugin' / 'criu-action.sh'),
+                '-L', plugin_dir(), '--action-script', REPO / 'plugin' / 'criu-action.sh',
                 check=check)
 
 
