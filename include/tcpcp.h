@@ -68,6 +68,14 @@ struct tcpcp_create_opts {
 int tcpcp_create_ex(const void *ici, size_t len,
 		    const struct tcpcp_create_opts *opts);
 
+/* tcpcp_create_ex() on a socket the caller already has, e.g. one whose
+ * fd number must not change (a restored process's).  @s must be a TCP
+ * socket in CLOSE state; opts->s is ignored, and TCPCP_PORT_BOUND means
+ * @s is already bound.  Returns 0; on failure @s is left in repair mode
+ * (closing it sends nothing) and the caller still owns it. */
+int tcpcp_create_on(int s, const void *ici, size_t len,
+		    const struct tcpcp_create_opts *opts);
+
 /* Explicitly sized ICI access, for images read from files. */
 void *tcpcp_get_ex(int s, size_t *len);
 int tcpcp_validate(const void *ici, size_t len);

@@ -307,24 +307,23 @@ static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
 	return 0;
 }
 
-TCPCP_EXPORT int tcpcp_create_ex(const void *img, size_t len, const struct tcpcp_create_opts *opts)
+/* The one recreate path.  @s is ours to close on failure only if @own;
+ * a caller's socket is left in repair mode, which makes closing it
+ * silent. */
+static int create_on(int s, bool own, const void *img, size_t len,
+		     const struct tcpcp_create_opts *o)
 {
-	static const struct tcpcp_create_opts defaults;
-	const struct tcpcp_create_opts *o = opts ? opts : &defaults;
 	struct tcpcp_tuple t;
 	bool gated = false;
 	TcpcpIci *ici;
-	int s = -1, err;
+	int err;
 
-	tcpcp_clear_error();
 	ici = tcpcp_image_decode(img, len);
 	if (!ici)
 		return -1;
 	if (tcpcp_need_create_caps())
 		goto fail;
-	if (o->port_mode == TCPCP_PORT_BOUND) {
-		s = o->s;
-	} else {
+	if (s < 0) {
 		s = socket((int)ici->local->family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
 		if (s < 0) {
 			tcpcp_fail(errno, "socket: %s", strerror(errno));
@@ -339,12 +338,43 @@ fail:
 	err = errno;
 	if (gated)
 		tcpcp_gate_open(s, &t);
-	/* Still in repair mode: closing it sends nothing. */
-	if (s >= 0 && o->port_mode != TCPCP_PORT_BOUND)
+	if (s >= 0 && own)
 		close(s);
 	tcpcp_ici__free_unpacked(ici, NULL);
 	errno = err;
 	return -1;
+}
+
+TCPCP_EXPORT int tcpcp_create_ex(const void *img, size_t len, const struct tcpcp_create_opts *opts)
+{
+	static const struct tcpcp_create_opts defaults;
+	const struct tcpcp_create_opts *o = opts ? opts : &defaults;
+
+	tcpcp_clear_error();
+	if (o->port_mode == TCPCP_PORT_BOUND)
+		return create_on(o->s, false, img, len, o);
+	return create_on(-1, true, img, len, o);
+}
+
+TCPCP_EXPORT int tcpcp_create_on(int s, const void *img, size_t len,
+				 const struct tcpcp_create_opts *opts)
+{
+	static const struct tcpcp_create_opts defaults;
+	const struct tcpcp_create_opts *o = opts ? opts : &defaults;
+	int state = -1;
+
+	tcpcp_clear_error();
+	/* Only a socket in CLOSE (never connected, or disconnected) can take
+	 * the repair sequence; the check names anything else. */
+	if (!tcpcp_check_tcp_socket(s, &state) ||
+	    (state >= 0 && state != TCPCP_ST_CLOSE)) {
+		tcpcp_fail(EISCONN, "fd %d is not an unconnected TCP socket (state %d)", s, state);
+		return -1;
+	}
+	if (state < 0)
+		return -1;
+	tcpcp_clear_error();
+	return create_on(s, false, img, len, o) < 0 ? -1 : 0;
 }
 
 TCPCP_EXPORT int tcpcp_create(const void *img)

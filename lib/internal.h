@@ -12,6 +12,7 @@
 
 /* Kernel values that no user header exports cleanly beside <linux/tcp.h>. */
 #define TCPCP_ST_ESTABLISHED	1
+#define TCPCP_ST_CLOSE		7
 #define TCPCP_CA_NAME_MAX	16
 
 #define TCPCP_EXPORT __attribute__((visibility("default")))

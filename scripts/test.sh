@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+scripts/criu/install-criu.sh >/dev/null	# test/test_criu.py, and the plugin build
 make -j"$(nproc)" all
 make -j"$(nproc)" asan
 make -j"$(nproc)" fuzz

@@ -35,6 +35,9 @@ static const char usage[] =
 	"                                  let a recreated endpoint send and receive\n"
 	"Anywhere:\n"
 	"  show FILE [--json]              print an ICI image, like `crit show`\n"
+	"  rewrite FILE --local ADDR[:PORT]\n"
+	"                                  change the image's local address (and port),\n"
+	"                                  e.g. before a criu restore behind NAT\n"
 	"\n"
 	"Exit status: 0 success; 1 the operation failed and the connection was left as\n"
 	"it was (the message names the cause); 2 bad command line.\n"
@@ -74,6 +77,7 @@ static const struct {
 	{ "create", cmd_create },
 	{ "activate", cmd_activate },
 	{ "show", cmd_show },
+	{ "rewrite", cmd_rewrite },
 };
 
 int main(int argc, char **argv)
