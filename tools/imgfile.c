@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "tcpcp-cli.h"
 
 /* Well above any real ICI (queues are bounded by socket buffers) and
@@ -107,4 +108,21 @@ void image_abort(struct image_out *o)
 	close(o->fd);
 	o->fd = -1;
 	unlink(o->tmp);
+}
+
+/* An image file, read, decoded and validated; NULL after saying why. */
+TcpcpIci *image_load(const char *path)
+{
+	TcpcpIci *ici;
+	size_t len;
+	void *img;
+
+	img = image_read(path, &len);
+	if (!img)
+		return NULL;
+	ici = tcpcp_image_decode(img, len);
+	free(img);
+	if (!ici)
+		fail("%s: %s", path, tcpcp_strerror());
+	return ici;
 }

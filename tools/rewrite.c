@@ -90,13 +90,9 @@ int cmd_rewrite(int argc, char **argv)
 	if (parse_addr(local, &family, addr, &port))
 		die_usage("--local '%s' is not ADDR, ADDR:PORT or [ADDR]:PORT", local);
 
-	img = image_read(path, &len);
-	if (!img)
-		return EXIT_FAIL;
-	ici = tcpcp_image_decode(img, len);
-	free(img);
+	ici = image_load(path);
 	if (!ici)
-		return fail("%s: %s", path, tcpcp_strerror());
+		return EXIT_FAIL;
 	if ((int)ici->local->family != family) {
 		tcpcp_ici__free_unpacked(ici, NULL);
 		return fail("%s: the connection is %s, --local is not", path,

@@ -166,8 +166,6 @@ int cmd_show(int argc, char **argv)
 	const char *path = NULL;
 	bool json = false;
 	TcpcpIci *ici;
-	size_t len;
-	void *img;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -180,13 +178,9 @@ int cmd_show(int argc, char **argv)
 	}
 	if (!path)
 		die_usage("show: image FILE is required");
-	img = image_read(path, &len);
-	if (!img)
-		return EXIT_FAIL;
-	ici = tcpcp_image_decode(img, len);
-	free(img);
+	ici = image_load(path);
 	if (!ici)
-		return fail("show: %s: %s", path, tcpcp_strerror());
+		return EXIT_FAIL;
 	if (json)
 		show_json(ici);
 	else
