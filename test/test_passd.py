@@ -229,7 +229,7 @@ def test_per_connection_steering(topo, tmp_path):
     no socket for it, and the RST would end it.
 
     Every stream must outlast the passes however slow the build, and end
-    soon after its own: at origin the servers send at 16 KB/s and stop
+    soon after its own: at origin the servers send at 4 KB/s and stop
     reading after 64 KB, so the peers (unpaced) keep their connections
     open, blocked on a full window, with data queued both ways (small
     buffers, so that no peer can push its whole stream into them).  At
@@ -247,7 +247,7 @@ def test_per_connection_steering(topo, tmp_path):
         state = tmp_path / f'origin{i}.state'
         srv = Traffic(topo, 'origin', '--listen', hostport(ipx, base + i), '--bytes', nbytes,
                       '--tx-seed', i, '--rx-seed', 1000 + i, '--state-out', state,
-                      '--rate', '16K', '--read-stall', '64K:600000')
+                      '--rate', '4K', '--read-stall', '64K:1200000')
         conns.append({'srv': srv, 'state': state})
     for i, c in enumerate(conns):
         cli.wait_listening(topo, 'origin', base + i)
