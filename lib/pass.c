@@ -190,22 +190,25 @@ static TcpcpPassMsg *expect(struct tcpcp_pass *p, TcpcpPassMsg__Type want, const
 	return NULL;
 }
 
-/* Keep the first failure's message: it is the one that names the cause. */
+/* Keep the first failure's message: it is the one that names the cause.
+ * Whatever else goes wrong on the way back is appended to it. */
 static int rollback(struct tcpcp_pass *p, int s, const struct tcpcp_pass_send_opts *o,
 		    bool switched)
 {
-	char why[512];
+	char why[512], back[300] = "";
 	int err = errno ? errno : EIO;
 
 	snprintf(why, sizeof(why), "%s", tcpcp_strerror());
 	send_abort(p, why);
 	if (switched && o->back && tcpcp_switch_run(o->back, s))
-		fprintf(stderr, "tcpcp: switching traffic back failed: %s\n", tcpcp_strerror());
+		snprintf(back, sizeof(back), "; switching traffic back failed: %s",
+			 tcpcp_strerror());
 	if (tcpcp_release(s)) {
-		tcpcp_fail(EIO, "%s; releasing the connection failed too: %s", why, tcpcp_strerror());
+		tcpcp_fail(EIO, "%s%s; releasing the connection failed too: %s", why, back,
+			   tcpcp_strerror());
 		return -1;
 	}
-	tcpcp_fail(err, "%s", why);
+	tcpcp_fail(err, "%s%s", why, back);
 	return -1;
 }
 
@@ -228,7 +231,8 @@ static int offer(struct tcpcp_pass *p, const void *ici, size_t ici_len,
 }
 
 /* The last chance to roll back: a destination that died or gave up
- * while we switched has closed the control connection or said ABORT. */
+ * while we switched has closed the control connection or said ABORT.
+ * 1: it claims to be active already, so it must not be given a twin. */
 static int still_there(struct tcpcp_pass *p)
 {
 	TcpcpPassMsg *r;
@@ -236,12 +240,19 @@ static int still_there(struct tcpcp_pass *p)
 	if (!tcpcp_frame_pending(p))
 		return 0;
 	r = expect(p, TCPCP_PASS_MSG__TYPE__ACTIVE, "switching traffic");
-	if (r) {
-		tcpcp_pass_msg__free_unpacked(r, NULL);
-		return tcpcp_fail(EPROTO, "control connection: the destination "
-				  "activated before it was told to");
-	}
-	return -1;
+	if (!r)
+		return -1;
+	tcpcp_pass_msg__free_unpacked(r, NULL);
+	return 1;
+}
+
+/* tcpcp_close() fails only when the gate cannot be set to linger; it then
+ * keeps dropping the 4-tuple for good, and a socket in repair mode closes
+ * without a word, so the caller's fd goes in any case. */
+static void close_silently(int s, unsigned int linger_s)
+{
+	if (tcpcp_close(s, linger_s))
+		close(s);
 }
 
 TCPCP_EXPORT int tcpcp_pass_send(struct tcpcp_pass *p, int s, const void *ici, size_t ici_len,
@@ -263,8 +274,17 @@ TCPCP_EXPORT int tcpcp_pass_send(struct tcpcp_pass *p, int s, const void *ici, s
 		return rollback(p, s, o, false);
 	if (o->to && tcpcp_switch_run(o->to, s))
 		return rollback(p, s, o, true);	/* it may have half worked */
-	if (still_there(p))
+	switch (still_there(p)) {
+	case 0:
+		break;
+	case 1:
+		close_silently(s, o->linger_s);
+		tcpcp_fail(EPROTO, "the destination activated before it was told to; "
+			   "the connection was left to it");
+		return TCPCP_PASS_UNCONFIRMED;
+	default:
 		return rollback(p, s, o, true);
+	}
 	msg_init(&m, TCPCP_PASS_MSG__TYPE__ACTIVATE);
 	/* A failed send means the destination reset the control connection
 	 * before it could read ACTIVATE: it cannot have activated. */
@@ -273,8 +293,7 @@ TCPCP_EXPORT int tcpcp_pass_send(struct tcpcp_pass *p, int s, const void *ici, s
 	r = expect(p, TCPCP_PASS_MSG__TYPE__ACTIVE, "waiting for the activation");
 	if (!r && errno == ECANCELED)
 		return rollback(p, s, o, true);	/* it said it did not activate */
-	if (tcpcp_close(s, o->linger_s))
-		fprintf(stderr, "tcpcp: closing the passed socket: %s\n", tcpcp_strerror());
+	close_silently(s, o->linger_s);
 	if (!r) {
 		tcpcp_fail(ETIMEDOUT, "the destination did not confirm the activation; "
 			   "the connection was left to it");

@@ -198,7 +198,7 @@ def dropped(topo):
 def test_pass_under_loss(topo, tmp_path, family):
     """5% of forwarded TCP segments dropped, the control connection's
     included, while the connection goes to dest, back and to dest again."""
-    live = Live(topo, tmp_path, family, 3 * MB, rate='512K')
+    live = Live(topo, tmp_path, family, 4 * MB, rate='256K')
     live.passd('dest')
     live.passd('origin')
     lossy_path(topo, 5)
@@ -229,11 +229,14 @@ def test_per_connection_steering(topo, tmp_path):
     no socket for it, and the RST would end it.
 
     Every stream must outlast the passes however slow the build, and end
-    soon after its own: at origin the servers send at 16 KB/s and stop
+    soon after its own: at origin the servers send at 4 KB/s and stop
     reading after 64 KB, so the peers (unpaced) keep their connections
-    open, blocked on a full window, with data queued both ways.  At dest
-    the handlers read and write unpaced and the stream ends at once."""
-    n, base, nbytes = 100, 5100, 2 * MB
+    open, blocked on a full window, with data queued both ways (small
+    buffers, so that no peer can push its whole stream into them).  At
+    dest the handlers read and write unpaced and the stream ends at once."""
+    n, base, nbytes = 100, 5100, 4 * MB
+    topo.sysctl('origin', 'net.ipv4.tcp_rmem', '4096 65536 262144')
+    topo.sysctl('peer', 'net.ipv4.tcp_wmem', '4096 65536 262144')
     key = make_key(tmp_path / 'key')
     steering(topo, 'dest')
     d = Passd(topo, 'dest', key, tmp_path)
@@ -244,7 +247,7 @@ def test_per_connection_steering(topo, tmp_path):
         state = tmp_path / f'origin{i}.state'
         srv = Traffic(topo, 'origin', '--listen', hostport(ipx, base + i), '--bytes', nbytes,
                       '--tx-seed', i, '--rx-seed', 1000 + i, '--state-out', state,
-                      '--rate', '16K', '--read-stall', '64K:600000')
+                      '--rate', '4K', '--read-stall', '64K:1200000')
         conns.append({'srv': srv, 'state': state})
     for i, c in enumerate(conns):
         cli.wait_listening(topo, 'origin', base + i)
