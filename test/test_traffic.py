@@ -57,7 +57,9 @@ def test_short_stream_is_caught(topo):
     ipx = hostport(topo.ipx(4), PORT)
     srv = Traffic(topo, 'origin', '--listen', ipx, '--bytes', '1M')
     cli.wait_listening(topo, 'origin', PORT)
-    peer = Traffic(topo, 'peer', '--connect', ipx, '--bytes', '2M')
+    # The peer holds back its second MB, so the server ends with nothing
+    # unread: a FIN, not a RST, and the peer must notice the short stream.
+    peer = Traffic(topo, 'peer', '--connect', ipx, '--bytes', '2M', '--write-stall', '1M:5000')
     assert peer.wait() == 3, peer.describe()
     assert 'EOF at offset' in peer.err
     srv.wait()
