@@ -143,3 +143,14 @@ int open_under(const char *root, const char *path)
 	close(dir);
 	return fd;
 }
+
+/* Ends like any server: our FIN after the data, then the client's. */
+void demo_finish(int s)
+{
+	char buf[512];
+
+	shutdown(s, SHUT_WR);
+	while (recv(s, buf, sizeof(buf), 0) > 0)
+		;
+	close(s);
+}

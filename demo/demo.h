@@ -24,6 +24,8 @@ int demo_take(int ctl, const uint8_t *key, char **state,
 int http_read_request(int s, char *path, size_t len);
 int send_all(int s, const void *buf, size_t len);
 int http_header(int s, int code, const char *reason, long long length, const char *extra);
+/* Close a served connection as a server does: our FIN, then the client's. */
+void demo_finish(int s);
 /* The file under @root for @path, refusing anything that climbs out. */
 int open_under(const char *root, const char *path);
 

@@ -47,16 +47,6 @@ static void usage(void)
 	exit(2);
 }
 
-static void finish(int s)
-{
-	char buf[512];
-
-	shutdown(s, SHUT_WR);
-	while (recv(s, buf, sizeof(buf), 0) > 0)
-		;
-	close(s);
-}
-
 /* true: the connection went elsewhere */
 static bool shed(struct cfg *c, int s, const char *path, long long off)
 {
@@ -94,7 +84,7 @@ static void send_body(struct cfg *c, int s, int fd, const char *path, long long 
 		}
 		off += sent;
 	}
-	finish(s);
+	demo_finish(s);
 }
 
 static void serve_client(struct cfg *c, int s)
@@ -104,13 +94,13 @@ static void serve_client(struct cfg *c, int s)
 	int fd;
 
 	if (http_read_request(s, path, sizeof(path))) {
-		finish(s);
+		demo_finish(s);
 		return;
 	}
 	fd = open_under(c->root, path);
 	if (fd < 0 || fstat(fd, &st)) {
 		http_header(s, 404, "Not Found", 0, NULL);
-		finish(s);
+		demo_finish(s);
 		return;
 	}
 	if (!http_header(s, 200, "OK", (long long)st.st_size, NULL))

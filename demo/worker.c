@@ -26,17 +26,6 @@ static void usage(void)
 	exit(2);
 }
 
-/* Ends like any server: our FIN after the data, then the client's. */
-static void finish(int s)
-{
-	char buf[512];
-
-	shutdown(s, SHUT_WR);
-	while (recv(s, buf, sizeof(buf), 0) > 0)
-		;
-	close(s);
-}
-
 static void answer(int s, const char *path, const char *root, const char *name)
 {
 	char extra[128], buf[65536];
@@ -57,7 +46,7 @@ static void answer(int s, const char *path, const char *root, const char *name)
 	}
 	if (fd >= 0)
 		close(fd);
-	finish(s);
+	demo_finish(s);
 }
 
 int main(int argc, char **argv)

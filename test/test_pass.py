@@ -5,7 +5,6 @@ import time
 import pytest
 
 from lib import cli
-from lib.netns import hostport
 from lib.stream import MB, PORT, NEW_PORT, Stream, simple_pass
 from lib.traffic import Traffic, wait_for
 

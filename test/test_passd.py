@@ -11,11 +11,11 @@ import time
 import pytest
 
 from lib import cli, netns
-from lib.capture import Capture, assert_fin_after_data, assert_no_rst, connection
+from lib.capture import Capture, assert_no_rst
 from lib.netns import hostport
 from lib.passd import Passd, binary, make_key, pass_conn, route_switch, tsval_regressions
 from lib.traffic import Traffic, assert_hashes_match, read_state, wait_for
-from test_pass import MB, PORT, Stream
+from lib.stream import MB, Stream
 
 
 SANITIZER = ('Sanitizer', 'runtime error:')
@@ -81,19 +81,7 @@ class Live:
     def finish(self):
         """Stream.finish(), with a TSval check that tells reordering on
         the path from a clock going back."""
-        s = self.s
-        a = s.peer.expect()
-        b = s.server.expect()
-        assert a['tx'] == a['rx'] == s.nbytes
-        assert_hashes_match(a, b)
-        pkts = connection(s.cap.stop(), (s.ipx, PORT))
-        assert_no_rst(pkts)
-        assert_fin_after_data(pkts, (s.ipx, PORT), s.nbytes)
-        peer = [p for p in pkts if p.dst == s.ipx][0]
-        assert_fin_after_data(pkts, (peer.src, peer.sport), s.nbytes)
-        bad = tsval_regressions(pkts, (s.ipx, PORT))
-        assert not bad, 'TSval from ipX went back:\n' + '\n'.join(f'{x}\n{y}' for x, y in bad)
-        return pkts
+        return self.s.finish(tsval_regressions)
 
 
 @pytest.mark.parametrize('family', [4, 6])
