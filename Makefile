@@ -18,7 +18,15 @@ TOOL_SRC = $(wildcard tools/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/ici.pb-c.o
 TOOL_OBJ = $(TOOL_SRC:%.c=$(O)/%.o)
 
-all: $(O)/libtcpcp.so $(O)/libtcpcp.a $(O)/tcpcp $(O)/tcpcp.pc traffic
+# The CRIU plugin builds against Debian 12's criu-plugin.h (package criu):
+# CRIU 3.17 and 4.x both load a plugin built with its ten hooks.
+CRIU_INCLUDE ?= /usr/include/criu
+PLUGIN_SRC = $(wildcard plugin/*.c)
+PLUGIN_OBJ = $(PLUGIN_SRC:%.c=$(O)/%.o)
+# Alone in its folder: criu --lib DIR loads every *.so in DIR.
+PLUGIN_SO  = $(O)/criu-plugin/tcpcp_plugin.so
+
+all: $(O)/libtcpcp.so $(O)/libtcpcp.a $(O)/tcpcp $(O)/tcpcp.pc traffic $(PLUGIN_SO) zdtm
 
 $(O)/gen/ici.pb-c.c $(O)/gen/ici.pb-c.h: images/ici.proto
 	@mkdir -p $(O)/gen
@@ -46,6 +54,19 @@ $(O)/libtcpcp.a: $(LIB_OBJ)
 # shared library keeps hidden.
 $(O)/tcpcp: $(TOOL_OBJ) $(O)/libtcpcp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(O)/libtcpcp.a $(LIB_LDLIBS)
+
+$(O)/plugin/%.o: plugin/%.c plugin/plugin.h $(O)/gen/ici.pb-c.h lib/internal.h include/tcpcp.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ilib -isystem $(CRIU_INCLUDE) $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+# libtcpcp goes in statically: criu finds the plugin, not our library.
+# print_on_level and criu_get_image_dir come from the criu binary.
+$(PLUGIN_SO): $(PLUGIN_OBJ) $(O)/libtcpcp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,--exclude-libs,ALL -o $@ $(PLUGIN_OBJ) $(O)/libtcpcp.a $(LIB_LDLIBS)
+
+zdtm:
+	$(MAKE) -C test/zdtm O=$(abspath $(O)) CFLAGS="$(CFLAGS)" LDFLAGS="$(LDFLAGS)"
 
 $(O)/tcpcp.pc: tcpcp.pc.in
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
@@ -76,4 +97,4 @@ check-asan: asan
 clean:
 	rm -rf build build-asan
 
-.PHONY: all traffic install asan check check-asan clean
+.PHONY: all traffic zdtm install asan check check-asan clean

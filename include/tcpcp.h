@@ -66,6 +66,14 @@ struct tcpcp_create_opts {
 int tcpcp_create_ex(const void *ici, size_t len,
 		    const struct tcpcp_create_opts *opts);
 
+/* Recreate the endpoint on @s, an existing TCP socket in CLOSE state that
+ * was never connected (or was reset with connect(AF_UNSPEC)), e.g. one a
+ * checkpoint/restore tool created in its place: the process keeps its fd.
+ * opts->s is ignored; port_mode BOUND keeps @s's bound address.  Returns 0,
+ * or -1 with @s unusable and left to the caller. */
+int tcpcp_create_on(int s, const void *ici, size_t len,
+		    const struct tcpcp_create_opts *opts);
+
 /* Explicitly sized ICI access, for images read from files. */
 void *tcpcp_get_ex(int s, size_t *len);
 int tcpcp_validate(const void *ici, size_t len);

@@ -296,44 +296,73 @@ static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
 	return 0;
 }
 
-TCPCP_EXPORT int tcpcp_create_ex(const void *img, size_t len, const struct tcpcp_create_opts *opts)
+/* Build the endpoint on @s; a socket we made (@own) is closed on failure,
+ * a caller's is left to the caller. */
+static int create_on(int s, bool own, const void *img, size_t len,
+		     const struct tcpcp_create_opts *o)
 {
-	static const struct tcpcp_create_opts defaults;
-	const struct tcpcp_create_opts *o = opts ? opts : &defaults;
 	struct tcpcp_tuple t;
 	bool gated = false;
 	TcpcpIci *ici;
-	int s = -1, err;
+	int err;
 
-	tcpcp_clear_error();
 	ici = tcpcp_image_decode(img, len);
 	if (!ici)
-		return -1;
-	if (tcpcp_need_cap(CAP_NET_ADMIN, "recreate a connection in repair mode"))
 		goto fail;
-	if (o->port_mode == TCPCP_PORT_BOUND) {
-		s = o->s;
-	} else {
-		s = socket((int)ici->local->family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
-		if (s < 0) {
-			tcpcp_fail(errno, "socket: %s", strerror(errno));
-			goto fail;
-		}
-	}
-	if (build(s, ici, o, &t, &gated))
+	if (tcpcp_need_cap(CAP_NET_ADMIN, "recreate a connection in repair mode") ||
+	    build(s, ici, o, &t, &gated))
 		goto fail;
 	tcpcp_ici__free_unpacked(ici, NULL);
-	return s;
+	return 0;
 fail:
 	err = errno;
 	if (gated)
 		tcpcp_gate_open(s, &t);
 	/* Still in repair mode: closing it sends nothing. */
-	if (s >= 0 && o->port_mode != TCPCP_PORT_BOUND)
+	if (own)
 		close(s);
-	tcpcp_ici__free_unpacked(ici, NULL);
+	if (ici)
+		tcpcp_ici__free_unpacked(ici, NULL);
 	errno = err;
 	return -1;
+}
+
+TCPCP_EXPORT int tcpcp_create_ex(const void *img, size_t len, const struct tcpcp_create_opts *opts)
+{
+	static const struct tcpcp_create_opts defaults;
+	const struct tcpcp_create_opts *o = opts ? opts : &defaults;
+	TcpcpIci *ici;
+	int s, family;
+
+	tcpcp_clear_error();
+	if (o->port_mode == TCPCP_PORT_BOUND)
+		return create_on(o->s, false, img, len, o) ? -1 : o->s;
+	/* Decoded twice (here for the family): cheap next to the queues' refill. */
+	ici = tcpcp_image_decode(img, len);
+	if (!ici)
+		return -1;
+	family = (int)ici->local->family;
+	tcpcp_ici__free_unpacked(ici, NULL);
+	s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (s < 0)
+		return tcpcp_fail(errno, "socket: %s", strerror(errno)), -1;
+	return create_on(s, true, img, len, o) ? -1 : s;
+}
+
+TCPCP_EXPORT int tcpcp_create_on(int s, const void *img, size_t len,
+				 const struct tcpcp_create_opts *opts)
+{
+	static const struct tcpcp_create_opts defaults;
+	int state = -1;
+
+	tcpcp_clear_error();
+	/* Only a socket that never connected can take a connection's state. */
+	if (tcpcp_check_tcp_socket(s, &state) && state != TCPCP_ST_CLOSE)
+		return -1;
+	if (state != TCPCP_ST_CLOSE)
+		return tcpcp_fail(EISCONN, "fd %d is connected: only a closed socket can be rebuilt", s), -1;
+	tcpcp_clear_error();
+	return create_on(s, false, img, len, opts ? opts : &defaults);
 }
 
 TCPCP_EXPORT int tcpcp_create(const void *img)

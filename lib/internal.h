@@ -12,6 +12,7 @@
 
 /* Kernel values that no user header exports cleanly beside <linux/tcp.h>. */
 #define TCPCP_ST_ESTABLISHED	1
+#define TCPCP_ST_CLOSE		7
 #define TCPCP_CA_NAME_MAX	16
 
 #define TCPCP_EXPORT __attribute__((visibility("default")))
@@ -40,6 +41,9 @@ struct tcpcp_tuple {
 int tcpcp_fail(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void tcpcp_clear_error(void);
+
+/* capture.c: for the CRIU plugin, which links the archive. */
+void *tcpcp_capture_repaired(int s, size_t *len);
 
 /* image.c */
 void *tcpcp_image_encode(const TcpcpIci *ici, size_t *len);
