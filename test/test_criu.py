@@ -9,6 +9,9 @@ every byte both ways, and its capture must show no RST, no early FIN and
 no TSval going back.
 """
 import json
+import os
+import signal
+import subprocess
 import time
 
 import pytest
@@ -73,3 +76,74 @@ def test_traffic_stream(topo, tmp_path, criu, family, where):
     assert_no_rst(pkts)
     assert_fin_after_data(pkts, (ipx, PORT), nbytes)
     assert tsval_never_backwards(pkts, (ipx, PORT)), 'TSval from ipX went back'
+
+
+# ---- zdtm-style programs (test/zdtm) --------------------------------------
+
+def zdtm_bin(name):
+    from lib import build
+    return str(build.build_dir() / 'zdtm' / name)
+
+
+def addrs(topo):
+    """The service on both families at once: IPv4 and IPv6 connections,
+    and a listener of each beside them."""
+    return [hostport(topo.ipx(4), PORT), hostport(topo.ipx(6), PORT)]
+
+
+def assert_peer_saw_nothing(topo, pkts):
+    """No RST, and per connection the service's TSval never went back."""
+    assert_no_rst(pkts)
+    for fam in (4, 6):
+        ipx = topo.ipx(fam)
+        peers = {(p.dst, p.dport) for p in pkts if p.src == ipx and p.sport == PORT}
+        for peer in peers:
+            conn = connection(pkts, (ipx, PORT), peer)
+            assert tsval_never_backwards(conn, (ipx, PORT)), f'TSval went back towards {peer}'
+
+
+ZDTM = {
+    # test: (arguments for both ends, seconds between ready and dump)
+    'tcp_unread': (['--conns', 8, '--bytes', '256K', '--hold'], 0.3),
+    'tcp_stream': (['--conns', 4, '--bytes', '3M', '--rate', '2M'], 0.8),
+    'tcp_half_duplex': (['--conns', 2, '--bytes-c2s', 0, '--bytes-s2c', '2M',
+                         '--rate', '1M'], 0.8),
+    'tcp_many': (['--conns', 1000, '--bytes', '4K', '--hold'], 0.3),
+}
+
+
+def run_zdtm(topo, tmp, criu, test, where, capture=True):
+    args, settle = ZDTM[test]
+    cap = Capture(topo, 'peer', tmp / 'peer.pcap').start() if capture else None
+    sready, pready = tmp / 'server.ready', tmp / 'peer.ready'
+    server = Task(topo, 'origin', [zdtm_bin(test), *(f'--listen={a}' for a in addrs(topo)),
+                                   *args, '--ready', sready], tmp, test)
+    cli.wait_listening(topo, 'origin', PORT)
+    peer = topo.popen('peer', zdtm_bin('tcpcp-zdtm-peer'),
+                      *(f'--connect={a}' for a in addrs(topo)), *args, '--ready', pready,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_file(sready, 60)
+    wait_file(pready, 60)
+    time.sleep(settle)
+    imgs = tmp / 'img'
+    dump = criu.dump('origin', server.pid, imgs)
+    server.restored()
+    host = 'origin' if where == 'same' else 'dest'
+    restore = criu.restore(host, imgs)
+    topo.switch_to(host)
+    for pid in (server.pid, peer.pid):
+        os.kill(pid, signal.SIGUSR1)
+    out, err = peer.communicate(timeout=120)
+    server.wait(120)
+    res = server.out.read_text().strip()
+    assert peer.returncode == 0 and out.strip() == 'PASS', f'peer: {out} {err}'
+    assert res == 'PASS', f'{test}: {res} {server.err.read_text()}'
+    if cap:
+        assert_peer_saw_nothing(topo, cap.stop())
+    return dump, restore
+
+
+@pytest.mark.parametrize('where', ['same', 'other'])
+@pytest.mark.parametrize('test', ZDTM)
+def test_zdtm(topo, tmp_path, criu, test, where):
+    run_zdtm(topo, tmp_path, criu, test, where, capture=test != 'tcp_many')
