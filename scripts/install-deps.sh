@@ -11,6 +11,7 @@ PKGS=(
 	libnet1-dev libbpf-dev clang		# traffic switching, BPF
 	iproute2 tcpdump			# test topologies and captures
 	python3-pytest
+	criu		# criu-plugin.h of CRIU 3.17, which the plugin builds against
 )
 
 missing=()

@@ -120,7 +120,9 @@ class Criu:
         r.elapsed = time.monotonic() - t0
         r.log = log.read_text() if log.exists() else ''
         if check and r.returncode:
-            errs = '\n'.join(l for l in r.log.splitlines() if 'Error' in l or 'tcpcp' in l)
+            errs = '\n'.join(l for l in r.log.splitlines()
+                             if 'Error' in l or 'tcpcp:' in l or 'Warn' in l)
+            errs += '\n... ' + '\n'.join(r.log.splitlines()[-5:])
             raise AssertionError(f'criu {action} in {host}: exit {r.returncode}\n'
                                  f'{r.stderr}\n{errs[-4000:]}')
         return r
