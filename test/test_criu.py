@@ -151,20 +151,23 @@ def test_zdtm(topo, tmp_path, criu, test, where):
 
 # ---- address rewriting: restore behind NAT -------------------------------
 
-def nat_to(topo, family, peer, new_addr):
+def nat_to(topo, family, peer, new_addr, way):
     """Stateless translation at the router for one flow: the peer keeps
-    talking to ipX, the router sends it to new_addr at dest and makes the
-    answers come from ipX again (what a NAT or a flow steerer in front of
-    the service would do)."""
+    talking to ipX, the router sends it to new_addr at dest ('in') and
+    makes the answers come from ipX again ('out'), as a NAT or a flow
+    steerer in front of the service would."""
     ip = 'ip' if family == 4 else 'ip6'
     ipx = topo.ipx(family)
     t = 'inet tcpcp-test-nat'
     rules = [f'add table {t}',
-             f'add chain {t} pre {{ type filter hook prerouting priority -300; policy accept; }}',
-             f'add rule {t} pre {ip} saddr {peer[0]} tcp sport {peer[1]} {ip} daddr {ipx} '
-             f'tcp dport {PORT} {ip} daddr set {new_addr}',
-             f'add rule {t} pre iifname "to-dest" {ip} saddr {new_addr} tcp sport {PORT} '
-             f'{ip} daddr {peer[0]} tcp dport {peer[1]} {ip} saddr set {ipx}']
+             f'add chain {t} pre {{ type filter hook prerouting priority -300; policy accept; }}']
+    if way == 'in':
+        rules.append(f'add rule {t} pre {ip} saddr {peer[0]} tcp sport {peer[1]} '
+                     f'{ip} daddr {ipx} tcp dport {PORT} {ip} daddr set {new_addr}')
+    else:
+        rules.append(f'add rule {t} pre iifname "to-dest" {ip} saddr {new_addr} '
+                     f'tcp sport {PORT} {ip} daddr {peer[0]} tcp dport {peer[1]} '
+                     f'{ip} saddr set {ipx}')
     topo.run('router', 'nft', '-f', '-', input='\n'.join(rules) + '\n')
 
 
@@ -214,10 +217,14 @@ def test_restore_behind_nat(topo, tmp_path, criu, family):
     new = topo.addr('dest', family)
     out = tcpcp_edit('--local', new, *imgs.glob('tcpcp-*.img'))
     assert f'-> {hostport(new, PORT)}' in out, out
+    # Outbound first: the restored endpoint's first segment (its window
+    # probe) must reach the peer as coming from ipX.  Inbound only once
+    # the endpoint exists, or the peer's retransmission would draw a RST.
+    nat_to(topo, family, peer_end, new, 'out')
     criu.restore('dest', imgs)
+    nat_to(topo, family, peer_end, new, 'in')
     local = [s['local'] for s in cli.established(topo, 'dest')]
     assert (new, PORT) in local, local
-    nat_to(topo, family, peer_end, new)
     finish_stream(topo, family, cap, server, peer, nbytes)
 
 
@@ -287,6 +294,10 @@ def test_restore_failure_then_retry(topo, tmp_path, criu, family, why):
     if why != 'tuple-taken':
         assert not cli.established(topo, 'dest'), 'a connection was left behind'
     fix()
+    # CRIU restores the same pid: the killed try must be gone first.
+    from lib.traffic import wait_for
+    wait_for(lambda: not os.path.exists(f'/proc/{server.pid}'), 20,
+             f'pid {server.pid} to be reaped')
     criu.restore('dest', imgs)
     topo.switch_to('dest')
     finish_stream(topo, family, cap, server, peer, nbytes)
