@@ -354,10 +354,23 @@ void zdtm_pump(struct zconn *c, unsigned int n, const struct zopts *o, bool serv
 	}
 }
 
+/* --rate is shared evenly: each connection gets its part, so that all of
+ * them are mid-transfer at any moment rather than the first ones done. */
+static size_t conn_budget(const struct zconn *c, const struct zopts *o, unsigned int n,
+			  uint64_t t_ms)
+{
+	uint64_t allow;
+
+	if (!o->rate)
+		return SIZE_MAX;
+	allow = o->rate * (t_ms + 20) / 1000 / n;
+	return allow > c->tx_off ? (size_t)(allow - c->tx_off) : 0;
+}
+
 void zdtm_run(struct zconn *c, unsigned int n, const struct zopts *o, bool server)
 {
 	struct pollfd *p = calloc(n, sizeof(*p));
-	uint64_t start = now_ms(), sent = 0;
+	uint64_t start = now_ms();
 	unsigned int i, left;
 
 	(void)server;
@@ -366,13 +379,7 @@ void zdtm_run(struct zconn *c, unsigned int n, const struct zopts *o, bool serve
 	for (;;) {
 		bool may_read = !o->hold || zdtm_go;
 		uint64_t t = now_ms() - start;
-		size_t budget = SIZE_MAX;
 
-		if (o->rate) {
-			uint64_t allow = o->rate * (t + 10) / 1000;
-
-			budget = allow > sent ? (size_t)(allow - sent) : 0;
-		}
 		left = 0;
 		for (i = 0; i < n; i++) {
 			p[i].fd = c[i].fd;
@@ -380,7 +387,7 @@ void zdtm_run(struct zconn *c, unsigned int n, const struct zopts *o, bool serve
 			if (done(&c[i]))
 				continue;
 			left++;
-			if (c[i].tx_off < c[i].tx_total && budget)
+			if (c[i].tx_off < c[i].tx_total && conn_budget(&c[i], o, n, t))
 				p[i].events |= POLLOUT;
 			if (may_read && !c[i].rx_eof)
 				p[i].events |= POLLIN;
@@ -389,15 +396,11 @@ void zdtm_run(struct zconn *c, unsigned int n, const struct zopts *o, bool serve
 			break;
 		if (t > o->timeout_s * 1000ull)
 			zdtm_fail("timed out with %u connection(s) unfinished", left);
-		if (poll(p, n, 20) < 0 && errno != EINTR)
+		if (poll(p, n, 10) < 0 && errno != EINTR)
 			zdtm_fail("poll: %s", strerror(errno));
 		for (i = 0; i < n; i++) {
-			if (p[i].revents & (POLLOUT | POLLERR | POLLHUP) && budget) {
-				size_t m = tx_step(&c[i], o, budget);
-
-				sent += m;
-				budget -= m;
-			}
+			if (p[i].revents & (POLLOUT | POLLERR | POLLHUP))
+				tx_step(&c[i], o, conn_budget(&c[i], o, n, t));
 			if (p[i].revents & (POLLIN | POLLERR | POLLHUP) && may_read)
 				rx_step(&c[i], o);
 			maybe_shut(&c[i]);

@@ -41,7 +41,7 @@ struct zopts {
 	unsigned int conns;	/* in all, spread over the addresses */
 	uint64_t bytes_c2s, bytes_s2c;
 	uint64_t seed;
-	uint64_t rate;		/* bytes/s per direction in all, 0: no limit */
+	uint64_t rate;		/* bytes/s per direction, shared by all connections; 0: no limit */
 	bool hold;		/* no reads before SIGUSR1 */
 	const char *ready;
 	unsigned int timeout_s;
