@@ -18,7 +18,7 @@ import pytest
 
 from lib import cli
 from lib.capture import (Capture, assert_fin_after_data, assert_no_rst, connection,
-                         tsval_never_backwards)
+                         seq_before, tsval_never_backwards)
 from lib.criu import Criu, Task, asan_build
 from lib.netns import hostport
 from lib.traffic import Traffic, assert_hashes_match, wait_file
@@ -94,12 +94,8 @@ def addrs(topo):
 def assert_peer_saw_nothing(topo, pkts):
     """No RST, and per connection the service's TSval never went back."""
     assert_no_rst(pkts)
-    for fam in (4, 6):
-        ipx = topo.ipx(fam)
-        peers = {(p.dst, p.dport) for p in pkts if p.src == ipx and p.sport == PORT}
-        for peer in peers:
-            conn = connection(pkts, (ipx, PORT), peer)
-            assert tsval_never_backwards(conn, (ipx, PORT)), f'TSval went back towards {peer}'
+    view = peer_view(topo, pkts)
+    assert not view['tsval_backwards'], view
 
 
 ZDTM = {
@@ -305,23 +301,39 @@ def test_restore_failure_then_retry(topo, tmp_path, criu, family, why):
 
 # ---- the plugin against CRIU's own --tcp-established ----------------------
 
+# Linux itself stamps a pure ACK now and then with a TSval a few ms older
+# than the data segment just before it (a cached per-socket clock), most
+# visibly with a thousand busy connections.  A restore gone wrong moves the
+# clock back by the dump's duration or to a random value: allow 100 ticks.
+TS_SLACK = 100
+
+
 def peer_view(topo, pkts):
     """What the peer saw of the service: how long it heard nothing at all
     from it (the time the connections were frozen, as the peer lives it),
-    RSTs, and connections whose TSval went back."""
-    backwards, conns = 0, 0
-    for fam in (4, 6):
-        ipx = topo.ipx(fam)
-        peers = {(p.dst, p.dport) for p in pkts if p.src == ipx and p.sport == PORT}
-        for peer in peers:
-            conns += 1
-            conn = connection(pkts, (ipx, PORT), peer)
-            backwards += not tsval_never_backwards(conn, (ipx, PORT))
-    ts = sorted(p.ts for p in pkts if p.sport == PORT and p.src in (topo.ipx(4), topo.ipx(6)))
-    silence = max(b - a for a, b in zip(ts, ts[1:]))
+    RSTs, and connections whose TSval went back.  One pass: a capture of
+    1000 connections holds a lot of segments."""
+    ipxs = (topo.ipx(4), topo.ipx(6))
+    last_ts, backwards, times = {}, set(), []
+    for p in pkts:
+        if p.src not in ipxs or p.sport != PORT:
+            continue
+        times.append(p.ts)
+        key = (p.dst, p.dport)
+        val = p.opts.get('ts', (None,))[0]
+        if val is not None:
+            top = last_ts.get(key)
+            if top is not None and seq_before((val + TS_SLACK) & 0xffffffff, top):
+                backwards.add(key)
+            if top is None or seq_before(top, val):
+                last_ts[key] = val
+        else:
+            last_ts.setdefault(key, None)
+    times.sort()
+    silence = max(b - a for a, b in zip(times, times[1:]))
     rst = sum(1 for p in pkts if p.flags & 4)
-    return {'conns': conns, 'frozen_ms': round(silence * 1000), 'rst': rst,
-            'tsval_backwards': backwards}
+    return {'conns': len(last_ts), 'frozen_ms': round(silence * 1000), 'rst': rst,
+            'tsval_backwards': len(backwards)}
 
 
 def compare_one(topo, tmp, criu, plugin, args):
@@ -352,8 +364,8 @@ def compare_one(topo, tmp, criu, plugin, args):
 
 
 # 4 MB/s in all, so that the capture keeps up with every segment.
-COMPARE = {100: ['--conns', 100, '--bytes', '256K', '--rate', '4M'],
-           1000: ['--conns', 1000, '--bytes', '24K', '--rate', '4M']}
+COMPARE = {100: ['--conns', 100, '--bytes', '512K', '--rate', '4M'],
+           1000: ['--conns', 1000, '--bytes', '48K', '--rate', '4M']}
 
 
 @pytest.mark.parametrize('conns', COMPARE)
