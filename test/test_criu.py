@@ -145,6 +145,48 @@ def test_zdtm(topo, tmp_path, criu, test, where):
     run_zdtm(topo, tmp_path, criu, test, where, capture=test != 'tcp_many')
 
 
+CLIENT_ARGS = ['--conns', 8, '--bytes', '3M', '--rate', '2M']
+PEER_PORT = 6000
+
+
+@pytest.mark.parametrize('where', ['same', 'other'])
+def test_zdtm_client(topo, tmp_path, criu, where):
+    """The dumped process is the client: it connected to the peer from
+    ipX (both families) and an ephemeral port."""
+    cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
+    peer_addrs = [hostport(topo.addr('peer', f), PEER_PORT) for f in (4, 6)]
+    sources = [hostport(topo.ipx(f), 0) for f in (4, 6)]
+    pready, cready = tmp_path / 'peer.ready', tmp_path / 'client.ready'
+    peer = topo.popen('peer', zdtm_bin('tcpcp-zdtm-peer'),
+                      *(f'--listen={a}' for a in peer_addrs), *CLIENT_ARGS,
+                      '--ready', pready, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      text=True)
+    wait_file(pready, 30)
+    client = Task(topo, 'origin', [zdtm_bin('tcp_client'),
+                                   *(f'--connect={a}' for a in peer_addrs),
+                                   *(f'--source={a}' for a in sources), *CLIENT_ARGS,
+                                   '--ready', cready], tmp_path, 'tcp_client')
+    wait_file(cready, 30)
+    ports = sorted(s['local'] for s in cli.established(topo, 'origin'))
+    time.sleep(0.8)
+    imgs = tmp_path / 'img'
+    criu.dump('origin', client.pid, imgs)
+    client.restored()
+    host = 'origin' if where == 'same' else 'dest'
+    criu.restore(host, imgs)
+    assert sorted(s['local'] for s in cli.established(topo, host)) == ports
+    topo.switch_to(host)
+    out, err = peer.communicate(timeout=120)
+    client.wait(120)
+    res = client.out.read_text().strip()
+    assert peer.returncode == 0 and out.strip() == 'PASS', f'peer: {out} {err}'
+    assert res == 'PASS', f'tcp_client: {res} {client.err.read_text()}'
+    pkts = cap.stop()
+    assert_no_rst(pkts)
+    view = peer_view(topo, pkts, port=None)
+    assert view['conns'] == 8 and not view['tsval_backwards'], view
+
+
 # ---- address rewriting: restore behind NAT -------------------------------
 
 def nat_to(topo, family, peer, new_addr, way):
@@ -308,7 +350,7 @@ def test_restore_failure_then_retry(topo, tmp_path, criu, family, why):
 TS_SLACK = 100
 
 
-def peer_view(topo, pkts):
+def peer_view(topo, pkts, port=PORT):
     """What the peer saw of the service: how long it heard nothing at all
     from it (the time the connections were frozen, as the peer lives it),
     RSTs, and connections whose TSval went back.  One pass: a capture of
@@ -316,10 +358,10 @@ def peer_view(topo, pkts):
     ipxs = (topo.ipx(4), topo.ipx(6))
     last_ts, backwards, times = {}, set(), []
     for p in pkts:
-        if p.src not in ipxs or p.sport != PORT:
+        if p.src not in ipxs or (port is not None and p.sport != port):
             continue
         times.append(p.ts)
-        key = (p.dst, p.dport)
+        key = (p.src, p.sport, p.dst, p.dport)
         val = p.opts.get('ts', (None,))[0]
         if val is not None:
             top = last_ts.get(key)

@@ -2,7 +2,7 @@
 /*
  * tcpcp-zdtm-peer: the other end of every test connection, in its own
  * namespace.  Connects --conns times (round robin over --connect
- * addresses), streams and verifies like the test does, prints PASS only
+ * addresses), or with --listen accepts them (for tcp_client), streams and verifies like the test does, prints PASS only
  * if every byte in both directions arrived intact and in order.
  */
 #include <stdlib.h>
@@ -11,11 +11,14 @@
 
 #include "zdtm.h"
 
+/* Connects, unless the address list came with --listen... which
+ * getopt cannot tell apart: a first argument "--listen" selects it. */
 int main(int argc, char **argv)
 {
+	bool listening = argc > 1 && !strncmp(argv[1], "--listen", 8);
 	struct zopts o;
 	struct zconn *c;
-	unsigned int i;
+	int lfd[4], i;
 
 	zdtm_parse(argc, argv, &o, "");
 	zdtm_signals();
@@ -23,17 +26,20 @@ int main(int argc, char **argv)
 	c = calloc(o.conns, sizeof(*c));
 	if (!c)
 		zdtm_fail("out of memory");
-	for (i = 0; i < o.conns; i++) {
-		int fd = zdtm_connect(o.addr[i % (unsigned int)o.naddr]);
-		uint8_t h[8] = { (uint8_t)i, (uint8_t)(i >> 8), (uint8_t)(i >> 16), (uint8_t)(i >> 24) };
-
-		if (send(fd, h, sizeof(h), 0) != sizeof(h))
-			zdtm_fail("connection %u: cannot send its header", i);
-		zdtm_conn_init(&c[i], fd, i, &o, false);
+	if (listening) {
+		/* The far end of tcp_client: the peer is the server here, but
+		 * the streams keep their roles (c2s from the connecting side). */
+		for (i = 0; i < o.naddr; i++)
+			lfd[i] = zdtm_listen(o.addr[i]);
+		zdtm_ready(&o);
+		zdtm_accept_all(lfd, o.naddr, c, &o);
+	} else {
+		zdtm_connect_all(c, &o, false);
 	}
 	if (o.hold)
 		zdtm_pump(c, o.conns, &o, false, false);
-	zdtm_ready(&o);
-	zdtm_run(c, o.conns, &o, false);
+	if (!listening)
+		zdtm_ready(&o);
+	zdtm_run(c, o.conns, &o, listening);
 	zdtm_pass();
 }

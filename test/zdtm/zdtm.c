@@ -68,7 +68,8 @@ void zdtm_parse(int argc, char **argv, struct zopts *o, const char *usage_extra)
 		{ "bytes-c2s", 1, NULL, 'c' }, { "bytes-s2c", 1, NULL, 's' },
 		{ "seed", 1, NULL, 'S' }, { "rate", 1, NULL, 'r' },
 		{ "hold", 0, NULL, 'H' }, { "ready", 1, NULL, 'R' },
-		{ "timeout", 1, NULL, 't' }, { NULL, 0, NULL, 0 },
+		{ "timeout", 1, NULL, 't' }, { "source", 1, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
@@ -92,6 +93,11 @@ void zdtm_parse(int argc, char **argv, struct zopts *o, const char *usage_extra)
 		case 'H': o->hold = true; break;
 		case 'R': o->ready = optarg; break;
 		case 't': o->timeout_s = (unsigned int)num(optarg, "timeout"); break;
+		case 'a':
+			if (o->nsource == 4)
+				zdtm_fail("at most 4 sources");
+			o->source[o->nsource++] = optarg;
+			break;
 		default:
 			fprintf(stderr, "usage: %s (--listen|--connect) ADDR:PORT... [--conns N]\n"
 				"  [--bytes N | --bytes-c2s N --bytes-s2c N] [--seed S] [--rate B/S]\n"
@@ -186,15 +192,38 @@ int zdtm_listen(const char *addr)
 	return s;
 }
 
-int zdtm_connect(const char *addr)
+int zdtm_connect(const char *addr, const char *source)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss, src;
 	socklen_t len = zdtm_sockaddr(addr, &ss);
 	int s = socket(ss.ss_family, SOCK_STREAM, 0);
 
-	if (s < 0 || connect(s, (struct sockaddr *)&ss, len))
+	if (s < 0)
+		zdtm_fail("socket: %s", strerror(errno));
+	if (source) {
+		socklen_t slen = zdtm_sockaddr(source, &src);
+
+		if (bind(s, (struct sockaddr *)&src, slen))
+			zdtm_fail("bind to %s: %s", source, strerror(errno));
+	}
+	if (connect(s, (struct sockaddr *)&ss, len))
 		zdtm_fail("connect to %s: %s", addr, strerror(errno));
 	return s;
+}
+
+void zdtm_connect_all(struct zconn *c, const struct zopts *o, bool server)
+{
+	unsigned int i;
+
+	for (i = 0; i < o->conns; i++) {
+		unsigned int a = i % (unsigned int)o->naddr;
+		int fd = zdtm_connect(o->addr[a], (int)a < o->nsource ? o->source[a] : NULL);
+		uint8_t h[8] = { (uint8_t)i, (uint8_t)(i >> 8), (uint8_t)(i >> 16), (uint8_t)(i >> 24) };
+
+		if (send(fd, h, sizeof(h), 0) != sizeof(h))
+			zdtm_fail("connection %u: cannot send its header", i);
+		zdtm_conn_init(&c[i], fd, i, o, server);
+	}
 }
 
 /* ---- the streams ---- */

@@ -38,6 +38,8 @@ struct zconn {
 struct zopts {
 	const char *addr[4];	/* --listen or --connect, repeatable */
 	int naddr;
+	const char *source[4];	/* --source: local address for the i-th --connect */
+	int nsource;
 	unsigned int conns;	/* in all, spread over the addresses */
 	uint64_t bytes_c2s, bytes_s2c;
 	uint64_t seed;
@@ -58,7 +60,9 @@ __attribute__((noreturn)) void zdtm_pass(void);
 
 socklen_t zdtm_sockaddr(const char *s, struct sockaddr_storage *ss);
 int zdtm_listen(const char *addr);
-int zdtm_connect(const char *addr);
+int zdtm_connect(const char *addr, const char *source);
+/* The peer side: --conns connections over the --connect addresses. */
+void zdtm_connect_all(struct zconn *c, const struct zopts *o, bool server);
 
 /* Drive all connections until complete; returns only on success. */
 void zdtm_run(struct zconn *c, unsigned int n, const struct zopts *o, bool server);
