@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -63,6 +64,12 @@ void tcpcp_tuple_str(const struct tcpcp_tuple *t, char *buf, size_t len);
 int tcpcp_gate_close(int s, const struct tcpcp_tuple *t);
 int tcpcp_gate_open(int s, const struct tcpcp_tuple *t);
 int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs);
+int tcpcp_gate_close_many(int s, const struct tcpcp_tuple *t, size_t n);
+int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n);
+
+/* activate.c: tcpcp_activate_ex() for a connection whose gate the caller
+ * opened already (with tcpcp_gate_open_many()). */
+int tcpcp_activate_ungated(int s, const void *img, size_t len);
 
 /* repair.c: thin wrappers with the kernel's names. */
 int tcpcp_repair(int s, int mode);

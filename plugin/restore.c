@@ -43,9 +43,11 @@
 struct conn {
 	pid_t nspid;
 	int fd;
-	bool done;
+	bool done;		/* live again */
 	bool gated;
 	struct tcpcp_tuple t;
+	int s;			/* rebuilt, awaiting activation; else -1 */
+	bool reuseaddr;		/* SO_REUSEADDR to put back after repair */
 };
 
 static struct conn *conns;
@@ -120,9 +122,9 @@ static int netns_handle(void)
 	return s;
 }
 
-static int gate_early(int dir, int ns, struct conn *c)
+static int read_tuple(int dir, struct conn *c)
 {
-	char name[64], conn[128];
+	char name[64];
 	size_t len = 0;
 	void *img;
 	int err;
@@ -132,35 +134,39 @@ static int gate_early(int dir, int ns, struct conn *c)
 	if (!err && image_tuple(img, len, &c->t))
 		err = -EBADMSG;
 	free(img);
-	if (err) {
+	if (err)
 		pr_err("image %s is unusable: %s (dump again, or restore without --lib)\n",
 		       name, err == -EBADMSG ? tcpcp_strerror() : strerror(-err));
-		return -1;
-	}
-	tcpcp_tuple_str(&c->t, conn, sizeof(conn));
-	if (tcpcp_gate_close(ns, &c->t)) {
-		pr_err("cannot gate connection %s (%s): %s\n", conn, name, tcpcp_strerror());
-		return -1;
-	}
-	c->gated = true;
-	return 0;
+	return err;
 }
 
+/* One nftables transaction for all: CRIU has not started the tasks yet. */
 static int gate_all(int dir)
 {
+	struct tcpcp_tuple *t;
 	int ns, err = 0;
 	size_t i;
 
 	if (!nconns)
 		return 0;
-	ns = netns_handle();
-	if (ns < 0)
+	t = calloc(nconns, sizeof(*t));
+	if (!t)
 		return -1;
 	for (i = 0; i < nconns && !err; i++)
-		err = gate_early(dir, ns, &conns[i]);
-	close(ns);
-	if (err)
-		restore_fini(false);
+		if (!(err = read_tuple(dir, &conns[i])))
+			t[i] = conns[i].t;
+	ns = err ? -1 : netns_handle();
+	if (ns >= 0) {
+		err = tcpcp_gate_close_many(ns, t, nconns);
+		if (err)
+			pr_err("cannot gate the connections to restore: %s\n", tcpcp_strerror());
+		close(ns);
+	} else {
+		err = -1;
+	}
+	for (i = 0; i < nconns; i++)
+		conns[i].gated = !err;
+	free(t);
 	return err;
 }
 
@@ -183,7 +189,7 @@ int restore_init(void)
 		return -1;
 	}
 	while ((de = readdir(d))) {
-		struct conn c = { 0 };
+		struct conn c = { .s = -1 };
 		struct conn *p;
 		char tail;
 
@@ -225,19 +231,20 @@ static int clear_placeholder(int s)
 	return 0;
 }
 
-static int rebuild(int s, const void *img, size_t len)
+static bool image_reuseaddr(const void *img, size_t len)
 {
-	struct tcpcp_create_opts o = { .port_mode = TCPCP_PORT_SAME };
+	TcpcpIci *ici = tcpcp_image_decode(img, len);
+	bool v = ici && ici->sockopts && ici->sockopts->has_reuseaddr && ici->sockopts->reuseaddr;
 
-	if (clear_placeholder(s) ||
-	    tcpcp_create_on(s, img, len, &o) ||
-	    tcpcp_activate_ex(s, img, len))
-		return -1;
-	return 0;
+	if (ici)
+		tcpcp_ici__free_unpacked(ici, NULL);
+	return v;
 }
 
-static int restore_conn(int dir, int pidfd, struct conn *c)
+/* Rebuild on the placeholder; it stays gated and in repair mode. */
+static int rebuild_conn(int dir, int pidfd, struct conn *c)
 {
+	struct tcpcp_create_opts o = { .port_mode = TCPCP_PORT_SAME };
 	char name[64], conn[128] = "";
 	size_t len = 0;
 	void *img;
@@ -257,23 +264,81 @@ static int restore_conn(int dir, int pidfd, struct conn *c)
 		free(img);
 		return s;
 	}
-	err = rebuild(s, img, len) ? -errno : 0;
-	if (err)
+	if (clear_placeholder(s) || tcpcp_create_on(s, img, len, &o)) {
+		err = -errno;
 		pr_err("cannot restore connection %s (%s, task %d fd %d): %s\n",
 		       conn, name, c->nspid, c->fd, tcpcp_strerror());
-	else
-		pr_info("restored %s on task %d fd %d\n", conn, c->nspid, c->fd);
-	close(s);
+		close(s);
+	} else {
+		c->s = s;
+		c->reuseaddr = image_reuseaddr(img, len);
+	}
 	free(img);
-	c->done = !err;
+	return err;
+}
+
+/* Let it run: out of repair mode (a window probe), SO_REUSEADDR back. */
+static int start_conn(struct conn *c)
+{
+	char conn[128];
+	int one = 1;
+
+	tcpcp_tuple_str(&c->t, conn, sizeof(conn));
+	if (tcpcp_activate_ungated(c->s, NULL, 0) ||
+	    (c->reuseaddr && setsockopt(c->s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) &&
+	     tcpcp_fail(errno, "SO_REUSEADDR: %s", strerror(errno)))) {
+		pr_err("cannot start restored connection %s (task %d fd %d): %s\n",
+		       conn, c->nspid, c->fd, tcpcp_strerror());
+		return -1;
+	}
+	c->done = true;
+	pr_debug("restored %s on task %d fd %d\n", conn, c->nspid, c->fd);
+	return 0;
+}
+
+/* All connections of the task are rebuilt first, then their gates open
+ * in one transaction, then each leaves repair mode. */
+static int restore_conns(int dir, int pidfd, pid_t nspid)
+{
+	struct tcpcp_tuple *t = calloc(nconns ? nconns : 1, sizeof(*t));
+	size_t i, n = 0, started = 0;
+	int err = 0, any = -1;
+
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; i < nconns && !err; i++) {
+		if (conns[i].nspid != nspid || conns[i].done)
+			continue;
+		err = rebuild_conn(dir, pidfd, &conns[i]);
+		if (!err) {
+			t[n++] = conns[i].t;
+			any = conns[i].s;
+		}
+	}
+	if (!err && n && tcpcp_gate_open_many(any, t, n)) {
+		pr_err("cannot open the gate of %zu restored connection(s): %s\n", n, tcpcp_strerror());
+		err = -1;
+	}
+	for (i = 0; i < nconns; i++) {
+		if (conns[i].s < 0)
+			continue;
+		if (!err && !start_conn(&conns[i]))
+			started++;
+		else
+			err = err ?: -1;
+		close(conns[i].s);
+		conns[i].s = -1;
+	}
+	free(t);
+	if (started)
+		pr_info("restored %zu connection(s) of task %d\n", started, nspid);
 	return err;
 }
 
 int restore_task(int pid)
 {
-	int dir = criu_get_image_dir(), pidfd, err = 0;
+	int dir = criu_get_image_dir(), pidfd, err;
 	pid_t nspid;
-	size_t i;
 
 	if (proc_nspid(pid, &nspid)) {
 		pr_err("cannot read the status of restored task %d\n", pid);
@@ -284,9 +349,7 @@ int restore_task(int pid)
 		pr_err("cannot open restored task %d: %s\n", pid, strerror(-pidfd));
 		return -1;
 	}
-	for (i = 0; i < nconns && !err; i++)
-		if (conns[i].nspid == nspid && !conns[i].done)
-			err = restore_conn(dir, pidfd, &conns[i]);
+	err = restore_conns(dir, pidfd, nspid);
 	if (err) {
 		/* The task would run with a dead socket where its connection
 		 * was; CRIU does not look at our return value, so stop it
