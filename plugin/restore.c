@@ -16,9 +16,12 @@
  * CRIU unlocks the network before that hook, and with --tcp-close it never
  * locked these connections: a segment from the peer arriving in between
  * would meet no socket and draw a RST.  So init(RESTORE) closes the tcpcp
- * gate for every connection in the images first; rebuilding a connection
- * opens its gate, and a connection that could not be rebuilt keeps it
- * closed for LINGER_S seconds, long enough to try the restore again.
+ * gate for every connection in the images first.  Per task, all its
+ * connections are rebuilt (still gated, in repair mode), then their gates
+ * open in one nftables transaction and each leaves repair mode: one
+ * transaction per connection each way made a thousand connections take
+ * seconds.  A connection that could not be rebuilt keeps its gate closed
+ * for LINGER_S seconds, long enough to try the restore again.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -52,8 +55,6 @@ struct conn {
 
 static struct conn *conns;
 static size_t nconns;
-
-static int gate_all(int dir);
 
 static int read_image(int dir, const char *name, void **buf, size_t *len)
 {
