@@ -265,7 +265,7 @@ static int gate_tuple(int s, const TcpcpIci *ici, struct tcpcp_tuple *t)
 }
 
 static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
-		 struct tcpcp_tuple *t, bool *gated)
+		 bool pregated, struct tcpcp_tuple *t, bool *gated)
 {
 	int err;
 
@@ -278,10 +278,14 @@ static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
 	    (err = setint(s, IPPROTO_TCP, TCP_MAXSEG, (int)ici->options->mss_clamp, "TCP_MAXSEG")))
 		return err;
 	/* Gate before connect() hashes the socket: from then on it would
-	 * see the peer's segments before its queues are back. */
-	if ((err = gate_tuple(s, ici, t)))
-		return err;
-	*gated = true;
+	 * see the peer's segments before its queues are back.  Unless the
+	 * caller gated the ICI's 4-tuple already (the CRIU plugin does it
+	 * for all connections at once). */
+	if (!pregated) {
+		if ((err = gate_tuple(s, ici, t)))
+			return err;
+		*gated = true;
+	}
 	if ((err = connect_peer(s, ici)))
 		return err;
 	if ((err = set_options(s, ici->options)))
@@ -298,7 +302,7 @@ static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
 
 /* Build the endpoint on @s; a socket we made (@own) is closed on failure,
  * a caller's is left to the caller. */
-static int create_on(int s, bool own, const void *img, size_t len,
+static int create_on(int s, bool own, bool pregated, const void *img, size_t len,
 		     const struct tcpcp_create_opts *o)
 {
 	struct tcpcp_tuple t;
@@ -310,7 +314,7 @@ static int create_on(int s, bool own, const void *img, size_t len,
 	if (!ici)
 		goto fail;
 	if (tcpcp_need_cap(CAP_NET_ADMIN, "recreate a connection in repair mode") ||
-	    build(s, ici, o, &t, &gated))
+	    build(s, ici, o, pregated, &t, &gated))
 		goto fail;
 	tcpcp_ici__free_unpacked(ici, NULL);
 	return 0;
@@ -336,7 +340,7 @@ TCPCP_EXPORT int tcpcp_create_ex(const void *img, size_t len, const struct tcpcp
 
 	tcpcp_clear_error();
 	if (o->port_mode == TCPCP_PORT_BOUND)
-		return create_on(o->s, false, img, len, o) ? -1 : o->s;
+		return create_on(o->s, false, false, img, len, o) ? -1 : o->s;
 	/* Decoded twice (here for the family): cheap next to the queues' refill. */
 	ici = tcpcp_image_decode(img, len);
 	if (!ici)
@@ -346,11 +350,11 @@ TCPCP_EXPORT int tcpcp_create_ex(const void *img, size_t len, const struct tcpcp
 	s = socket(family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (s < 0)
 		return tcpcp_fail(errno, "socket: %s", strerror(errno)), -1;
-	return create_on(s, true, img, len, o) ? -1 : s;
+	return create_on(s, true, false, img, len, o) ? -1 : s;
 }
 
-TCPCP_EXPORT int tcpcp_create_on(int s, const void *img, size_t len,
-				 const struct tcpcp_create_opts *opts)
+static int rebuild_on(int s, bool pregated, const void *img, size_t len,
+		      const struct tcpcp_create_opts *opts)
 {
 	static const struct tcpcp_create_opts defaults;
 	int state = -1;
@@ -362,7 +366,19 @@ TCPCP_EXPORT int tcpcp_create_on(int s, const void *img, size_t len,
 	if (state != TCPCP_ST_CLOSE)
 		return tcpcp_fail(EISCONN, "fd %d is connected: only a closed socket can be rebuilt", s), -1;
 	tcpcp_clear_error();
-	return create_on(s, false, img, len, opts ? opts : &defaults);
+	return create_on(s, false, pregated, img, len, opts ? opts : &defaults);
+}
+
+TCPCP_EXPORT int tcpcp_create_on(int s, const void *img, size_t len,
+				 const struct tcpcp_create_opts *opts)
+{
+	return rebuild_on(s, false, img, len, opts);
+}
+
+int tcpcp_create_on_gated(int s, const void *img, size_t len,
+			  const struct tcpcp_create_opts *opts)
+{
+	return rebuild_on(s, true, img, len, opts);
 }
 
 TCPCP_EXPORT int tcpcp_create(const void *img)

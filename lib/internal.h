@@ -67,6 +67,11 @@ int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs);
 int tcpcp_gate_close_many(int s, const struct tcpcp_tuple *t, size_t n);
 int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n);
 
+/* create.c: tcpcp_create_on() for a connection the caller gated already
+ * (same 4-tuple as the ICI's), e.g. with tcpcp_gate_close_many(). */
+int tcpcp_create_on_gated(int s, const void *img, size_t len,
+			  const struct tcpcp_create_opts *opts);
+
 /* activate.c: tcpcp_activate_ex() for a connection whose gate the caller
  * opened already (with tcpcp_gate_open_many()). */
 int tcpcp_activate_ungated(int s, const void *img, size_t len);

@@ -17,7 +17,7 @@
  * locked these connections: a segment from the peer arriving in between
  * would meet no socket and draw a RST.  So init(RESTORE) closes the tcpcp
  * gate for every connection in the images first.  Per task, all its
- * connections are rebuilt (still gated, in repair mode), then their gates
+ * connections are rebuilt (behind that gate, in repair mode), then their gates
  * open in one nftables transaction and each leaves repair mode: one
  * transaction per connection each way made a thousand connections take
  * seconds.  A connection that could not be rebuilt keeps its gate closed
@@ -265,7 +265,7 @@ static int rebuild_conn(int dir, int pidfd, struct conn *c)
 		free(img);
 		return s;
 	}
-	if (clear_placeholder(s) || tcpcp_create_on(s, img, len, &o)) {
+	if (clear_placeholder(s) || tcpcp_create_on_gated(s, img, len, &o)) {
 		err = -errno;
 		pr_err("cannot restore connection %s (%s, task %d fd %d): %s\n",
 		       conn, name, c->nspid, c->fd, tcpcp_strerror());
