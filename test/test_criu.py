@@ -302,8 +302,15 @@ def corrupt_image(topo, family, imgs):
     return 'is unusable', lambda: img.write_bytes(good)
 
 
+def dump_failed(topo, family, imgs):
+    """What the plugin leaves when a capture failed at dump time."""
+    marker = imgs / 'tcpcp-FAILED'
+    marker.write_text('cannot capture connection X (pid 1 fd 3): simulated\n')
+    return 'did not capture every connection (cannot capture connection X', marker.unlink
+
+
 FAILURES = {'absent-address': absent_address, 'tuple-taken': tuple_taken,
-            'corrupt-image': corrupt_image}
+            'corrupt-image': corrupt_image, 'dump-failed': dump_failed}
 
 
 @pytest.mark.parametrize('why', FAILURES)
@@ -324,9 +331,9 @@ def test_restore_failure_then_retry(topo, tmp_path, criu, family, why):
     assert r.returncode != 0, 'restore succeeded'
     errs = [l for l in r.log.splitlines() if 'tcpcp: Error' in l]
     assert errs and message in errs[0], errs
-    if why != 'corrupt-image':
+    if why in ('absent-address', 'tuple-taken'):
         assert f':{peer_end[1]}' in errs[0], f'connection not named: {errs[0]}'
-    else:
+    elif why == 'corrupt-image':
         assert 'tcpcp-' in errs[0], errs[0]
     assert snapshot(imgs) == before, 'the failed restore changed the images'
     if why != 'tuple-taken':

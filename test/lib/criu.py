@@ -71,8 +71,8 @@ class Task:
                                  start_new_session=True)
         topo.procs.append(p)
         self.proc = p
+        # Without --fork nsenter execs the program: pid is the program's.
         self.pid = p.pid
-        # nsenter forks unless it only switches namespaces: it execs.
         self.argv = argv
 
     def wait(self, timeout=60):
@@ -135,9 +135,3 @@ class Criu:
     def restore(self, host, imgdir, plugin=True, tcp='--tcp-close', **kw):
         lib = ('--lib', plugin_dir()) if plugin else ()
         return self.run(host, 'restore', '-D', imgdir, '-d', tcp, *lib, **kw)
-
-
-def frozen_ms(log):
-    """CRIU's own measure: how long the tasks were frozen ("frozen_time"
-    in stats-dump is in us); from the log's timestamps otherwise."""
-    return None
