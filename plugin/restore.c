@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -221,8 +222,16 @@ static int setint(int s, int level, int opt, int val)
 static int clear_placeholder(int s)
 {
 	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
 	int err, zero = 0;
 
+	/* Anything but CRIU's placeholder must stay untouched: a disconnect
+	 * would reset a live connection. */
+	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return tcpcp_fail(errno, "not a TCP socket: %s", strerror(errno));
+	if (ti.tcpi_state != TCPCP_ST_CLOSE)
+		return tcpcp_fail(EISCONN, "not CRIU's placeholder (state %u)", ti.tcpi_state);
 	if (connect(s, &sa, sizeof(sa)))
 		return tcpcp_fail(errno, "cannot reset CRIU's placeholder: %s", strerror(errno));
 	if (setsockopt(s, SOL_SOCKET, SO_DETACH_FILTER, &zero, sizeof(zero)) && errno != ENOENT)
@@ -240,6 +249,14 @@ static bool image_reuseaddr(const void *img, size_t len)
 	if (ici)
 		tcpcp_ici__free_unpacked(ici, NULL);
 	return v;
+}
+
+static int tcp_state(int s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	return getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -1 : ti.tcpi_state;
 }
 
 /* Rebuild on the placeholder; it stays gated and in repair mode. */
@@ -265,7 +282,15 @@ static int rebuild_conn(int dir, int pidfd, struct conn *c)
 		free(img);
 		return s;
 	}
-	if (clear_placeholder(s) || tcpcp_create_on_gated(s, img, len, &o)) {
+	if (tcp_state(s) == TCPCP_ST_ESTABLISHED) {
+		/* Restored without --tcp-close: CRIU rebuilt it from its own
+		 * images, at the origin's addresses.  It is live; leave it be. */
+		pr_warn("connection %s (task %d fd %d) was restored by CRIU itself, not from %s "
+			"(restore with --tcp-close to use the tcpcp images)\n",
+			conn, c->nspid, c->fd, name);
+		c->done = true;
+		close(s);
+	} else if (clear_placeholder(s) || tcpcp_create_on_gated(s, img, len, &o)) {
 		err = -errno;
 		pr_err("cannot restore connection %s (%s, task %d fd %d): %s\n",
 		       conn, name, c->nspid, c->fd, tcpcp_strerror());
@@ -303,7 +328,7 @@ static int restore_conns(int dir, int pidfd, pid_t nspid)
 {
 	struct tcpcp_tuple *t = calloc(nconns ? nconns : 1, sizeof(*t));
 	size_t i, n = 0, started = 0;
-	int err = 0, any = -1;
+	int err = 0, ns;
 
 	if (!t)
 		return -ENOMEM;
@@ -311,14 +336,19 @@ static int restore_conns(int dir, int pidfd, pid_t nspid)
 		if (conns[i].nspid != nspid || conns[i].done)
 			continue;
 		err = rebuild_conn(dir, pidfd, &conns[i]);
-		if (!err) {
-			t[n++] = conns[i].t;
-			any = conns[i].s;
-		}
+		if (!err)
+			t[n++] = conns[i].t;	/* rebuilt, or CRIU's own */
 	}
-	if (!err && n && tcpcp_gate_open_many(any, t, n)) {
-		pr_err("cannot open the gate of %zu restored connection(s): %s\n", n, tcpcp_strerror());
-		err = -1;
+	if (!err && n) {
+		/* CRIU runs in the restored tasks' netns, as init() assumed. */
+		ns = netns_handle();
+		if (ns < 0 || tcpcp_gate_open_many(ns, t, n)) {
+			pr_err("cannot open the gate of %zu restored connection(s): %s\n",
+			       n, ns < 0 ? "no socket" : tcpcp_strerror());
+			err = -1;
+		}
+		if (ns >= 0)
+			close(ns);
 	}
 	for (i = 0; i < nconns; i++) {
 		if (conns[i].s < 0)

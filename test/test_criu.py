@@ -438,3 +438,17 @@ def test_compare_with_criu_tcp_established(topo, tmp_path, criu, conns):
         assert v['peer'] == 'PASS' and v['server'] == 'PASS', (name, v)
         assert v['conns'] == conns, (name, v)
     assert res['plugin']['rst'] == 0 and res['plugin']['tsval_backwards'] == 0, res
+
+
+def test_restore_forgot_tcp_close(topo, tmp_path, criu):
+    """Restored with --tcp-established by mistake: CRIU brings the
+    connection back itself (same host, same address); the plugin must leave
+    that live connection alone, open its gate and say so."""
+    nbytes = 3 * MB
+    cap, server, peer = start_stream(topo, tmp_path, 4, nbytes)
+    imgs = tmp_path / 'img'
+    criu.dump('origin', server.pid, imgs)
+    server.restored()
+    r = criu.restore('origin', imgs, tcp='--tcp-established')
+    assert 'was restored by CRIU itself' in r.log
+    finish_stream(topo, 4, cap, server, peer, nbytes)
