@@ -46,7 +46,7 @@ static int resume(int s, const struct tcpcp_tuple *t, bool on)
 	return 0;
 }
 
-TCPCP_EXPORT int tcpcp_activate_ex(int s, const void *img, size_t len)
+static int activate(int s, const void *img, size_t len, bool gated)
 {
 	struct tcpcp_tuple t;
 	TcpcpIci *ici = NULL;
@@ -59,13 +59,25 @@ TCPCP_EXPORT int tcpcp_activate_ex(int s, const void *img, size_t len)
 	err = isolated_socket(s, &t, &on);
 	if (!err && !on)
 		err = tcpcp_fail(EINVAL, "fd %d is not a recreated connection awaiting activation", s);
-	if (!err)
+	if (!err && gated)
 		err = resume(s, &t, on);
+	else if (!err)
+		err = tcpcp_repair(s, TCP_REPAIR_OFF);
 	if (!err && ici)
 		err = tcpcp_sockopts_restore_reuse(s, ici->sockopts);
 	if (ici)
 		tcpcp_ici__free_unpacked(ici, NULL);
 	return err ? -1 : 0;
+}
+
+TCPCP_EXPORT int tcpcp_activate_ex(int s, const void *img, size_t len)
+{
+	return activate(s, img, len, true);
+}
+
+int tcpcp_activate_ungated(int s, const void *img, size_t len)
+{
+	return activate(s, img, len, false);
 }
 
 TCPCP_EXPORT int tcpcp_activate(int s)

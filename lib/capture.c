@@ -297,6 +297,29 @@ static int in_repair(int s)
 	return !getsockopt(s, IPPROTO_TCP, TCP_REPAIR, &v, &len) && v;
 }
 
+/* For a caller that already isolated the connection by other means and
+ * put it in repair mode (CRIU's network lock and --tcp-established): read
+ * the state only, no gate, and leave the socket exactly as it was. */
+void *tcpcp_capture_repaired(int s, size_t *len)
+{
+	struct capture c;
+	void *img = NULL;
+	int state;
+
+	tcpcp_clear_error();
+	memset(&c, 0, sizeof(c));
+	if (tcpcp_check_tcp_socket(s, &state))
+		return NULL;
+	if (!in_repair(s)) {
+		tcpcp_fail(EINVAL, "fd %d is not in repair mode", s);
+		return NULL;
+	}
+	if (!capture_state(s, &c))
+		img = tcpcp_image_encode(&c.ici, len);
+	capture_free(&c);
+	return img;
+}
+
 TCPCP_EXPORT void *tcpcp_get_ex(int s, size_t *len)
 {
 	struct tcpcp_tuple t;

@@ -277,7 +277,7 @@ static int gate_tuple(int s, const TcpcpIci *ici, struct tcpcp_tuple *t)
 }
 
 static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
-		 struct tcpcp_tuple *t, bool *gated)
+		 bool pregated, struct tcpcp_tuple *t, bool *gated)
 {
 	int err;
 
@@ -289,10 +289,14 @@ static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
 	    (err = set_user_mss(s, ici->options->mss_clamp)))
 		return err;
 	/* Gate before connect() hashes the socket: from then on it would
-	 * see the peer's segments before its queues are back. */
-	if ((err = gate_tuple(s, ici, t)))
-		return err;
-	*gated = true;
+	 * see the peer's segments before its queues are back.  Unless the
+	 * caller gated the ICI's 4-tuple already (the CRIU plugin does it
+	 * for all connections at once). */
+	if (!pregated) {
+		if ((err = gate_tuple(s, ici, t)))
+			return err;
+		*gated = true;
+	}
 	if ((err = connect_peer(s, ici)))
 		return err;
 	if ((err = set_options(s, ici->options)))
@@ -309,8 +313,9 @@ static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
 
 /* The one recreate path.  @s is ours to close on failure only if @own;
  * a caller's socket is left in repair mode, which makes closing it
- * silent. */
-static int create_on(int s, bool own, const void *img, size_t len,
+ * silent.  @pregated: the caller gated the ICI's 4-tuple already (the
+ * CRIU plugin gates all connections in one transaction). */
+static int create_on(int s, bool own, bool pregated, const void *img, size_t len,
 		     const struct tcpcp_create_opts *o)
 {
 	struct tcpcp_tuple t;
@@ -330,7 +335,7 @@ static int create_on(int s, bool own, const void *img, size_t len,
 			goto fail;
 		}
 	}
-	if (build(s, ici, o, &t, &gated))
+	if (build(s, ici, o, pregated, &t, &gated))
 		goto fail;
 	tcpcp_ici__free_unpacked(ici, NULL);
 	return s;
@@ -352,12 +357,12 @@ TCPCP_EXPORT int tcpcp_create_ex(const void *img, size_t len, const struct tcpcp
 
 	tcpcp_clear_error();
 	if (o->port_mode == TCPCP_PORT_BOUND)
-		return create_on(o->s, false, img, len, o);
-	return create_on(-1, true, img, len, o);
+		return create_on(o->s, false, false, img, len, o);
+	return create_on(-1, true, false, img, len, o);
 }
 
-TCPCP_EXPORT int tcpcp_create_on(int s, const void *img, size_t len,
-				 const struct tcpcp_create_opts *opts)
+static int rebuild_on(int s, bool pregated, const void *img, size_t len,
+		      const struct tcpcp_create_opts *opts)
 {
 	static const struct tcpcp_create_opts defaults;
 	const struct tcpcp_create_opts *o = opts ? opts : &defaults;
@@ -374,7 +379,19 @@ TCPCP_EXPORT int tcpcp_create_on(int s, const void *img, size_t len,
 	if (state < 0)
 		return -1;
 	tcpcp_clear_error();
-	return create_on(s, false, img, len, o) < 0 ? -1 : 0;
+	return create_on(s, false, pregated, img, len, o) < 0 ? -1 : 0;
+}
+
+TCPCP_EXPORT int tcpcp_create_on(int s, const void *img, size_t len,
+				 const struct tcpcp_create_opts *opts)
+{
+	return rebuild_on(s, false, img, len, opts);
+}
+
+int tcpcp_create_on_gated(int s, const void *img, size_t len,
+			  const struct tcpcp_create_opts *opts)
+{
+	return rebuild_on(s, true, img, len, opts);
 }
 
 TCPCP_EXPORT int tcpcp_create(const void *img)

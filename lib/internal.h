@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -42,6 +43,9 @@ int tcpcp_fail(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void tcpcp_clear_error(void);
 
+/* capture.c: for the CRIU plugin, which links the archive. */
+void *tcpcp_capture_repaired(int s, size_t *len);
+
 /* image.c */
 void *tcpcp_image_encode(const TcpcpIci *ici, size_t *len);
 TcpcpIci *tcpcp_image_decode(const void *buf, size_t len);
@@ -60,6 +64,17 @@ void tcpcp_tuple_str(const struct tcpcp_tuple *t, char *buf, size_t len);
 int tcpcp_gate_close(int s, const struct tcpcp_tuple *t);
 int tcpcp_gate_open(int s, const struct tcpcp_tuple *t);
 int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs);
+int tcpcp_gate_close_many(int s, const struct tcpcp_tuple *t, size_t n);
+int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n);
+
+/* create.c: tcpcp_create_on() for a connection the caller gated already
+ * (same 4-tuple as the ICI's), e.g. with tcpcp_gate_close_many(). */
+int tcpcp_create_on_gated(int s, const void *img, size_t len,
+			  const struct tcpcp_create_opts *opts);
+
+/* activate.c: tcpcp_activate_ex() for a connection whose gate the caller
+ * opened already (with tcpcp_gate_open_many()). */
+int tcpcp_activate_ungated(int s, const void *img, size_t len);
 
 /* repair.c: thin wrappers with the kernel's names. */
 int tcpcp_repair(int s, int mode);

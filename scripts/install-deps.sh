@@ -16,6 +16,7 @@ PKGS=(
 	curl wget				# demo clients
 	python3-pytest
 	python3-matplotlib			# bench/ plots
+	criu		# criu-plugin.h of CRIU 3.17, which the plugin builds against
 )
 
 missing=()

@@ -38,6 +38,6 @@ int cmd_close(int argc, char **argv);
 int cmd_activate(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_show(int argc, char **argv);
-int cmd_rewrite(int argc, char **argv);
+int cmd_edit(int argc, char **argv);
 
 #endif

@@ -35,9 +35,10 @@ static const char usage[] =
 	"                                  let a recreated endpoint send and receive\n"
 	"Anywhere:\n"
 	"  show FILE [--json]              print an ICI image, like `crit show`\n"
-	"  rewrite FILE --local ADDR[:PORT]\n"
-	"                                  change the image's local address (and port),\n"
-	"                                  e.g. before a criu restore behind NAT\n"
+	"  edit [--local ADDR] [--local-port PORT] [--peer ADDR] [--peer-port PORT]\n"
+	"       [--only-local ADDR] [--only-port PORT] FILE...\n"
+	"                                  rewrite addresses/ports of images (e.g. CRIU's\n"
+	"                                  tcpcp-*.img) for a restore behind NAT\n"
 	"\n"
 	"Exit status: 0 success; 1 the operation failed and the connection was left as\n"
 	"it was (the message names the cause); 2 bad command line.\n"
@@ -81,7 +82,7 @@ static const struct {
 	{ "create", cmd_create },
 	{ "activate", cmd_activate },
 	{ "show", cmd_show },
-	{ "rewrite", cmd_rewrite },
+	{ "edit", cmd_edit },
 };
 
 int main(int argc, char **argv)

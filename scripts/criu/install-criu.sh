@@ -192,8 +192,8 @@ for p in "${PATCHES[@]}"; do
 	run "applying ${p##*/}" patch -d "$src" -p1 --forward --batch -i "$p"
 done
 MAKE_VARS=(PREFIX="$PREFIX" PLUGINDIR="$PREFIX/lib/criu")
-say "building criu (make -j2 criu)"
-run "make criu" make -C "$src" -j2 "${MAKE_VARS[@]}" criu
+say "building criu (make -j$(nproc) criu)"
+run "make criu" make -C "$src" -j"$(nproc)" "${MAKE_VARS[@]}" criu
 rm -f -- "$STAMP"
 run "make install-criu" make -C "$src" "${MAKE_VARS[@]}" install-criu
 

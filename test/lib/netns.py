@@ -82,6 +82,12 @@ class Topology:
     def cmd(self, host, *argv):
         return ['ip', 'netns', 'exec', self.ns[host], *map(str, argv)]
 
+    def nsenter(self, host, *argv):
+        """Only the network namespace, unlike `ip netns exec`, whose
+        private mount namespace makes CRIU's dump fail (\"unreachable
+        sharing\"): for CRIU and the processes it dumps."""
+        return ['nsenter', f'--net=/run/netns/{self.ns[host]}', *map(str, argv)]
+
     def run(self, host, *argv, check=True, timeout=60, **kw):
         r = subprocess.run(self.cmd(host, *argv), capture_output=True, text=True,
                            timeout=timeout, env=build.env(), **kw)

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef TCPCP_PLUGIN_H
+#define TCPCP_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Images this plugin adds to CRIU's image directory. */
+#define IMG_FMT		"tcpcp-%d-%d.img"	/* NSpid, fd number */
+#define IMG_FAILED	"tcpcp-FAILED"		/* a capture failed: its reason */
+
+/* CRIU's logger (criu/log.c), exported by the criu binary to plugins.
+ * criu-log.h needs headers CRIU does not install, so declare it here;
+ * the levels are CRIU's LOG_ERROR..LOG_DEBUG, stable since 2013. */
+extern void print_on_level(unsigned int loglevel, const char *format, ...)
+	__attribute__((format(printf, 2, 3)));
+#define pr_err(fmt, ...)  print_on_level(1, "tcpcp: Error: " fmt, ##__VA_ARGS__)
+#define pr_warn(fmt, ...) print_on_level(2, "tcpcp: Warn: " fmt, ##__VA_ARGS__)
+#define pr_info(fmt, ...) print_on_level(3, "tcpcp: " fmt, ##__VA_ARGS__)
+#define pr_debug(fmt, ...) print_on_level(4, "tcpcp: " fmt, ##__VA_ARGS__)
+
+/* proc.c */
+int proc_nspid(pid_t pid, pid_t *nspid);
+int proc_tracer(pid_t pid, pid_t *tracer);
+int pidfd_open_pid(pid_t pid);
+int pidfd_take(int pidfd, int fd);
+
+/* names.c: "10.0.0.1:80 -> 10.0.0.2:4000" of a socket or an image. */
+void sock_name(int s, char *buf, size_t len);
+void image_name(const void *img, size_t len, char *buf, size_t blen);
+struct tcpcp_tuple;
+int image_tuple(const void *img, size_t len, struct tcpcp_tuple *t);
+
+/* dump.c / restore.c */
+int dump_connections(void);
+int restore_init(void);
+int restore_task(int pid);
+int restore_fini(bool criu_ok);
+
+#endif

@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Restore: turn CRIU's placeholders back into the live connections.
+ *
+ * With --tcp-close CRIU restores every established connection as a TCP
+ * socket in CLOSE state at the same fd: unbound, shut down both ways, with
+ * SO_MARK and any socket filter put back.  RESUME_DEVICES_LATE(pid) runs
+ * for each restored task while CRIU still holds it stopped under ptrace
+ * and after CRIU has unlocked the network; there the plugin takes each
+ * placeholder with pidfd_getfd() and repairs that very socket into the
+ * connection of its tcpcp image, so the task finds its connection on the
+ * fd it had.  CRIU ignores the hook's return value: on failure the plugin
+ * kills the task itself, after naming the connection and the cause.
+ * Images are only read, so a failed restore can be tried again.
+ *
+ * CRIU unlocks the network before that hook, and with --tcp-close it never
+ * locked these connections: a segment from the peer arriving in between
+ * would meet no socket and draw a RST.  So init(RESTORE) closes the tcpcp
+ * gate for every connection in the images first.  Per task, all its
+ * connections are rebuilt (behind that gate, in repair mode), then their gates
+ * open in one nftables transaction and each leaves repair mode: one
+ * transaction per connection each way made a thousand connections take
+ * seconds.  A connection that could not be rebuilt keeps its gate closed
+ * for LINGER_S seconds, long enough to try the restore again.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <criu-plugin.h>
+
+#include "internal.h"
+#include "plugin.h"
+
+#define LINGER_S 60
+
+struct conn {
+	pid_t nspid;
+	int fd;
+	bool done;		/* live again */
+	bool gated;
+	struct tcpcp_tuple t;
+	int s;			/* rebuilt, awaiting activation; else -1 */
+	bool reuseaddr;		/* SO_REUSEADDR to put back after repair */
+};
+
+static struct conn *conns;
+static size_t nconns;
+
+static int read_image(int dir, const char *name, void **buf, size_t *len)
+{
+	struct stat st;
+	size_t got = 0;
+	int fd, err = 0;
+
+	*buf = NULL;
+	fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || st.st_size <= 0 || st.st_size > (off_t)TCPCP_MAX_PAYLOAD) {
+		err = -EBADMSG;
+		goto out;
+	}
+	*buf = malloc((size_t)st.st_size);
+	if (!*buf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, (char *)*buf + got, (size_t)st.st_size - got);
+
+		if (n <= 0) {
+			err = n ? -errno : -EBADMSG;
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	*len = got;
+out:
+	close(fd);
+	if (err) {
+		free(*buf);
+		*buf = NULL;
+	}
+	return err;
+}
+
+static int read_failed_marker(int dir)
+{
+	char msg[1024];
+	ssize_t n;
+	int fd;
+
+	fd = openat(dir, IMG_FAILED, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, msg, sizeof(msg) - 1);
+	close(fd);
+	msg[n > 0 ? n : 0] = '\0';
+	msg[strcspn(msg, "\n")] = '\0';
+	pr_err("the dump in this directory did not capture every connection (%s); "
+	       "restore it without --lib (criu --tcp-established), or dump again\n", msg);
+	return -1;
+}
+
+/* Any socket of this netns names it to the gate; CRIU runs in the netns
+ * it restores into. */
+static int netns_handle(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0)
+		pr_err("cannot open a socket: %s\n", strerror(errno));
+	return s;
+}
+
+static int read_tuple(int dir, struct conn *c)
+{
+	char name[64];
+	size_t len = 0;
+	void *img;
+	int err;
+
+	snprintf(name, sizeof(name), IMG_FMT, c->nspid, c->fd);
+	err = read_image(dir, name, &img, &len);
+	if (!err && image_tuple(img, len, &c->t))
+		err = -EBADMSG;
+	free(img);
+	if (err)
+		pr_err("image %s is unusable: %s (dump again, or restore without --lib)\n",
+		       name, err == -EBADMSG ? tcpcp_strerror() : strerror(-err));
+	return err;
+}
+
+/* One nftables transaction for all: CRIU has not started the tasks yet. */
+static int gate_all(int dir)
+{
+	struct tcpcp_tuple *t;
+	int ns, err = 0;
+	size_t i;
+
+	if (!nconns)
+		return 0;
+	t = calloc(nconns, sizeof(*t));
+	if (!t)
+		return -1;
+	for (i = 0; i < nconns && !err; i++)
+		if (!(err = read_tuple(dir, &conns[i])))
+			t[i] = conns[i].t;
+	ns = err ? -1 : netns_handle();
+	if (ns >= 0) {
+		err = tcpcp_gate_close_many(ns, t, nconns);
+		if (err)
+			pr_err("cannot gate the connections to restore: %s\n", tcpcp_strerror());
+		close(ns);
+	} else {
+		err = -1;
+	}
+	for (i = 0; i < nconns; i++)
+		conns[i].gated = !err;
+	free(t);
+	return err;
+}
+
+/* Which connections the images hold: gate them, report any left behind. */
+int restore_init(void)
+{
+	int dir = criu_get_image_dir();
+	struct dirent *de;
+	DIR *d;
+	int dfd;
+
+	if (read_failed_marker(dir))
+		return -1;
+	dfd = dup(dir);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		pr_err("cannot list the image directory: %s\n", strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return -1;
+	}
+	while ((de = readdir(d))) {
+		struct conn c = { .s = -1 };
+		struct conn *p;
+		char tail;
+
+		if (sscanf(de->d_name, "tcpcp-%d-%d.im%c", &c.nspid, &c.fd, &tail) != 3 ||
+		    strcmp(strrchr(de->d_name, '.'), ".img"))
+			continue;
+		p = realloc(conns, (nconns + 1) * sizeof(*p));
+		if (!p) {
+			closedir(d);
+			return -1;
+		}
+		conns = p;
+		conns[nconns++] = c;
+	}
+	closedir(d);
+	pr_info("%zu connection image(s) to restore\n", nconns);
+	return gate_all(dir);
+}
+
+static int setint(int s, int level, int opt, int val)
+{
+	return setsockopt(s, level, opt, &val, sizeof(val)) ? -errno : 0;
+}
+
+/* Undo what CRIU did to its placeholder that would get in the way: the
+ * shutdown flags (a disconnect clears them), the socket filter and the
+ * mark (the image has its own, restored once the connection is gated). */
+static int clear_placeholder(int s)
+{
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int err, zero = 0;
+
+	/* Anything but CRIU's placeholder must stay untouched: a disconnect
+	 * would reset a live connection. */
+	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return tcpcp_fail(errno, "not a TCP socket: %s", strerror(errno));
+	if (ti.tcpi_state != TCPCP_ST_CLOSE)
+		return tcpcp_fail(EISCONN, "not CRIU's placeholder (state %u)", ti.tcpi_state);
+	if (connect(s, &sa, sizeof(sa)))
+		return tcpcp_fail(errno, "cannot reset CRIU's placeholder: %s", strerror(errno));
+	if (setsockopt(s, SOL_SOCKET, SO_DETACH_FILTER, &zero, sizeof(zero)) && errno != ENOENT)
+		return tcpcp_fail(errno, "SO_DETACH_FILTER: %s", strerror(errno));
+	if ((err = setint(s, SOL_SOCKET, SO_MARK, 0)))
+		return tcpcp_fail(-err, "clearing SO_MARK: %s", strerror(-err));
+	return 0;
+}
+
+static bool image_reuseaddr(const void *img, size_t len)
+{
+	TcpcpIci *ici = tcpcp_image_decode(img, len);
+	bool v = ici && ici->sockopts && ici->sockopts->has_reuseaddr && ici->sockopts->reuseaddr;
+
+	if (ici)
+		tcpcp_ici__free_unpacked(ici, NULL);
+	return v;
+}
+
+static int tcp_state(int s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	return getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -1 : ti.tcpi_state;
+}
+
+/* Rebuild on the placeholder; it stays gated and in repair mode. */
+static int rebuild_conn(int dir, int pidfd, struct conn *c)
+{
+	struct tcpcp_create_opts o = { .port_mode = TCPCP_PORT_SAME };
+	char name[64], conn[128] = "";
+	size_t len = 0;
+	void *img;
+	int s, err;
+
+	snprintf(name, sizeof(name), IMG_FMT, c->nspid, c->fd);
+	err = read_image(dir, name, &img, &len);
+	if (err) {
+		pr_err("cannot read %s: %s\n", name, strerror(-err));
+		return err;
+	}
+	image_name(img, len, conn, sizeof(conn));
+	s = pidfd_take(pidfd, c->fd);
+	if (s < 0) {
+		pr_err("connection %s (%s): task %d has no fd %d: %s\n",
+		       conn, name, c->nspid, c->fd, strerror(-s));
+		free(img);
+		return s;
+	}
+	if (tcp_state(s) == TCPCP_ST_ESTABLISHED) {
+		/* Restored without --tcp-close: CRIU rebuilt it from its own
+		 * images, at the origin's addresses.  It is live; leave it be. */
+		pr_warn("connection %s (task %d fd %d) was restored by CRIU itself, not from %s "
+			"(restore with --tcp-close to use the tcpcp images)\n",
+			conn, c->nspid, c->fd, name);
+		c->done = true;
+		close(s);
+	} else if (clear_placeholder(s) || tcpcp_create_on_gated(s, img, len, &o)) {
+		err = -errno;
+		pr_err("cannot restore connection %s (%s, task %d fd %d): %s\n",
+		       conn, name, c->nspid, c->fd, tcpcp_strerror());
+		close(s);
+	} else {
+		c->s = s;
+		c->reuseaddr = image_reuseaddr(img, len);
+	}
+	free(img);
+	return err;
+}
+
+/* Let it run: out of repair mode (a window probe), SO_REUSEADDR back. */
+static int start_conn(struct conn *c)
+{
+	char conn[128];
+	int one = 1;
+
+	tcpcp_tuple_str(&c->t, conn, sizeof(conn));
+	if (tcpcp_activate_ungated(c->s, NULL, 0) ||
+	    (c->reuseaddr && setsockopt(c->s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) &&
+	     tcpcp_fail(errno, "SO_REUSEADDR: %s", strerror(errno)))) {
+		pr_err("cannot start restored connection %s (task %d fd %d): %s\n",
+		       conn, c->nspid, c->fd, tcpcp_strerror());
+		return -1;
+	}
+	c->done = true;
+	pr_debug("restored %s on task %d fd %d\n", conn, c->nspid, c->fd);
+	return 0;
+}
+
+/* All connections of the task are rebuilt first, then their gates open
+ * in one transaction, then each leaves repair mode. */
+static int restore_conns(int dir, int pidfd, pid_t nspid)
+{
+	struct tcpcp_tuple *t = calloc(nconns ? nconns : 1, sizeof(*t));
+	size_t i, n = 0, started = 0;
+	int err = 0, ns;
+
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; i < nconns && !err; i++) {
+		if (conns[i].nspid != nspid || conns[i].done)
+			continue;
+		err = rebuild_conn(dir, pidfd, &conns[i]);
+		if (!err)
+			t[n++] = conns[i].t;	/* rebuilt, or CRIU's own */
+	}
+	if (!err && n) {
+		/* CRIU runs in the restored tasks' netns, as init() assumed. */
+		ns = netns_handle();
+		if (ns < 0 || tcpcp_gate_open_many(ns, t, n)) {
+			pr_err("cannot open the gate of %zu restored connection(s): %s\n",
+			       n, ns < 0 ? "no socket" : tcpcp_strerror());
+			err = -1;
+		}
+		if (ns >= 0)
+			close(ns);
+	}
+	for (i = 0; i < nconns; i++) {
+		if (conns[i].s < 0)
+			continue;
+		if (!err && !start_conn(&conns[i]))
+			started++;
+		else
+			err = err ?: -1;
+		close(conns[i].s);
+		conns[i].s = -1;
+	}
+	free(t);
+	if (started)
+		pr_info("restored %zu connection(s) of task %d\n", started, nspid);
+	return err;
+}
+
+int restore_task(int pid)
+{
+	int dir = criu_get_image_dir(), pidfd, err;
+	pid_t nspid;
+
+	if (proc_nspid(pid, &nspid)) {
+		pr_err("cannot read the status of restored task %d\n", pid);
+		return -1;
+	}
+	pidfd = pidfd_open_pid(pid);
+	if (pidfd < 0) {
+		pr_err("cannot open restored task %d: %s\n", pid, strerror(-pidfd));
+		return -1;
+	}
+	err = restore_conns(dir, pidfd, nspid);
+	if (err) {
+		/* The task would run with a dead socket where its connection
+		 * was; CRIU does not look at our return value, so stop it
+		 * here.  The peer saw nothing: the socket is still gated. */
+		pr_err("killing restored task %d (pid %d here): its connections could not be restored\n",
+		       nspid, pid);
+		if (kill(pid, SIGKILL))
+			pr_err("cannot kill task %d: %s\n", pid, strerror(errno));
+	}
+	close(pidfd);
+	return err ? -1 : 0;
+}
+
+/* Not restored: keep the peer from being reset for a while, then let go
+ * (tcpcp_gate_linger), so that nothing of ours stays for good. */
+int restore_fini(bool criu_ok)
+{
+	size_t i, left = 0;
+	char conn[128];
+	int ns = netns_handle();
+
+	for (i = 0; i < nconns; i++) {
+		if (conns[i].done || !conns[i].gated)
+			continue;
+		left++;
+		tcpcp_tuple_str(&conns[i].t, conn, sizeof(conn));
+		if (criu_ok)
+			pr_err("connection %s (image " IMG_FMT ") was not restored\n",
+			       conn, conns[i].nspid, conns[i].fd);
+		if (ns >= 0 && !tcpcp_gate_linger(ns, &conns[i].t, LINGER_S))
+			pr_warn("segments of %s are dropped here for %d s: restore again before that\n",
+				conn, LINGER_S);
+	}
+	if (ns >= 0)
+		close(ns);
+	free(conns);
+	conns = NULL;
+	nconns = 0;
+	return left ? -1 : 0;
+}
