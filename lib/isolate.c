@@ -171,42 +171,6 @@ static void drop_table_if_empty(struct gate *g)
 		nft(g, "delete table inet tcpcp");
 }
 
-/* Permanent until tcpcp_gate_open(); replaces a lingering element so its
- * timeout cannot open the gate behind our back. */
-int tcpcp_gate_close(int s, const struct tcpcp_tuple *t)
-{
-	char el[256], cmd[1024];
-	struct gate g;
-	int err;
-
-	if ((err = gate_enter(s, &g)))
-		return err;
-	element(t, "", el, sizeof(el));
-	snprintf(cmd, sizeof(cmd), "add element %s\ndelete element %s\nadd element %s\n",
-		 el, el, el);
-	if (nft(&g, cmd) && (nft(&g, gate_table) || nft(&g, cmd)))
-		err = tcpcp_fail(EPERM, "cannot isolate the connection with nftables: %s",
-				 nft_error(&g));
-	gate_exit(&g);
-	return err;
-}
-
-int tcpcp_gate_open(int s, const struct tcpcp_tuple *t)
-{
-	char el[256], cmd[300];
-	struct gate g;
-	int err;
-
-	if ((err = gate_enter(s, &g)))
-		return err;
-	element(t, "", el, sizeof(el));
-	snprintf(cmd, sizeof(cmd), "delete element %s", el);
-	nft(&g, cmd);	/* absent already is as good as removed */
-	drop_table_if_empty(&g);
-	gate_exit(&g);
-	return 0;
-}
-
 int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs)
 {
 	char el[256], el_to[256], extra[32], cmd[1024];
@@ -229,10 +193,12 @@ int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs)
 	return err;
 }
 
-/* The same for many connections in one nftables transaction each way, for
- * the CRIU plugin: a thousand single transactions take seconds while the
- * restored tasks wait.  open_many adds each element before deleting it, so
- * one that is absent already cannot fail the whole batch. */
+/* Close or open the gate for @n connections in one nftables transaction:
+ * the CRIU plugin's thousand single transactions took seconds while the
+ * restored tasks waited.  Closing replaces a lingering element, so its
+ * timeout cannot open the gate behind our back; opening adds each element
+ * before deleting it, so one that is absent already (as good as removed)
+ * cannot fail the whole batch. */
 static int gate_many(int s, const struct tcpcp_tuple *t, size_t n, bool close_)
 {
 	size_t i, len = 0, room = n * 3 * 300 + 1;
@@ -255,8 +221,8 @@ static int gate_many(int s, const struct tcpcp_tuple *t, size_t n, bool close_)
 	if ((err = gate_enter(s, &g)))
 		goto out;
 	if (nft(&g, cmd) && (!close_ || nft(&g, gate_table) || nft(&g, cmd)))
-		err = close_ ? tcpcp_fail(EPERM, "cannot isolate the connections with nftables: %s",
-					  nft_error(&g)) : 0;
+		err = close_ ? tcpcp_fail(EPERM, "cannot isolate the connection%s with nftables: %s",
+					  n > 1 ? "s" : "", nft_error(&g)) : 0;
 	if (!close_)
 		drop_table_if_empty(&g);
 	gate_exit(&g);
@@ -273,4 +239,15 @@ int tcpcp_gate_close_many(int s, const struct tcpcp_tuple *t, size_t n)
 int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n)
 {
 	return gate_many(s, t, n, false);
+}
+
+/* Permanent until tcpcp_gate_open(). */
+int tcpcp_gate_close(int s, const struct tcpcp_tuple *t)
+{
+	return gate_many(s, t, 1, true);
+}
+
+int tcpcp_gate_open(int s, const struct tcpcp_tuple *t)
+{
+	return gate_many(s, t, 1, false);
 }

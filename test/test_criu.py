@@ -49,15 +49,7 @@ def traffic_server(topo, tmp, family, nbytes, rate='1M'):
 @pytest.mark.parametrize('family', [4, 6])
 def test_traffic_stream(topo, tmp_path, criu, family, where):
     nbytes = 4 * MB
-    ipx = topo.ipx(family)
-    cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
-    server = traffic_server(topo, tmp_path, family, nbytes)
-    ready = tmp_path / 'peer.ready'
-    peer = Traffic(topo, 'peer', '--connect', hostport(ipx, PORT), '--bytes', nbytes,
-                   '--tx-seed', SEED_PEER, '--rx-seed', SEED_SERVER, '--ready', ready,
-                   '--rate', '1M')
-    wait_file(ready)
-    time.sleep(1)
+    cap, server, peer = start_stream(topo, tmp_path, family, nbytes)
     imgs = tmp_path / 'img'
     criu.dump('origin', server.pid, imgs)
     server.restored()
@@ -67,15 +59,7 @@ def test_traffic_stream(topo, tmp_path, criu, family, where):
     # Only now: until dest has the connection, a segment from the peer
     # would draw a RST from there.
     topo.switch_to(host)
-    a = peer.expect()
-    server.wait()
-    b = json.loads(server.out.read_text().strip().splitlines()[-1])
-    assert a['tx'] == a['rx'] == nbytes
-    assert_hashes_match(a, b)
-    pkts = connection(cap.stop(), (ipx, PORT))
-    assert_no_rst(pkts)
-    assert_fin_after_data(pkts, (ipx, PORT), nbytes)
-    assert tsval_never_backwards(pkts, (ipx, PORT)), 'TSval from ipX went back'
+    finish_stream(topo, family, cap, server, peer, nbytes)
 
 
 # ---- zdtm-style programs (test/zdtm) --------------------------------------
@@ -223,6 +207,8 @@ def start_stream(topo, tmp, family, nbytes):
 
 
 def finish_stream(topo, family, cap, server, peer, nbytes):
+    """Both ends got every byte, the peer saw the service's FIN only after
+    all its data, no RST, and no TSval going back."""
     ipx = topo.ipx(family)
     a = peer.expect()
     server.wait()
@@ -231,6 +217,7 @@ def finish_stream(topo, family, cap, server, peer, nbytes):
     assert_hashes_match(a, b)
     pkts = connection(cap.stop(), (ipx, PORT))
     assert_no_rst(pkts)
+    assert_fin_after_data(pkts, (ipx, PORT), nbytes)
     assert tsval_never_backwards(pkts, (ipx, PORT)), 'TSval from ipX went back'
 
 
