@@ -12,7 +12,7 @@ frozen from then on) to, in the peer's capture:
 Each includes starting the CLI processes (about 5 exec's and netns entries
 per pass); the library path without them is measured by passd's bench.
 
-    sudo bench/cli_pass_latency.py [--passes N] [--csv FILE]
+    sudo bench/cli_pass_latency.py [--passes N] [--scenario NAME] [--csv FILE]
 
 Needs root and a build (TCPCP_BUILD, default ./build).
 """
@@ -34,19 +34,28 @@ from lib.traffic import Traffic, wait_file, wait_for  # noqa: E402
 PORT = 5001
 MB = 1 << 20
 
+# Socket buffer sysctls (tcp_rmem/tcp_wmem) for the queued scenarios.  A
+# reader that stalls never lets autotuning grow its buffer, so the queue
+# it can hold is the middle (default) value: 32 MB for '16 MB queued'.
+BIG = '4096 4194304 33554432'
+HUGE = '4096 33554432 67108864'
+
 SCENARIOS = {
-    # name: (tcpcp-traffic args for both ends, big buffers, passes per topology)
-    'idle': (('--bytes', '1K', '--rate', '1'), False, None),
-    'streaming 1 MB/s': (('--bytes', '1G', '--rate', '1M'), False, None),
-    '1 MB queued': (('--bytes', '64M', '--read-stall', '0:60000', '--rate', '700K'), True, 1),
-    'full queues': (('--bytes', '64M', '--read-stall', '0:60000'), True, 1),
+    # name: (tcpcp-traffic args for both ends, buffers, passes per topology)
+    'idle': (('--bytes', '1K', '--rate', '1'), None, None),
+    'streaming 1 MB/s': (('--bytes', '1G', '--rate', '1M'), None, None),
+    # Neither end reads: what the peer sends at the rate for the 1.5 s
+    # before the first pass waits in the origin's receive queue.
+    '1 MB queued': (('--bytes', '64M', '--read-stall', '0:60000', '--rate', '700K'), BIG, 1),
+    '16 MB queued': (('--bytes', '256M', '--read-stall', '0:60000', '--rate', '9500K'), HUGE, 1),
+    'full queues': (('--bytes', '64M', '--read-stall', '0:60000'), BIG, 1),
 }
 
 
-def big_buffers(topo):
+def set_buffers(topo, sizes):
     for h in ('peer', 'origin', 'dest'):
-        topo.sysctl(h, 'net.ipv4.tcp_rmem', '4096 4194304 33554432')
-        topo.sysctl(h, 'net.ipv4.tcp_wmem', '4096 4194304 33554432')
+        topo.sysctl(h, 'net.ipv4.tcp_rmem', sizes)
+        topo.sysctl(h, 'net.ipv4.tcp_wmem', sizes)
 
 
 class Connection:
@@ -115,7 +124,7 @@ def latencies(pkts, ipx, freeze_ns):
 
 
 def run(name, passes):
-    args, big, per_topo = SCENARIOS[name]
+    args, buffers, per_topo = SCENARIOS[name]
     per_topo = per_topo or passes
     rows = []
     while len(rows) < passes:
@@ -123,8 +132,8 @@ def run(name, passes):
         try:
             with TemporaryDirectory() as tmp:
                 tmp = Path(tmp)
-                if big:
-                    big_buffers(topo)
+                if buffers:
+                    set_buffers(topo, buffers)
                 conn = Connection(topo, tmp, args)
                 time.sleep(1.5)
                 icis = []
@@ -158,15 +167,18 @@ def main():
     ap.add_argument('--passes', type=int, default=20, help='passes per scenario (queued: /4)')
     ap.add_argument('--csv', type=Path)
     ap.add_argument('--png', type=Path, help='latency CDF per scenario')
+    ap.add_argument('--scenario', action='append', choices=list(SCENARIOS),
+                    help='only this one (repeatable; default: all)')
     a = ap.parse_args()
+    names = a.scenario or list(SCENARIOS)
     build.make_traffic()
     rows = []
-    for name in SCENARIOS:
+    for name in names:
         n = a.passes if SCENARIOS[name][2] is None else max(3, a.passes // 4)
         rows += run(name, n)
     print(f'{"scenario":<18} {"passes":>6} {"queued (snd/rcv)":>18} {"ICI bytes":>10} '
           f'{"first seg p50/p99 ms":>22} {"first data p50/p99 ms":>22}')
-    for name in SCENARIOS:
+    for name in names:
         r = [x for x in rows if x['scenario'] == name]
         seg = [x['first_seg_ms'] for x in r]
         data = [x['first_data_ms'] for x in r]
