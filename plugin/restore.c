@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -259,6 +260,22 @@ static int tcp_state(int s)
 	return getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -1 : ti.tcpi_state;
 }
 
+/* A rebuilt socket stays open here until its gate opens, and a task can
+ * have thousands: below FD_SETSIZE they push the netlink socket of the
+ * next nftables transaction to fd 1024 or above, where libnftables 1.0.x
+ * waits with select() and glibc aborts CRIU ("bit out of range 0 -
+ * FD_SETSIZE"; 10,000 connections did).  So above it, when RLIMIT_NOFILE
+ * allows, as scripts/criu/0002-*.patch does for CRIU's own copies. */
+static int above_fd_setsize(int s)
+{
+	int hi = fcntl(s, F_DUPFD_CLOEXEC, FD_SETSIZE);
+
+	if (hi < 0)
+		return s;
+	close(s);
+	return hi;
+}
+
 /* Rebuild on the placeholder; it stays gated and in repair mode. */
 static int rebuild_conn(int dir, int pidfd, struct conn *c)
 {
@@ -282,6 +299,7 @@ static int rebuild_conn(int dir, int pidfd, struct conn *c)
 		free(img);
 		return s;
 	}
+	s = above_fd_setsize(s);
 	if (tcp_state(s) == TCPCP_ST_ESTABLISHED) {
 		/* Restored without --tcp-close: CRIU rebuilt it from its own
 		 * images, at the origin's addresses.  It is live; leave it be. */

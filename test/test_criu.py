@@ -10,7 +10,6 @@ no TSval going back.
 """
 import json
 import os
-import signal
 import subprocess
 import time
 
@@ -18,8 +17,8 @@ import pytest
 
 from lib import cli
 from lib.capture import (Capture, assert_fin_after_data, assert_no_rst, connection,
-                         seq_before, tsval_never_backwards)
-from lib.criu import Criu, Task, asan_build
+                         tsval_never_backwards)
+from lib.criu import Criu, Task, ZdtmPair, asan_build, peer_view, zdtm_bin
 from lib.netns import hostport
 from lib.traffic import Traffic, assert_hashes_match, wait_file
 
@@ -64,21 +63,10 @@ def test_traffic_stream(topo, tmp_path, criu, family, where):
 
 # ---- zdtm-style programs (test/zdtm) --------------------------------------
 
-def zdtm_bin(name):
-    from lib import build
-    return str(build.build_dir() / 'zdtm' / name)
-
-
-def addrs(topo):
-    """The service on both families at once: IPv4 and IPv6 connections,
-    and a listener of each beside them."""
-    return [hostport(topo.ipx(4), PORT), hostport(topo.ipx(6), PORT)]
-
-
 def assert_peer_saw_nothing(topo, pkts):
     """No RST, and per connection the service's TSval never went back."""
     assert_no_rst(pkts)
-    view = peer_view(topo, pkts)
+    view = peer_view(topo, pkts, PORT)
     assert not view['tsval_backwards'], view
 
 
@@ -95,29 +83,15 @@ ZDTM = {
 def run_zdtm(topo, tmp, criu, test, where, capture=True):
     args, settle = ZDTM[test]
     cap = Capture(topo, 'peer', tmp / 'peer.pcap').start() if capture else None
-    sready, pready = tmp / 'server.ready', tmp / 'peer.ready'
-    server = Task(topo, 'origin', [zdtm_bin(test), *(f'--listen={a}' for a in addrs(topo)),
-                                   *args, '--ready', sready], tmp, test)
-    cli.wait_listening(topo, 'origin', PORT)
-    peer = topo.popen('peer', zdtm_bin('tcpcp-zdtm-peer'),
-                      *(f'--connect={a}' for a in addrs(topo)), *args, '--ready', pready,
-                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_file(sready, 60)
-    wait_file(pready, 60)
+    pair = ZdtmPair(topo, tmp, test, args, PORT)
     time.sleep(settle)
-    imgs = tmp / 'img'
-    dump = criu.dump('origin', server.pid, imgs)
-    server.restored()
     host = 'origin' if where == 'same' else 'dest'
-    restore = criu.restore(host, imgs)
+    dump, restore = pair.checkpoint(criu, tmp / 'img', host=host)
     topo.switch_to(host)
-    for pid in (server.pid, peer.pid):
-        os.kill(pid, signal.SIGUSR1)
-    out, err = peer.communicate(timeout=120)
-    server.wait(120)
-    res = server.out.read_text().strip()
-    assert peer.returncode == 0 and out.strip() == 'PASS', f'peer: {out} {err}'
-    assert res == 'PASS', f'{test}: {res} {server.err.read_text()}'
+    pair.go()
+    peer, server = pair.finish()
+    assert peer == 'PASS', f'peer: {peer}'
+    assert server == 'PASS', f'{test}: {server}'
     if cap:
         assert_peer_saw_nothing(topo, cap.stop())
     return dump, restore
@@ -373,65 +347,15 @@ def test_dump_capture_fails(topo, tmp_path, criu):
 
 # ---- the plugin against CRIU's own --tcp-established ----------------------
 
-# Linux itself stamps a pure ACK now and then with a TSval a few ms older
-# than the data segment just before it (a cached per-socket clock), most
-# visibly with a thousand busy connections.  A restore gone wrong moves the
-# clock back by the dump's duration or to a random value: allow 100 ticks.
-TS_SLACK = 100
-
-
-def peer_view(topo, pkts, port=PORT):
-    """What the peer saw of the service: how long it heard nothing at all
-    from it (the time the connections were frozen, as the peer lives it),
-    RSTs, and connections whose TSval went back.  One pass: a capture of
-    1000 connections holds a lot of segments."""
-    ipxs = (topo.ipx(4), topo.ipx(6))
-    last_ts, backwards, times = {}, set(), []
-    for p in pkts:
-        if p.src not in ipxs or (port is not None and p.sport != port):
-            continue
-        times.append(p.ts)
-        key = (p.src, p.sport, p.dst, p.dport)
-        val = p.opts.get('ts', (None,))[0]
-        if val is not None:
-            top = last_ts.get(key)
-            if top is not None and seq_before((val + TS_SLACK) & 0xffffffff, top):
-                backwards.add(key)
-            if top is None or seq_before(top, val):
-                last_ts[key] = val
-        else:
-            last_ts.setdefault(key, None)
-    times.sort()
-    silence = max(b - a for a, b in zip(times, times[1:]))
-    rst = sum(1 for p in pkts if p.flags & 4)
-    return {'conns': len(last_ts), 'frozen_ms': round(silence * 1000), 'rst': rst,
-            'tsval_backwards': len(backwards)}
-
-
 def compare_one(topo, tmp, criu, plugin, args):
     cap = Capture(topo, 'peer', tmp / 'peer.pcap').start()
-    sready, pready = tmp / 'server.ready', tmp / 'peer.ready'
-    server = Task(topo, 'origin', [zdtm_bin('tcp_stream'),
-                                   *(f'--listen={a}' for a in addrs(topo)),
-                                   *args, '--ready', sready], tmp, 'server')
-    cli.wait_listening(topo, 'origin', PORT)
-    peer = topo.popen('peer', zdtm_bin('tcpcp-zdtm-peer'),
-                      *(f'--connect={a}' for a in addrs(topo)), *args,
-                      '--ready', pready, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                      text=True)
-    wait_file(sready, 60)
-    wait_file(pready, 60)
+    pair = ZdtmPair(topo, tmp, 'tcp_stream', args, PORT)
     time.sleep(1.5)
-    imgs = tmp / 'img'
-    dump = criu.dump('origin', server.pid, imgs, plugin=plugin)
-    server.restored()
-    restore = criu.restore('origin', imgs, plugin=plugin,
-                           tcp='--tcp-close' if plugin else '--tcp-established')
-    out, err = peer.communicate(timeout=120)
-    server.wait(120)
-    view = peer_view(topo, cap.stop())
+    dump, restore = pair.checkpoint(criu, tmp / 'img', plugin=plugin)
+    peer, server = pair.finish()
+    view = peer_view(topo, cap.stop(), PORT)
     view.update(dump_s=round(dump.elapsed, 2), restore_s=round(restore.elapsed, 2),
-                peer=out.strip() or err.strip(), server=server.out.read_text().strip())
+                peer=peer, server=server)
     return view
 
 

@@ -42,8 +42,10 @@ class Packet:
 class Capture:
     """tcpdump on one interface of one namespace, to a pcap file."""
 
-    def __init__(self, topo, host, path, ifname='eth0'):
+    def __init__(self, topo, host, path, ifname='eth0', expr=None):
+        """expr: a pcap-filter(7) expression, to keep a big capture small."""
         self.topo, self.host, self.ifname = topo, host, ifname
+        self.expr = [expr] if expr else []
         self.path = Path(path)
         self.log = self.path.with_suffix('.log')
         self.proc = None
@@ -55,7 +57,7 @@ class Capture:
             self.proc = self.topo.popen(self.host, 'tcpdump', '-i', self.ifname,
                                         '-w', self.path, '-U', '--immediate-mode', '-s', '128',
                                         '-n',
-                                        '-Z', 'root', stdout=subprocess.DEVNULL,
+                                        '-Z', 'root', *self.expr, stdout=subprocess.DEVNULL,
                                         stderr=log)
         deadline = time.monotonic() + timeout
         while 'listening on' not in self.log.read_text():

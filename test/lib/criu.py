@@ -12,7 +12,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import build
+from . import build, cli
+from .capture import RST, seq_before
+from .netns import hostport
+from .traffic import wait_file
 
 REPO = build.REPO
 _criu = None
@@ -135,3 +138,86 @@ class Criu:
     def restore(self, host, imgdir, plugin=True, tcp='--tcp-close', **kw):
         lib = ('--lib', plugin_dir()) if plugin else ()
         return self.run(host, 'restore', '-D', imgdir, '-d', tcp, *lib, **kw)
+
+
+# ---- zdtm-style programs (test/zdtm) --------------------------------------
+
+def zdtm_bin(name):
+    return str(build.build_dir() / 'zdtm' / name)
+
+
+class ZdtmPair:
+    """A zdtm test program serving in origin (the process CRIU dumps) and
+    tcpcp-zdtm-peer connected to it from peer, over both families at once:
+    IPv4 and IPv6 connections, and a listener of each beside them."""
+
+    def __init__(self, topo, tmp, test, args, port, ready_timeout=60):
+        addrs = [hostport(topo.ipx(f), port) for f in (4, 6)]
+        sready, pready = tmp / 'server.ready', tmp / 'peer.ready'
+        self.server = Task(topo, 'origin', [zdtm_bin(test), *(f'--listen={a}' for a in addrs),
+                                            *args, '--ready', sready], tmp, test)
+        cli.wait_listening(topo, 'origin', port)
+        self.peer = topo.popen('peer', zdtm_bin('tcpcp-zdtm-peer'),
+                               *(f'--connect={a}' for a in addrs), *args, '--ready', pready,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_file(sready, ready_timeout)
+        wait_file(pready, ready_timeout)
+
+    def checkpoint(self, criu, imgs, plugin=True, host='origin', timeout=120):
+        """Dump the server, restore it at host: through the plugin (CRIU
+        closes its own copy at restore), or by CRIU alone
+        (--tcp-established both ways; same host only)."""
+        dump = criu.dump('origin', self.server.pid, imgs, plugin=plugin, timeout=timeout)
+        self.server.restored()
+        restore = criu.restore(host, imgs, plugin=plugin, timeout=timeout,
+                               tcp='--tcp-close' if plugin else '--tcp-established')
+        return dump, restore
+
+    def go(self):
+        """A side holding its reads (--hold) starts reading."""
+        for pid in (self.server.pid, self.peer.pid):
+            os.kill(pid, signal.SIGUSR1)
+
+    def finish(self, timeout=120):
+        """Both ends' verdicts, (peer, server): "PASS" or why not."""
+        out, err = self.peer.communicate(timeout=timeout)
+        self.server.wait(timeout)
+        res = self.server.out.read_text().strip()
+        if self.peer.returncode or out.strip() != 'PASS':
+            out = f'{out.strip()} {err.strip()}'.strip()
+        return out.strip(), res or self.server.err.read_text().strip()
+
+
+# Linux itself stamps a pure ACK now and then with a TSval a few ms older
+# than the data segment just before it (a cached per-socket clock), most
+# visibly with a thousand busy connections.  A restore gone wrong moves the
+# clock back by the dump's duration or to a random value: allow 100 ticks.
+TS_SLACK = 100
+
+
+def peer_view(topo, pkts, port):
+    """What the peer saw of the service: how long it heard nothing at all
+    from it (the time the connections were frozen, as the peer lives it),
+    RSTs, and connections whose TSval went back.  One pass: a capture of
+    1000 connections holds a lot of segments.  port=None: any port of ipX."""
+    ipxs = (topo.ipx(4), topo.ipx(6))
+    last_ts, backwards, times = {}, set(), []
+    for p in pkts:
+        if p.src not in ipxs or (port is not None and p.sport != port):
+            continue
+        times.append(p.ts)
+        key = (p.src, p.sport, p.dst, p.dport)
+        val = p.opts.get('ts', (None,))[0]
+        if val is not None:
+            top = last_ts.get(key)
+            if top is not None and seq_before((val + TS_SLACK) & 0xffffffff, top):
+                backwards.add(key)
+            if top is None or seq_before(top, val):
+                last_ts[key] = val
+        else:
+            last_ts.setdefault(key, None)
+    times.sort()
+    silence = max((b - a for a, b in zip(times, times[1:])), default=0)
+    rst = sum(1 for p in pkts if p.flags & RST)
+    return {'conns': len(last_ts), 'frozen_ms': round(silence * 1000), 'rst': rst,
+            'tsval_backwards': len(backwards)}
