@@ -47,7 +47,7 @@ SCENARIOS = {
     # Neither end reads: what the peer sends at the rate for the 1.5 s
     # before the first pass waits in the origin's receive queue.
     '1 MB queued': (('--bytes', '64M', '--read-stall', '0:60000', '--rate', '700K'), BIG, 1),
-    '16 MB queued': (('--bytes', '256M', '--read-stall', '0:60000', '--rate', '9500K'), HUGE, 1),
+    '16 MB queued': (('--bytes', '256M', '--read-stall', '0:60000', '--rate', '10500K'), HUGE, 1),
     'full queues': (('--bytes', '64M', '--read-stall', '0:60000'), BIG, 1),
 }
 
