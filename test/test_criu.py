@@ -48,10 +48,7 @@ def traffic_server(topo, tmp, family, nbytes, rate='1M'):
 @pytest.mark.parametrize('family', [4, 6])
 def test_traffic_stream(topo, tmp_path, criu, family, where):
     nbytes = 4 * MB
-    cap, server, peer = start_stream(topo, tmp_path, family, nbytes)
-    imgs = tmp_path / 'img'
-    criu.dump('origin', server.pid, imgs)
-    server.restored()
+    cap, server, peer, imgs = dumped_stream(topo, tmp_path, criu, family, nbytes)
     assert list(imgs.glob('tcpcp-*.img')), 'the plugin wrote no image'
     host = 'origin' if where == 'same' else 'dest'
     criu.restore(host, imgs)
@@ -180,6 +177,20 @@ def start_stream(topo, tmp, family, nbytes):
     return cap, server, peer
 
 
+def dump_stream(criu, server, tmp):
+    """Dump the stream's server at origin; from now on server.pid is the
+    process CRIU restores."""
+    imgs = tmp / 'img'
+    criu.dump('origin', server.pid, imgs)
+    server.restored()
+    return imgs
+
+
+def dumped_stream(topo, tmp, criu, family, nbytes):
+    cap, server, peer = start_stream(topo, tmp, family, nbytes)
+    return cap, server, peer, dump_stream(criu, server, tmp)
+
+
 def finish_stream(topo, family, cap, server, peer, nbytes):
     """Both ends got every byte, the peer saw the service's FIN only after
     all its data, no RST, and no TSval going back."""
@@ -208,11 +219,8 @@ def test_restore_behind_nat(topo, tmp_path, criu, family):
     """Restored at dest under dest's own address: `tcpcp edit` rewrites the
     images, the router translates, the peer never learns of it."""
     nbytes = 4 * MB
-    cap, server, peer = start_stream(topo, tmp_path, family, nbytes)
+    cap, server, peer, imgs = dumped_stream(topo, tmp_path, criu, family, nbytes)
     peer_end = cli.tcp_socket(topo, 'peer', peer.pid)['local']
-    imgs = tmp_path / 'img'
-    criu.dump('origin', server.pid, imgs)
-    server.restored()
     new = topo.addr('dest', family)
     out = tcpcp_edit('--local', new, *imgs.glob('tcpcp-*.img'))
     assert f'-> {hostport(new, PORT)}' in out, out
@@ -283,9 +291,7 @@ def test_restore_failure_then_retry(topo, tmp_path, criu, family, why):
     nbytes = 3 * MB
     cap, server, peer = start_stream(topo, tmp_path, family, nbytes)
     peer_end = cli.tcp_socket(topo, 'peer', peer.pid)['local']
-    imgs = tmp_path / 'img'
-    criu.dump('origin', server.pid, imgs)
-    server.restored()
+    imgs = dump_stream(criu, server, tmp_path)
     message, fix = FAILURES[why](topo, family, imgs)
     before = snapshot(imgs)
     r = criu.restore('dest', imgs, check=False)
@@ -392,10 +398,7 @@ def test_restore_forgot_tcp_close(topo, tmp_path, criu):
     connection back itself (same host, same address); the plugin must leave
     that live connection alone, open its gate and say so."""
     nbytes = 3 * MB
-    cap, server, peer = start_stream(topo, tmp_path, 4, nbytes)
-    imgs = tmp_path / 'img'
-    criu.dump('origin', server.pid, imgs)
-    server.restored()
+    cap, server, peer, imgs = dumped_stream(topo, tmp_path, criu, 4, nbytes)
     r = criu.restore('origin', imgs, tcp='--tcp-established')
     assert 'was restored by CRIU itself' in r.log
     finish_stream(topo, 4, cap, server, peer, nbytes)
