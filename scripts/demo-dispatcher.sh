@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [[ ${TCPCP_SKIP_BUILD:-} ]] || { scripts/install-deps.sh; make -s -j"$(nproc)" all; }
-B=$PWD/build
+B=$(realpath "${TCPCP_BUILD:-$PWD/build}")
 export LD_LIBRARY_PATH=$B
 
 P=tcpcp-demo-$$
@@ -74,7 +74,9 @@ fail=0
 for f in hello.bin big.bin hello.bin big.bin; do
 	hdr=$(on peer curl -sS --max-time 30 -D - -o "$TMP/out" "http://$IPX:8080/$f")
 	worker=$(tr -d '\r' <<<"$hdr" | sed -n 's/^X-Worker: //p')
-	if cmp -s "$TMP/out" "$TMP/root/$f"; then
+	if [[ -z $worker ]]; then
+		echo "[peer]   GET /$f: not answered by a worker"; fail=1
+	elif cmp -s "$TMP/out" "$TMP/root/$f"; then
 		echo "[peer]   GET /$f: $(sha256sum < "$TMP/out" | cut -c1-16)... ok, answered by worker $worker"
 	else
 		echo "[peer]   GET /$f: content differs"; fail=1
@@ -83,4 +85,5 @@ done
 echo "[router] connections steered to dest, one map entry each:" \
 	"$(on router nft list map inet tcpcp-steer v4 | grep -o ': 0x0*3' | wc -l)"
 sleep 0.2	# let the daemons' log lines through before the summary ends
+if ((fail)); then echo "FAIL"; else echo "PASS: every file intact, each from a worker it was passed to"; fi
 exit $fail
