@@ -129,12 +129,7 @@ int main(int argc, char **argv)
 		die("cannot listen on %s: %s", listen_addr, strerror(-l));
 	fprintf(stderr, "%s: listening on %s, %u workers\n", prog, listen_addr, n);
 	for (;;) {
-		s = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-		if (s < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			die("accept: %s", strerror(errno));
-		}
+		s = accept_next(l);
 		dispatch(s, &workers[next], back, key);
 		next = (next + 1) % n;
 	}

@@ -83,12 +83,7 @@ int main(int argc, char **argv)
 	sigaction(SIGCHLD, &sa, NULL);
 	fprintf(stderr, "%s %s: taking connections on %s\n", prog, name, ctl_addr);
 	for (;;) {
-		ctl = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-		if (ctl < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			die("accept: %s", strerror(errno));
-		}
+		ctl = accept_next(l);
 		if (fork() == 0) {
 			close(l);
 			s = demo_take(ctl, key, &path, NULL);

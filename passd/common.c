@@ -123,6 +123,16 @@ int listen_on(const char *hostport)
 	return s;
 }
 
+int accept_next(int l)
+{
+	int s;
+
+	while ((s = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0)
+		if (errno != EINTR && errno != ECONNABORTED)
+			die("accept: %s", strerror(errno));
+	return s;
+}
+
 void sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN] = "?";

@@ -14,6 +14,9 @@ void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len);
 int connect_to(const char *hostport, int timeout_ms);
 int listen_on(const char *hostport);
+/* The next connection on listener @l; retries what a signal or a client
+ * that gave up interrupts, dies on anything else. */
+int accept_next(int l);
 void sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len);
 double now_real(void);
 

@@ -171,12 +171,7 @@ int main(int argc, char **argv)
 		sigaction(SIGCHLD, &sa, NULL);	/* handlers reap themselves */
 	fprintf(stderr, "%s: listening on %s\n", prog, a.listen);
 	for (;;) {
-		ctl = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-		if (ctl < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			die("accept: %s", strerror(errno));
-		}
+		ctl = accept_next(l);
 		pid = fork();
 		if (pid < 0)
 			die("fork: %s", strerror(errno));
