@@ -8,50 +8,18 @@
 # worker with the request path as application state, and the gateway
 # steers only that connection (nftables mark + policy route) to dest.
 # curl fetches a few files; the script checks their sha256 and shows which
-# worker answered.  Needs root; removes everything it created on exit.
+# worker answered.  Topology: scripts/demo-lib.sh.  Needs root; removes
+# everything it created on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[[ ${TCPCP_SKIP_BUILD:-} ]] || { scripts/install-deps.sh; make -s -j"$(nproc)" all; }
-B=$(realpath "${TCPCP_BUILD:-$PWD/build}")
-export LD_LIBRARY_PATH=$B
+. scripts/demo-lib.sh
 
-P=tcpcp-demo-$$
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for h in peer router origin dest; do
-		for pid in $(ip netns pids "$P-$h" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-		ip netns del "$P-$h" 2>/dev/null || true
-	done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-on() { local h=$1; shift; ip netns exec "$P-$h" "$@"; }
-
-IPX=10.77.9.1
-for h in peer router origin dest; do
-	ip netns add "$P-$h"
-	on "$h" ip link set lo up
-done
-n=1
-for h in peer origin dest; do
-	ip -n "$P-router" link add "to-$h" type veth peer name eth0 netns "$P-$h"
-	ip -n "$P-router" addr add "10.77.$n.1/24" dev "to-$h"
-	ip -n "$P-router" link set "to-$h" up
-	ip -n "$P-$h" addr add "10.77.$n.2/24" dev eth0
-	ip -n "$P-$h" link set eth0 up
-	ip -n "$P-$h" route add default via "10.77.$n.1"
-	n=$((n + 1))
-done
-on router sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0
-ip -n "$P-origin" addr add $IPX/32 dev lo
-ip -n "$P-dest" addr add $IPX/32 dev lo
-ip -n "$P-router" route add $IPX/32 via 10.77.2.2		# ipX lives at origin
-ip -n "$P-router" rule add fwmark 3 lookup 3			# ...unless marked
-ip -n "$P-router" route add $IPX/32 via 10.77.3.2 table 3
+demo_build
+topology
+# Only the connections the dispatcher marks (3) go to dest.
+in_ns router ip rule add fwmark 3 lookup 3
+in_ns router ip route add $IPX/32 via 10.77.3.2 table 3
 
 mkdir "$TMP/root"
 head -c 1048576 /dev/urandom > "$TMP/root/hello.bin"
@@ -59,20 +27,20 @@ head -c 8388608 /dev/urandom > "$TMP/root/big.bin"
 (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$TMP/key")
 
 for w in 1 2; do
-	on dest "$B/tcpcp-worker" --ctl 10.77.3.2:700$w --key "$TMP/key" --name "w$w" \
+	in_ns dest "$B/tcpcp-worker" --ctl 10.77.3.2:700$w --key "$TMP/key" --name "w$w" \
 		--root "$TMP/root" 2> >(sed "s/^/  [dest]   /" >&2) &
 	PIDS+=($!)
 done
-on origin "$B/tcpcp-dispatcher" --listen $IPX:8080 --key "$TMP/key" \
-	--worker "10.77.3.2:7001=flow:/run/netns/$P-router:3" \
-	--worker "10.77.3.2:7002=flow:/run/netns/$P-router:3" \
-	--switch-back "flow:/run/netns/$P-router:0" 2> >(sed "s/^/  [origin] /" >&2) &
+in_ns origin "$B/tcpcp-dispatcher" --listen $IPX:8080 --key "$TMP/key" \
+	--worker "10.77.3.2:7001=flow:/run/netns/$NS-router:3" \
+	--worker "10.77.3.2:7002=flow:/run/netns/$NS-router:3" \
+	--switch-back "flow:/run/netns/$NS-router:0" 2> >(sed "s/^/  [origin] /" >&2) &
 PIDS+=($!)
 sleep 1
 
 fail=0
 for f in hello.bin big.bin hello.bin big.bin; do
-	hdr=$(on peer curl -sS --max-time 30 -D - -o "$TMP/out" "http://$IPX:8080/$f")
+	hdr=$(in_ns peer curl -sS --max-time 30 -D - -o "$TMP/out" "http://$IPX:8080/$f")
 	worker=$(tr -d '\r' <<<"$hdr" | sed -n 's/^X-Worker: //p')
 	if [[ -z $worker ]]; then
 		echo "[peer]   GET /$f: not answered by a worker"; fail=1
@@ -83,7 +51,7 @@ for f in hello.bin big.bin hello.bin big.bin; do
 	fi
 done
 echo "[router] connections steered to dest, one map entry each:" \
-	"$(on router nft list map inet tcpcp-steer v4 | grep -o ': 0x0*3' | wc -l)"
+	"$(in_ns router nft list map inet tcpcp-steer v4 | grep -o ': 0x0*3' | wc -l)"
 sleep 0.2	# let the daemons' log lines through before the summary ends
 if ((fail)); then echo "FAIL"; else echo "PASS: every file intact, each from a worker it was passed to"; fi
 exit $fail

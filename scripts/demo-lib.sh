@@ -29,6 +29,7 @@ nsenter_ns() { local h=$1; shift; nsenter --net="/run/netns/$NS-$h" "$@"; }
 
 cleanup() {
 	local p h
+	disown -a	# no job notices for what is killed here
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	for h in peer router origin dest; do
 		for p in $(ip netns pids "$NS-$h" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
