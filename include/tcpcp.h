@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 #define TCPCP_ICI_MAJOR 1
-#define TCPCP_ICI_MINOR 0
+#define TCPCP_ICI_MINOR 1
 
 /* The paper's API (section 3.2). */
 

@@ -105,15 +105,24 @@ static void free_queues(TcpcpIci *ici)
 	ici->sendq.len = ici->recvq.len = 0;
 }
 
+/* The kernel's counters include FINs (SIOCOUTQ our unacknowledged one,
+ * rcv_nxt the peer's), the queues hold bytes only.  copied_seq is kept
+ * before the peer's FIN even if the application has read the EOF: the
+ * destination's application reads it again. */
 static int read_queues(int s, TcpcpIci *ici)
 {
+	struct tcpcp_fins f = tcpcp_fins_of(ici->state);
+	int fin_out = f.out && !f.out_acked, fin_in = f.in;
 	struct seqs a, b;
 	int err, i;
 
 	for (i = 0; i < CONSISTENT_READ_TRIES; i++) {
 		if ((err = read_seqs(s, &a)))
 			return err;
-		err = peek_queue(s, TCP_SEND_QUEUE, &ici->sendq, a.outq);
+		if (a.outq < fin_out)
+			return tcpcp_fail(EPROTO, "kernel reported no FIN in the send queue of a %s socket",
+					  tcpcp_state_name((int)ici->state));
+		err = peek_queue(s, TCP_SEND_QUEUE, &ici->sendq, a.outq - fin_out);
 		if (!err)
 			err = peek_queue(s, TCP_RECV_QUEUE, &ici->recvq, a.inq);
 		if (!err && !(err = read_seqs(s, &b)) && !memcmp(&a, &b, sizeof(a))) {
@@ -121,7 +130,7 @@ static int read_queues(int s, TcpcpIci *ici)
 			ici->snd_una = a.write_seq - (uint32_t)a.outq;
 			ici->snd_nxt = a.write_seq - (uint32_t)a.unsent;
 			ici->rcv_nxt = a.rcv_nxt;
-			ici->copied_seq = a.rcv_nxt - (uint32_t)a.inq;
+			ici->copied_seq = a.rcv_nxt - (uint32_t)fin_in - (uint32_t)a.inq;
 			return tcpcp_repair_queue(s, TCP_NO_QUEUE);
 		}
 		free_queues(ici);

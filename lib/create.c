@@ -109,12 +109,16 @@ static int bind_local(int s, const TcpcpIci *ici, const struct tcpcp_create_opts
 	return tcpcp_fail(errno, "bind to %s: %s", a, strerror(errno));
 }
 
+/* Where the queues start.  An acknowledged FIN of ours is past snd_una:
+ * the send sequence starts before it, and fin.c puts it back. */
 static int set_seqs(int s, const TcpcpIci *ici)
 {
+	uint32_t snd = ici->snd_una - tcpcp_fins_of(ici->state).out_acked;
+
 	if (tcpcp_repair_queue(s, TCP_RECV_QUEUE) ||
 	    setint(s, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)ici->copied_seq, "receive TCP_QUEUE_SEQ") ||
 	    tcpcp_repair_queue(s, TCP_SEND_QUEUE) ||
-	    setint(s, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)ici->snd_una, "send TCP_QUEUE_SEQ"))
+	    setint(s, IPPROTO_TCP, TCP_QUEUE_SEQ, (int)snd, "send TCP_QUEUE_SEQ"))
 		return -errno;
 	return 0;
 }
@@ -197,11 +201,14 @@ static int send_all(int s, const uint8_t *buf, size_t len, const char *what)
 	return 0;
 }
 
-static int set_window(int s, const TcpcpWindow *w)
+/* Until the peer's FIN is replayed rcv_nxt stands one before the origin's,
+ * and the kernel refuses an rcv_wup after rcv_nxt: move the window's left
+ * edge back by one, keeping its right edge where it was. */
+static int set_window(int s, const TcpcpWindow *w, bool fin_in)
 {
 	struct tcp_repair_window trw = {
 		.snd_wl1 = w->snd_wl1, .snd_wnd = w->snd_wnd, .max_window = w->max_window,
-		.rcv_wnd = w->rcv_wnd, .rcv_wup = w->rcv_wup,
+		.rcv_wnd = w->rcv_wnd + fin_in, .rcv_wup = w->rcv_wup - fin_in,
 	};
 
 	if (!setsockopt(s, IPPROTO_TCP, TCP_REPAIR_WINDOW, &trw, sizeof(trw)))
@@ -212,16 +219,20 @@ static int set_window(int s, const TcpcpWindow *w)
 /* Bytes the origin sent are queued in repair mode, which marks them sent
  * without transmitting (they await an ACK or a retransmission).  Bytes it
  * never sent must stay unsent, so they are queued with repair off: the
- * closed gate makes the transmission attempt fail and TCP keeps them. */
+ * closed gate makes the transmission attempt fail and TCP keeps them.
+ * A sent FIN counts in snd_nxt but is no byte of the queue. */
 static int fill_queues(int s, const TcpcpIci *ici)
 {
 	size_t sent = (uint32_t)(ici->snd_nxt - ici->snd_una);
+
+	if (sent > ici->sendq.len)
+		sent = ici->sendq.len;
 
 	if (tcpcp_repair_queue(s, TCP_RECV_QUEUE) ||
 	    send_all(s, ici->recvq.data, ici->recvq.len, "receive") ||
 	    tcpcp_repair_queue(s, TCP_SEND_QUEUE) ||
 	    send_all(s, ici->sendq.data, sent, "send") ||
-	    set_window(s, ici->window))
+	    set_window(s, ici->window, tcpcp_fins_of(ici->state).in))
 		return -errno;
 	if (ici->sendq.len > sent &&
 	    (tcpcp_repair(s, TCP_REPAIR_OFF_NO_WP) ||
@@ -305,7 +316,7 @@ static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
 	    (err = setint(s, IPPROTO_TCP, TCP_TIMESTAMP,
 			  (int)advance_timestamp(ici, o->keep_timestamp), "TCP_TIMESTAMP")))
 		return err;
-	if ((err = fill_queues(s, ici)) ||
+	if ((err = fill_queues(s, ici)) || (err = tcpcp_fins_restore(s, ici)) ||
 	    (err = tcpcp_sockopts_restore_late(s, ici->local->family, ici->sockopts)))
 		return err;
 	return 0;

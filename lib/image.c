@@ -108,20 +108,27 @@ static bool seq_le(uint32_t a, uint32_t b)
 	return (int32_t)(b - a) >= 0;
 }
 
+/* write_seq and rcv_nxt count the FINs the state implies (fin.c); the
+ * queues do not. */
 static int check_seq(const TcpcpIci *ici)
 {
-	if (!seq_le(ici->snd_una, ici->snd_nxt) || !seq_le(ici->snd_nxt, ici->write_seq))
+	struct tcpcp_fins f = tcpcp_fins_of(ici->state);
+	uint32_t fin_out = f.out && !f.out_acked, data_end = ici->rcv_nxt - f.in;
+
+	if (!seq_le(ici->snd_una, ici->snd_nxt) || !seq_le(ici->snd_nxt, ici->write_seq) ||
+	    (uint32_t)(ici->write_seq - ici->snd_una) < fin_out)
 		return tcpcp_fail(EINVAL, "ICI send sequence out of order: snd_una %u, snd_nxt %u, write_seq %u",
 				  ici->snd_una, ici->snd_nxt, ici->write_seq);
-	if (ici->sendq.len != (uint32_t)(ici->write_seq - ici->snd_una))
-		return tcpcp_fail(EINVAL, "ICI sendq has %zu bytes, write_seq - snd_una is %u",
-				  ici->sendq.len, ici->write_seq - ici->snd_una);
-	if (!seq_le(ici->copied_seq, ici->rcv_nxt))
-		return tcpcp_fail(EINVAL, "ICI copied_seq %u is after rcv_nxt %u",
-				  ici->copied_seq, ici->rcv_nxt);
-	if (ici->recvq.len != (uint32_t)(ici->rcv_nxt - ici->copied_seq))
-		return tcpcp_fail(EINVAL, "ICI recvq has %zu bytes, rcv_nxt - copied_seq is %u",
-				  ici->recvq.len, ici->rcv_nxt - ici->copied_seq);
+	if (ici->sendq.len != (uint32_t)(ici->write_seq - ici->snd_una - fin_out))
+		return tcpcp_fail(EINVAL, "ICI sendq has %zu bytes, write_seq - snd_una%s is %u",
+				  ici->sendq.len, fin_out ? " - FIN" : "",
+				  ici->write_seq - ici->snd_una - fin_out);
+	if (!seq_le(ici->copied_seq, data_end))
+		return tcpcp_fail(EINVAL, "ICI copied_seq %u is after rcv_nxt%s %u",
+				  ici->copied_seq, f.in ? " - FIN" : "", data_end);
+	if (ici->recvq.len != (uint32_t)(data_end - ici->copied_seq))
+		return tcpcp_fail(EINVAL, "ICI recvq has %zu bytes, rcv_nxt%s - copied_seq is %u",
+				  ici->recvq.len, f.in ? " - FIN" : "", data_end - ici->copied_seq);
 	return 0;
 }
 
@@ -231,8 +238,8 @@ int tcpcp_ici_check(const TcpcpIci *ici)
 		return err;
 	if (ici->local->family != ici->peer->family)
 		return tcpcp_fail(EINVAL, "ICI local and peer address families differ");
-	if (ici->state != TCPCP_ST_ESTABLISHED)
-		return tcpcp_fail(EINVAL, "ICI state %u: only ESTABLISHED connections can be recreated",
+	if (ici->state > 255 || !tcpcp_state_passable((int)ici->state))
+		return tcpcp_fail(EINVAL, "ICI state %u: only ESTABLISHED or half-closed connections can be recreated",
 				  ici->state);
 	if ((err = check_options(ici->options)) || (err = check_seq(ici)) ||
 	    (err = check_window(ici)) || (err = check_sockopts(ici->sockopts)))

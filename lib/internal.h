@@ -11,9 +11,15 @@
 #include "tcpcp.h"
 #include "ici.pb-c.h"
 
-/* Kernel values that no user header exports cleanly beside <linux/tcp.h>. */
+/* Kernel values that no user header exports cleanly beside <linux/tcp.h>
+ * (include/net/tcp_states.h). */
 #define TCPCP_ST_ESTABLISHED	1
+#define TCPCP_ST_FIN_WAIT1	4
+#define TCPCP_ST_FIN_WAIT2	5
 #define TCPCP_ST_CLOSE		7
+#define TCPCP_ST_CLOSE_WAIT	8
+#define TCPCP_ST_LAST_ACK	9
+#define TCPCP_ST_CLOSING	11
 #define TCPCP_CA_NAME_MAX	16
 
 #define TCPCP_EXPORT __attribute__((visibility("default")))
@@ -76,10 +82,29 @@ int tcpcp_create_on_gated(int s, const void *img, size_t len,
  * opened already (with tcpcp_gate_open_many()). */
 int tcpcp_activate_ungated(int s, const void *img, size_t len);
 
+/* fin.c: half-closed connections.  A FIN takes a sequence number but no
+ * byte of a queue; which FINs a state implies: */
+struct tcpcp_fins {
+	bool out;		/* ours is queued or sent (write_seq counts it) */
+	bool out_acked;		/* ... and the peer acknowledged it (snd_una too) */
+	bool in;		/* the peer's arrived (rcv_nxt counts it) */
+};
+/* Segments tcpcp injects pass its own closed gate with this mark. */
+#define TCPCP_INJECT_MARK	0x7c9c0001u
+#define TCPCP_INJECT_MARK_STR	"0x7c9c0001"
+bool tcpcp_state_passable(int state);
+struct tcpcp_fins tcpcp_fins_of(uint32_t state);
+int tcpcp_fins_restore(int s, const TcpcpIci *ici);
+
+/* netns.c: run in a socket's network namespace; leave(-1) is a no-op. */
+int tcpcp_netns_enter(int s, int *saved);
+void tcpcp_netns_leave(int saved);
+
 /* repair.c: thin wrappers with the kernel's names. */
 int tcpcp_repair(int s, int mode);
 int tcpcp_repair_queue(int s, int q);
 int tcpcp_check_tcp_socket(int s, int *state);
+const char *tcpcp_state_name(int state);
 
 /* sockopts.c */
 int tcpcp_sockopts_save(int s, int family, TcpcpSockopts *so);

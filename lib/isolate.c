@@ -12,6 +12,10 @@
  * fails with EPERM, so TCP keeps the data queued as not sent: the captured
  * state does not drift while the gate is closed.
  *
+ * One kind of segment passes the closed gate: the ones tcpcp itself
+ * injects, marked TCPCP_INJECT_MARK, to put back the peer's FIN of a
+ * half-closed connection (fin.c).
+ *
  * The table is created on first use and deleted when its sets are empty.
  * An flock serialises tcpcp processes so that creation and deletion never
  * race with another process's element.
@@ -39,6 +43,7 @@ static const char gate_table[] =
 	" set v4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags timeout; }\n"
 	" set v6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; flags timeout; }\n"
 	" chain in { type filter hook input priority -300; policy accept;\n"
+	"  meta mark " TCPCP_INJECT_MARK_STR " accept\n"
 	"  ip daddr . tcp dport . ip saddr . tcp sport @v4 drop\n"
 	"  ip6 daddr . tcp dport . ip6 saddr . tcp sport @v6 drop\n"
 	" }\n"
@@ -54,48 +59,11 @@ struct gate {
 	int lock;
 };
 
-/* The gate must live in the socket's netns, which need not be ours:
- * `tcpcp get --pid` takes sockets out of other namespaces. */
-static int enter_netns_of(int s, int *saved)
-{
-	struct stat sock_ns, own_ns;
-	int ns, err = 0;
-
-	*saved = -1;
-	ns = ioctl(s, SIOCGSKNS);
-	if (ns < 0)
-		return tcpcp_fail(errno, "cannot find the network namespace of fd %d: %s",
-				  s, strerror(errno));
-	if (fstat(ns, &sock_ns) || stat("/proc/thread-self/ns/net", &own_ns)) {
-		err = tcpcp_fail(errno, "cannot stat network namespaces: %s", strerror(errno));
-		goto out;
-	}
-	if (sock_ns.st_ino == own_ns.st_ino && sock_ns.st_dev == own_ns.st_dev)
-		goto out;
-	*saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (*saved < 0 || setns(ns, CLONE_NEWNET)) {
-		err = tcpcp_fail(errno, "cannot enter the network namespace of fd %d: %s",
-				 s, strerror(errno));
-		if (*saved >= 0)
-			close(*saved);
-		*saved = -1;
-	}
-out:
-	close(ns);
-	return err;
-}
-
 static void gate_exit(struct gate *g)
 {
 	if (g->nft)
 		nft_ctx_free(g->nft);
-	if (g->saved_ns >= 0) {
-		/* Failing to return would leave this thread in a foreign
-		 * netns; nothing sane can continue after that. */
-		if (setns(g->saved_ns, CLONE_NEWNET))
-			abort();
-		close(g->saved_ns);
-	}
+	tcpcp_netns_leave(g->saved_ns);
 	if (g->lock >= 0)
 		close(g->lock);
 }
@@ -111,7 +79,9 @@ static int gate_enter(int s, struct gate *g)
 		g->lock = open("/tmp/tcpcp-gate.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (g->lock < 0 || flock(g->lock, LOCK_EX))
 		return tcpcp_fail(errno, "cannot lock %s: %s", GATE_LOCK, strerror(errno));
-	err = enter_netns_of(s, &g->saved_ns);
+	/* The gate must live in the socket's netns, which need not be
+	 * ours: `tcpcp get --pid` takes sockets out of other namespaces. */
+	err = tcpcp_netns_enter(s, &g->saved_ns);
 	if (err)
 		goto fail;
 	g->nft = nft_ctx_new(NFT_CTX_DEFAULT);

@@ -31,7 +31,7 @@ static int getint(int s, int level, int opt, int *val)
 	return getsockopt(s, level, opt, val, &len);
 }
 
-static const char *state_name(int st)
+const char *tcpcp_state_name(int st)
 {
 	static const char *const names[] = {
 		"?", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1",
@@ -63,8 +63,8 @@ int tcpcp_check_tcp_socket(int s, int *state)
 	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len))
 		return tcpcp_fail(errno, "TCP_INFO on fd %d: %s", s, strerror(errno));
 	*state = ti.tcpi_state;
-	if (ti.tcpi_state != TCPCP_ST_ESTABLISHED)
-		return tcpcp_fail(ENOTCONN, "fd %d is in state %s, not ESTABLISHED",
-				  s, state_name(ti.tcpi_state));
+	if (!tcpcp_state_passable(ti.tcpi_state))
+		return tcpcp_fail(ENOTCONN, "fd %d is in state %s, not ESTABLISHED or half-closed",
+				  s, tcpcp_state_name(ti.tcpi_state));
 	return 0;
 }

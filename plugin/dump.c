@@ -149,9 +149,10 @@ static void capture_one(struct dump_ctx *c, pid_t pid, pid_t nspid, int fd, int 
 	if (state < 0 || state == ST_LISTEN || state == TCPCP_ST_CLOSE)
 		return;		/* not TCP, or CRIU restores it by itself */
 	sock_name(s, conn, sizeof(conn));
-	if (state != TCPCP_ST_ESTABLISHED) {
-		pr_warn("connection %s (pid %d fd %d) is not established (state %d): "
-			"left to CRIU, a restore with --tcp-close closes it\n", conn, pid, fd, state);
+	if (!tcpcp_state_passable(state)) {
+		pr_warn("connection %s (pid %d fd %d) is neither established nor half-closed (state %s): "
+			"left to CRIU, a restore with --tcp-close closes it\n",
+			conn, pid, fd, tcpcp_state_name(state));
 		return;
 	}
 	if (!repair) {

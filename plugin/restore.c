@@ -300,7 +300,7 @@ static int rebuild_conn(int dir, int pidfd, struct conn *c)
 		return s;
 	}
 	s = above_fd_setsize(s);
-	if (tcp_state(s) == TCPCP_ST_ESTABLISHED) {
+	if (tcpcp_state_passable(tcp_state(s))) {
 		/* Restored without --tcp-close: CRIU rebuilt it from its own
 		 * images, at the origin's addresses.  It is live; leave it be. */
 		pr_warn("connection %s (task %d fd %d) was restored by CRIU itself, not from %s "

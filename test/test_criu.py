@@ -17,7 +17,7 @@ import pytest
 
 from lib import cli
 from lib.capture import (Capture, assert_fin_after_data, assert_no_rst, connection,
-                         tsval_never_backwards)
+                         first_fin, tsval_never_backwards)
 from lib.criu import Criu, Task, ZdtmPair, asan_build, peer_view, zdtm_bin
 from lib.netns import hostport
 from lib.traffic import Traffic, assert_hashes_match, wait_file
@@ -34,14 +34,48 @@ def criu(topo, tmp_path):
     return Criu(topo, tmp_path)
 
 
-def traffic_server(topo, tmp, family, nbytes, rate='1M'):
+def paced(rate):
+    return ('--rate', rate) if rate else ()
+
+
+def traffic_server(topo, tmp, family, nbytes, rate='1M', peer_bytes=None):
+    """nbytes to the peer, peer_bytes (default nbytes) from it."""
     from lib import build
     ipx = topo.ipx(family)
+    rx = nbytes if peer_bytes is None else peer_bytes
     t = Task(topo, 'origin', [build.traffic(), '--listen', hostport(ipx, PORT),
-                              '--bytes', nbytes, '--tx-seed', SEED_SERVER,
-                              '--rx-seed', SEED_PEER, '--rate', rate], tmp, 'server')
+                              '--tx-bytes', nbytes, '--rx-bytes', rx, '--tx-seed', SEED_SERVER,
+                              '--rx-seed', SEED_PEER, *paced(rate)], tmp, 'server')
     cli.wait_listening(topo, 'origin', PORT)
     return t
+
+
+# state at dump: bytes to the peer, from it, and the two ends' rates.
+HALF_CLOSED = {
+    'close-wait': (4 * MB, 256 << 10, '1M', None),   # the peer is done
+    'fin-wait-2': (256 << 10, 4 * MB, None, '1M'),   # the service is done
+}
+
+
+@pytest.mark.parametrize('where', ['same', 'other'])
+@pytest.mark.parametrize('state', HALF_CLOSED)
+def test_half_closed_stream(topo, tmp_path, criu, state, where):
+    """Dumped while one side has sent its FIN: the restored process must
+    not send its FIN again (it sent it before the dump), and must see the
+    peer's again; the peer sees every byte and each FIN once."""
+    nbytes, peer_bytes, server_rate, peer_rate = HALF_CLOSED[state]
+    cap, server, peer = start_stream(topo, tmp_path, 6, nbytes, peer_bytes, server_rate,
+                                     peer_rate)
+    cli.tcp_socket(topo, 'origin', server.pid, state=state)
+    imgs = dump_stream(criu, server, tmp_path)
+    host = 'origin' if where == 'same' else 'dest'
+    criu.restore(host, imgs)
+    topo.switch_to(host)
+    pkts = finish_stream(topo, 6, cap, server, peer, nbytes, peer_bytes)
+    service = (topo.ipx(6), PORT)
+    end = next((p.src, p.sport) for p in pkts if p.dst == service[0])
+    assert_fin_after_data(pkts, end, peer_bytes)
+    assert first_fin(pkts, service, end) == (end if state == 'close-wait' else service)
 
 
 @pytest.mark.parametrize('where', ['same', 'other'])
@@ -164,14 +198,16 @@ def nat_to(topo, family, peer, new_addr, way):
     topo.run('router', 'nft', '-f', '-', input='\n'.join(rules) + '\n')
 
 
-def start_stream(topo, tmp, family, nbytes):
+def start_stream(topo, tmp, family, nbytes, peer_bytes=None, server_rate='1M',
+                 peer_rate='1M'):
     ipx = topo.ipx(family)
     cap = Capture(topo, 'peer', tmp / 'peer.pcap').start()
-    server = traffic_server(topo, tmp, family, nbytes)
+    server = traffic_server(topo, tmp, family, nbytes, server_rate, peer_bytes)
     ready = tmp / 'peer.ready'
-    peer = Traffic(topo, 'peer', '--connect', hostport(ipx, PORT), '--bytes', nbytes,
-                   '--tx-seed', SEED_PEER, '--rx-seed', SEED_SERVER, '--ready', ready,
-                   '--rate', '1M')
+    tx = nbytes if peer_bytes is None else peer_bytes
+    peer = Traffic(topo, 'peer', '--connect', hostport(ipx, PORT), '--tx-bytes', tx,
+                   '--rx-bytes', nbytes, '--tx-seed', SEED_PEER, '--rx-seed', SEED_SERVER,
+                   '--ready', ready, *paced(peer_rate))
     wait_file(ready)
     time.sleep(1)
     return cap, server, peer
@@ -191,19 +227,20 @@ def dumped_stream(topo, tmp, criu, family, nbytes):
     return cap, server, peer, dump_stream(criu, server, tmp)
 
 
-def finish_stream(topo, family, cap, server, peer, nbytes):
+def finish_stream(topo, family, cap, server, peer, nbytes, peer_bytes=None):
     """Both ends got every byte, the peer saw the service's FIN only after
     all its data, no RST, and no TSval going back."""
     ipx = topo.ipx(family)
     a = peer.expect()
     server.wait()
     b = json.loads(server.out.read_text().strip().splitlines()[-1])
-    assert a['tx'] == a['rx'] == nbytes
+    assert (a['tx'], a['rx']) == (nbytes if peer_bytes is None else peer_bytes, nbytes)
     assert_hashes_match(a, b)
     pkts = connection(cap.stop(), (ipx, PORT))
     assert_no_rst(pkts)
     assert_fin_after_data(pkts, (ipx, PORT), nbytes)
     assert tsval_never_backwards(pkts, (ipx, PORT)), 'TSval from ipX went back'
+    return pkts
 
 
 def tcpcp_edit(*args):

@@ -140,7 +140,8 @@ def test_repair_mode_is_noticed(topo, tmp_path):
     finally:
         s.close()
     assert 0 < st['tx'] < 3 << 20 and 0 < st['rx'] < 3 << 20, st
-    assert (st['tx_seed'], st['rx_seed'], st['bytes']) == (1, 2, 3 << 20)
+    assert (st['tx_seed'], st['rx_seed'], st['tx_bytes'], st['rx_bytes'], st['shut']) == \
+        (1, 2, 3 << 20, 3 << 20, 0)
     assert_hashes_match(peer.expect(), srv.expect())
     pkts = cap.stop()
     ipx = (topo.ipx(4), PORT)

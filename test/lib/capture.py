@@ -238,6 +238,13 @@ def isn(pkts, src):
     return syns[0].seq
 
 
+def first_fin(pkts, *ends):
+    """Which of ends sent its first FIN first."""
+    when = {end: min((p.ts for p in fins(sent_by(pkts, end))), default=float('inf'))
+            for end in ends}
+    return min(ends, key=when.get)
+
+
 def assert_fin_after_data(pkts, src, nbytes):
     """src sent a FIN, and only right after byte nbytes of its stream."""
     first = isn(pkts, src)

@@ -43,17 +43,29 @@ def _split(hp):
     return host.strip('[]').split('%')[0], int(port)
 
 
-def established(topo, host):
-    """Established TCP sockets of a namespace: dicts of local, peer, inode."""
-    r = topo.run(host, 'ss', '-Htne', 'state', 'established')
+HALF_CLOSED = ('fin-wait-1', 'fin-wait-2', 'close-wait', 'last-ack', 'closing')
+
+
+def established(topo, host, states=('established',)):
+    """TCP sockets of a namespace in states (ss names): dicts of local,
+    peer, inode, state."""
+    r = topo.run(host, 'ss', '-Htne', *[w for st in states for w in ('state', st)])
     socks = []
     for line in r.stdout.splitlines():
         f = line.split()
+        # ss prints the state column only when it lists several.
+        state = f.pop(0).lower() if len(states) > 1 else states[0]
+        state = {'estab': 'established'}.get(state, state)
         ino = [x for x in f if x.startswith('ino:')]
         socks.append({'local': _split(f[2]), 'peer': _split(f[3]),
-                      'recvq': int(f[0]), 'sendq': int(f[1]),
+                      'recvq': int(f[0]), 'sendq': int(f[1]), 'state': state,
                       'inode': int(ino[0][4:]) if ino else None})
     return socks
+
+
+def connected(topo, host):
+    """Established and half-closed TCP sockets: what tcpcp can pass."""
+    return established(topo, host, ('established',) + HALF_CLOSED)
 
 
 def socket_fds(pid):
@@ -70,16 +82,16 @@ def socket_fds(pid):
     return fds
 
 
-def tcp_socket(topo, host, pid, timeout=10):
-    """The one established TCP socket of pid, as established() gives it,
-    plus its fd number in that process."""
+def tcp_socket(topo, host, pid, timeout=10, state='established'):
+    """The one TCP connection of pid, as established() gives it, plus its
+    fd number in that process, once it is in state (an ss name)."""
     def find():
         fds = socket_fds(pid)
-        mine = [dict(s, fd=fds[s['inode']]) for s in established(topo, host)
+        mine = [dict(s, fd=fds[s['inode']]) for s in connected(topo, host)
                 if s['inode'] in fds]
         assert len(mine) <= 1, f'pid {pid} has several connections: {mine}'
-        return mine[0] if mine else None
-    return wait_for(find, timeout, f'a TCP connection of pid {pid} in {host}')
+        return mine[0] if mine and mine[0]['state'] == state else None
+    return wait_for(find, timeout, f'a TCP connection of pid {pid} in {host} in state {state}')
 
 
 def wait_listening(topo, host, port, timeout=10):

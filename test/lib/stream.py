@@ -29,9 +29,14 @@ class Stream:
     """The peer's connection to ipX:PORT and the process serving it."""
 
     def __init__(self, topo, tmp, family, nbytes, rate='1M', peer_args=(),
-                 origin_args=(), dest_args=()):
+                 origin_args=(), dest_args=(), peer_bytes=None):
+        """nbytes each way, or nbytes from the service and peer_bytes
+        from the peer."""
         self.topo, self.tmp, self.family = topo, tmp, family
         self.nbytes, self.rate = nbytes, rate
+        self.peer_bytes = nbytes if peer_bytes is None else peer_bytes
+        to_peer = ('--tx-bytes', nbytes, '--rx-bytes', self.peer_bytes)
+        from_peer = ('--tx-bytes', self.peer_bytes, '--rx-bytes', nbytes)
         self.ipx = topo.ipx(family)
         self.taken = 0
         self.dest_args = dest_args
@@ -39,13 +44,13 @@ class Stream:
         self.host = 'origin'
         self.state = tmp / 'origin.state'
         self.server = Traffic(topo, 'origin', '--listen', hostport(self.ipx, PORT),
-                              '--bytes', nbytes, '--tx-seed', SEED_SERVER,
+                              *to_peer, '--tx-seed', SEED_SERVER,
                               '--rx-seed', SEED_PEER, '--state-out', self.state,
                               *self._rate(), *origin_args)
         cli.wait_listening(topo, 'origin', PORT)
         ready = tmp / 'peer.ready'
         self.peer = Traffic(topo, 'peer', '--connect', hostport(self.ipx, PORT),
-                            '--bytes', nbytes, '--tx-seed', SEED_PEER,
+                            *from_peer, '--tx-seed', SEED_PEER,
                             '--rx-seed', SEED_SERVER, '--ready', ready,
                             *self._rate(), *peer_args)
         wait_file(ready)
@@ -54,10 +59,11 @@ class Stream:
     def _rate(self):
         return ('--rate', self.rate) if self.rate else ()
 
-    def take(self):
-        """`tcpcp get` on the serving host; returns the image."""
+    def take(self, state='established'):
+        """`tcpcp get` on the serving host once its end is in state (an
+        ss name); returns the image."""
         assert self.server.running(), f'stream over before the pass\n{self.server.describe()}'
-        sock = cli.tcp_socket(self.topo, self.host, self.server.pid)
+        sock = cli.tcp_socket(self.topo, self.host, self.server.pid, state=state)
         self.fd = sock['fd']
         img = self.tmp / f'ici{self.taken}.img'
         self.taken += 1
@@ -97,13 +103,13 @@ class Stream:
             self.server.wait(10)
             raise AssertionError(f'{e}\nserver: {self.server.describe()}') from None
         b = self.server.expect()
-        assert a['tx'] == a['rx'] == self.nbytes
+        assert (a['tx'], a['rx']) == (self.peer_bytes, self.nbytes)
         assert_hashes_match(a, b)
         pkts = connection(self.cap.stop(), (self.ipx, PORT))
         assert_no_rst(pkts)
         assert_fin_after_data(pkts, (self.ipx, PORT), self.nbytes)
         peer = [p for p in pkts if p.dst == self.ipx][0]
-        assert_fin_after_data(pkts, (peer.src, peer.sport), self.nbytes)
+        assert_fin_after_data(pkts, (peer.src, peer.sport), self.peer_bytes)
         if tsval_regressions is None:
             assert tsval_never_backwards(pkts, (self.ipx, PORT)), 'TSval from ipX went back'
         else:

@@ -60,7 +60,7 @@ struct stall {
 
 struct traffic {
 	int fd;
-	uint64_t total;
+	uint64_t tx_total, rx_total;	/* a half-closed test sends less one way */
 	struct stream tx, rx;
 	uint64_t rate;		/* bytes/s, 0: unpaced */
 	uint64_t start_ns;
@@ -73,10 +73,11 @@ struct traffic {
 struct opts {
 	const char *listen, *connect, *state, *state_out, *ready;
 	int fd;
-	uint64_t total, tx_seed, rx_seed;
-	bool have_total, have_tx_seed, have_rx_seed;
+	uint64_t tx_total, rx_total, tx_seed, rx_seed;
+	bool have_tx_total, have_rx_total, have_tx_seed, have_rx_seed;
 	uint64_t rate;
 	struct stall rstall, wstall;
+	unsigned int linger_ms;
 };
 
 enum io { IO_IDLE, IO_OK, IO_AGAIN, IO_TAKEN };
@@ -220,9 +221,10 @@ static socklen_t parse_addr(const char *s, struct sockaddr_storage *ss)
 static void usage(void)
 {
 	fputs("usage: tcpcp-traffic (--listen ADDR:PORT | --connect ADDR:PORT | --fd N [--state FILE])\n"
-	      "         --bytes N [--tx-seed S] [--rx-seed S] [--rate BYTES/S]\n"
+	      "         --bytes N | --tx-bytes N --rx-bytes N\n"
+	      "         [--tx-seed S] [--rx-seed S] [--rate BYTES/S]\n"
 	      "         [--read-stall OFF:MS] [--write-stall OFF:MS]\n"
-	      "         [--state-out FILE] [--ready FILE]\n", stderr);
+	      "         [--state-out FILE] [--ready FILE] [--linger MS]\n", stderr);
 	exit(EXIT_USAGE);
 }
 
@@ -232,9 +234,11 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "listen", 1, NULL, 'l' }, { "connect", 1, NULL, 'c' },
 		{ "fd", 1, NULL, 'f' }, { "state", 1, NULL, 's' },
 		{ "state-out", 1, NULL, 'o' }, { "bytes", 1, NULL, 'b' },
+		{ "tx-bytes", 1, NULL, 'T' }, { "rx-bytes", 1, NULL, 'X' },
 		{ "tx-seed", 1, NULL, 't' }, { "rx-seed", 1, NULL, 'r' },
 		{ "rate", 1, NULL, 'R' }, { "read-stall", 1, NULL, 'S' },
 		{ "write-stall", 1, NULL, 'W' }, { "ready", 1, NULL, 'y' },
+		{ "linger", 1, NULL, 'L' },
 		{ "help", 0, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	int c, modes;
@@ -248,13 +252,19 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'f': o->fd = parse_size(optarg, "fd"); break;
 		case 's': o->state = optarg; break;
 		case 'o': o->state_out = optarg; break;
-		case 'b': o->total = parse_size(optarg, "byte count"); o->have_total = true; break;
+		case 'b':
+			o->tx_total = o->rx_total = parse_size(optarg, "byte count");
+			o->have_tx_total = o->have_rx_total = true;
+			break;
+		case 'T': o->tx_total = parse_size(optarg, "byte count"); o->have_tx_total = true; break;
+		case 'X': o->rx_total = parse_size(optarg, "byte count"); o->have_rx_total = true; break;
 		case 't': o->tx_seed = parse_size(optarg, "seed"); o->have_tx_seed = true; break;
 		case 'r': o->rx_seed = parse_size(optarg, "seed"); o->have_rx_seed = true; break;
 		case 'R': o->rate = parse_size(optarg, "rate"); break;
 		case 'S': parse_stall(optarg, &o->rstall); break;
 		case 'W': parse_stall(optarg, &o->wstall); break;
 		case 'y': o->ready = optarg; break;
+		case 'L': o->linger_ms = parse_size(optarg, "linger"); break;
 		default: usage();
 		}
 	}
@@ -276,11 +286,12 @@ static void state_save(const struct traffic *t)
 	f = fopen(tmp, "w");
 	if (!f)
 		die(1, "cannot write %s: %s", tmp, strerror(errno));
-	fprintf(f, "tx_seed=%" PRIu64 "\nrx_seed=%" PRIu64 "\nbytes=%" PRIu64 "\n"
+	fprintf(f, "tx_seed=%" PRIu64 "\nrx_seed=%" PRIu64 "\n"
+		"tx_bytes=%" PRIu64 "\nrx_bytes=%" PRIu64 "\n"
 		"tx=%" PRIu64 "\nrx=%" PRIu64 "\n"
-		"tx_hash=%016" PRIx64 "\nrx_hash=%016" PRIx64 "\n",
-		t->tx.seed, t->rx.seed, t->total, t->tx.off, t->rx.off,
-		t->tx.hash, t->rx.hash);
+		"tx_hash=%016" PRIx64 "\nrx_hash=%016" PRIx64 "\nshut=%d\n",
+		t->tx.seed, t->rx.seed, t->tx_total, t->rx_total, t->tx.off, t->rx.off,
+		t->tx.hash, t->rx.hash, t->shut);
 	/* A reader must never see half a state: rename only a complete file. */
 	if (fclose(f) || rename(tmp, t->state_out))
 		die(1, "cannot write %s: %s", t->state_out, strerror(errno));
@@ -295,7 +306,7 @@ static void merge(uint64_t *dst, bool have, uint64_t val, const char *key)
 
 static void state_load(const char *path, struct opts *o, struct traffic *t)
 {
-	uint64_t tx_seed = 0, rx_seed = 0, total = 0, v;
+	uint64_t tx_seed = 0, rx_seed = 0, tx_total = 0, rx_total = 0, v;
 	unsigned int seen = 0;
 	char line[256], *eq, *end;
 	FILE *f;
@@ -314,19 +325,24 @@ static void state_load(const char *path, struct opts *o, struct traffic *t)
 			die(1, "%s: bad value for %s", path, line);
 		if (!strcmp(line, "tx_seed"))		tx_seed = v, seen |= 1;
 		else if (!strcmp(line, "rx_seed"))	rx_seed = v, seen |= 2;
-		else if (!strcmp(line, "bytes"))	total = v, seen |= 4;
+		else if (!strcmp(line, "tx_bytes"))	tx_total = v, seen |= 4;
+		else if (!strcmp(line, "rx_bytes"))	rx_total = v, seen |= 128;
 		else if (!strcmp(line, "tx"))		t->tx.off = v, seen |= 8;
 		else if (!strcmp(line, "rx"))		t->rx.off = v, seen |= 16;
 		else if (!strcmp(line, "tx_hash"))	t->tx.hash = v, seen |= 32;
 		else if (!strcmp(line, "rx_hash"))	t->rx.hash = v, seen |= 64;
+		/* Our FIN went out before the pass: the destination must have
+		 * it back, we do not send it again. */
+		else if (!strcmp(line, "shut"))		t->shut = v, seen |= 256;
 	}
 	fclose(f);
-	if (seen != 127)
+	if (seen != 511)
 		die(1, "%s: incomplete state file", path);
 	merge(&o->tx_seed, o->have_tx_seed, tx_seed, "tx-seed");
 	merge(&o->rx_seed, o->have_rx_seed, rx_seed, "rx-seed");
-	merge(&o->total, o->have_total, total, "bytes");
-	o->have_total = true;
+	merge(&o->tx_total, o->have_tx_total, tx_total, "tx-bytes");
+	merge(&o->rx_total, o->have_rx_total, rx_total, "rx-bytes");
+	o->have_tx_total = o->have_rx_total = true;
 }
 
 /* ---- connection setup ---- */
@@ -429,13 +445,13 @@ static uint64_t pace_allow(const struct traffic *t)
 	if (!t->rate)
 		return UINT64_MAX;
 	budget = (now_ns() - t->start_ns) * (double)t->rate / 1e9;
-	slice = min(t->rate * PACE_MS / 1000 + 1, min(BUF_SIZE, t->total - t->tx.off));
+	slice = min(t->rate * PACE_MS / 1000 + 1, min(BUF_SIZE, t->tx_total - t->tx.off));
 	return budget >= sent + slice ? budget - sent : 0;
 }
 
 static size_t tx_want(struct traffic *t)
 {
-	uint64_t left = t->total - t->tx.off;
+	uint64_t left = t->tx_total - t->tx.off;
 
 	if (!left)
 		return 0;
@@ -491,7 +507,7 @@ static enum io tx_step(struct traffic *t)
 	size_t len = tx_want(t);
 	ssize_t n;
 
-	if (t->tx.off == t->total)
+	if (t->tx.off == t->tx_total)
 		return t->shut ? IO_IDLE : shut_wr(t);
 	if (!len)
 		return IO_IDLE;
@@ -514,9 +530,9 @@ static void verify(const struct traffic *t, const unsigned char *buf, size_t len
 	unsigned char want[BUF_SIZE];
 	size_t i;
 
-	if (t->rx.off + len > t->total)
+	if (t->rx.off + len > t->rx_total)
 		die(EXIT_MISMATCH, "received %" PRIu64 " bytes, expected %" PRIu64,
-		    t->rx.off + len, t->total);
+		    t->rx.off + len, t->rx_total);
 	stream_fill(t->rx.seed, t->rx.off, want, len);
 	if (!memcmp(buf, want, len))
 		return;
@@ -543,9 +559,9 @@ static enum io rx_step(struct traffic *t)
 		io_fail("recv", errno);
 	}
 	if (!n) {
-		if (t->rx.off != t->total)
+		if (t->rx.off != t->rx_total)
 			die(EXIT_MISMATCH, "EOF at offset %" PRIu64 ", expected %" PRIu64 " bytes",
-			    t->rx.off, t->total);
+			    t->rx.off, t->rx_total);
 		t->eof = true;
 		return IO_OK;
 	}
@@ -567,7 +583,7 @@ static void wait_io(struct traffic *t)
 		pfd.events |= POLLIN;
 	if (tx_want(t))
 		pfd.events |= POLLOUT;
-	if (!ptx && t->tx.off < t->total)
+	if (!ptx && t->tx.off < t->tx_total)
 		timeout = PACE_MS;
 	/* Without events, POLLHUP would wake us at once: just sleep. */
 	poll(&pfd, pfd.events ? 1 : 0, timeout);
@@ -629,6 +645,28 @@ static void run(struct traffic *t)
 	}
 }
 
+/* Both directions are done, but the socket stays open a while: an
+ * application that has sent its FIN and read the peer's but not closed
+ * yet (LAST_ACK, CLOSING) can still be taken, and then continues on the
+ * destination like any other. */
+static void linger(struct traffic *t, unsigned int ms)
+{
+	uint64_t end = now_ns() + ms * 1000000ULL;
+
+	while (t->taken || now_ns() < end) {
+		if (terminated)
+			on_term(t);
+		if (probe(t) == IO_TAKEN) {
+			if (!t->taken)
+				state_save(t);
+			t->taken = true;
+		} else {
+			t->taken = false;
+		}
+		sleep_ms(TICK_MS);
+	}
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -651,8 +689,8 @@ static int open_socket(struct opts *o, struct traffic *t)
 
 	if (o->state)
 		state_load(o->state, o, t);
-	if (!o->have_total)
-		die(EXIT_USAGE, "--bytes is required");
+	if (!o->have_tx_total || !o->have_rx_total)
+		die(EXIT_USAGE, "--bytes (or --tx-bytes and --rx-bytes) is required");
 	if (o->listen)
 		fd = open_listen(o->listen);
 	else if (o->connect)
@@ -674,8 +712,9 @@ int main(int argc, char **argv)
 	memset(&t, 0, sizeof(t));
 	t.tx.hash = t.rx.hash = FNV_OFFSET;
 	t.fd = open_socket(&o, &t);
-	t.total = o.total;
-	if (t.tx.off > t.total || t.rx.off > t.total)
+	t.tx_total = o.tx_total;
+	t.rx_total = o.rx_total;
+	if (t.tx.off > t.tx_total || t.rx.off > t.rx_total)
 		die(EXIT_USAGE, "state offsets beyond --bytes");
 	t.tx.seed = o.tx_seed;
 	t.rx.seed = o.rx_seed;
@@ -689,6 +728,7 @@ int main(int argc, char **argv)
 	t.tx_start = t.tx.off;
 	touch(o.ready);
 	run(&t);
+	linger(&t, o.linger_ms);
 	print_result(&t, "ok");
 	return 0;
 }
