@@ -10,7 +10,7 @@ ends, waits until ss shows the state, and passes it to dest.
 """
 import pytest
 
-from lib import cli
+from lib import build, cli
 from lib.capture import first_fin
 from lib.stream import MB, PORT, Stream
 
@@ -64,3 +64,26 @@ def test_pass_half_closed(topo, tmp_path, family, state):
     service = (s.ipx, PORT)
     peer = next((p.src, p.sport) for p in pkts if p.dst == s.ipx)
     assert first_fin(pkts, service, peer) == (peer if c['first'] == 'peer' else service)
+
+
+def test_half_closed_needs_net_raw(topo, tmp_path):
+    """The peer's FIN is replayed with a raw socket: where the host lets
+    a create run without CAP_NET_RAW (tcpcp.conf), a half-closed image
+    still needs it, the refusal names it, dest keeps nothing, and the
+    origin carries on after a release."""
+    c = CASES['close-wait']
+    s = Stream(topo, tmp_path, 4, c['nbytes'], rate=None, peer_bytes=c['peer_bytes'],
+               origin_args=c['origin'], peer_args=c['peer'])
+    img = s.take(state='close-wait')
+    conf = tmp_path / 'tcpcp.conf'
+    conf.write_text('create-needs-net-raw no\n')
+    r = topo.run('dest', 'env', f'TCPCP_CONFIG={conf}', 'setpriv', '--bounding-set=-net_raw',
+                 '--inh-caps=-net_raw', '--', build.tcpcp(), 'create', img, '--activate',
+                 '--', 'true', check=False)
+    err = r.stderr.strip()
+    assert r.returncode == 1 and len(err.splitlines()) == 1 and 'CAP_NET_RAW' in err, \
+        (r.returncode, err)
+    assert not cli.connected(topo, 'dest'), 'a socket was left at dest'
+    assert 'tcpcp' not in topo.run('dest', 'nft', 'list', 'tables').stdout, 'a gate was left'
+    cli.release(topo, 'origin', s.server.pid, s.fd)
+    s.finish()

@@ -4,6 +4,8 @@
 
 Each comes from a live connection in a throw-away topology, taken with
 `tcpcp get` and released again.  Needs root and a build (TCPCP_BUILD).
+v4-close-wait.ici and v4-fin-wait-2.ici, half-closed, were taken the
+same way by test/test_halfclose.py.
 """
 import sys
 import time
