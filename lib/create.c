@@ -14,6 +14,7 @@
 #include <linux/capability.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -259,6 +260,54 @@ static int size_buffers(int s, const TcpcpIci *ici)
 	return 0;
 }
 
+/* Field @i (0-based) of a sysctl of this netns, 0 if unreadable. */
+static unsigned long long sysctl_field(const char *name, int i)
+{
+	unsigned long long v[3] = { 0, 0, 0 };
+	char path[96];
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/sys/net/%s", name);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fscanf(f, "%llu %llu %llu", &v[0], &v[1], &v[2]);
+	fclose(f);
+	return n > i ? v[i] : 0;
+}
+
+/* Paper section 7.1: an image may come from anywhere, and size_buffers()
+ * forces the buffers to hold its queues.  So no queue may be larger than
+ * this host lets any connection hold, by autotuning (tcp_wmem's maximum)
+ * or by SO_SNDBUF (wmem_max, doubled as the kernel doubles it); hosts
+ * that pass bigger queues raise these on the destination too. */
+static int check_queue_limit(size_t len, const char *queue, const char *tcp, const char *core)
+{
+	char tcp_name[32], core_name[32];
+	unsigned long long a, b, limit;
+
+	snprintf(tcp_name, sizeof(tcp_name), "ipv4/%s", tcp);
+	snprintf(core_name, sizeof(core_name), "core/%s", core);
+	a = sysctl_field(tcp_name, 2);
+	b = 2 * sysctl_field(core_name, 0);
+	limit = a > b ? a : b;
+	if (!limit || len <= limit)
+		return 0;
+	return tcpcp_fail(ENOBUFS, "ICI %s queue of %zu bytes exceeds this host's limit of %llu bytes (net.ipv4.%s, net.core.%s)",
+			  queue, len, limit, tcp, core);
+}
+
+static int check_queue_limits(const TcpcpIci *ici)
+{
+	int err;
+
+	if ((err = check_queue_limit(ici->sendq.len, "send", "tcp_wmem", "wmem_max")) ||
+	    (err = check_queue_limit(ici->recvq.len, "receive", "tcp_rmem", "rmem_max")))
+		return err;
+	return 0;
+}
+
 static bool is_wildcard(const struct sockaddr_storage *ss)
 {
 	if (ss->ss_family == AF_INET)
@@ -337,7 +386,7 @@ static int create_on(int s, bool own, bool pregated, const void *img, size_t len
 	ici = tcpcp_image_decode(img, len);
 	if (!ici)
 		return -1;
-	if (tcpcp_need_create_caps())
+	if (tcpcp_need_create_caps() || check_queue_limits(ici))
 		goto fail;
 	if (s < 0) {
 		s = socket((int)ici->local->family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);

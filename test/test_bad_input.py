@@ -178,7 +178,8 @@ def good_image(tmp_path_factory):
 
 
 # Field numbers: images/ici.proto.
-MAJOR, MINOR, LOCAL, STATE, OPTIONS, SND_UNA, WRITE_SEQ, WINDOW, SENDQ = 1, 2, 3, 5, 6, 7, 9, 12, 15
+MAJOR, MINOR, LOCAL, STATE, OPTIONS, SND_UNA, WRITE_SEQ, RCV_NXT, COPIED_SEQ, WINDOW, SENDQ, \
+    RECVQ = 1, 2, 3, 5, 6, 7, 9, 10, 11, 12, 15, 16
 FAMILY, ADDR = 1, 2
 MSS_CLAMP, SND_WSCALE = 1, 6
 SND_WND, MAX_WINDOW = 2, 3
@@ -226,6 +227,23 @@ def test_create_hostile_image(topo, tmp_path, good_image, case):
     for cmd in (('create', img, '--', 'true'), ('show', img)):
         r = topo.run('dest', build.tcpcp(), *cmd, check=False)
         refused(r, message)
+    assert_nothing_left(topo)
+
+
+def test_create_queue_over_host_limit(topo, tmp_path, good_image):
+    """A receive queue larger than dest lets any connection hold is
+    refused before a socket exists, naming the sysctls to raise; the same
+    image is well-formed (show reads it)."""
+    topo.sysctl('dest', 'net.ipv4.tcp_rmem', '4096 131072 1048576')
+    rmem_max = int(topo.run('dest', 'cat', '/proc/sys/net/core/rmem_max').stdout)
+    n = max(1 << 20, 2 * rmem_max) + 4096
+    rcv_nxt = pbwire.get(good_image, (RCV_NXT,))
+    img = tmp_path / 'big.img'
+    img.write_bytes(pbwire.edit(pbwire.edit(good_image, (RECVQ,), bytes(n)),
+                                (COPIED_SEQ,), (rcv_nxt - n) & 0xffffffff))
+    assert topo.run('dest', build.tcpcp(), 'show', img, check=False).returncode == 0
+    refused(topo.run('dest', build.tcpcp(), 'create', img, '--', 'true', check=False),
+            f'receive queue of {n} bytes', 'net.ipv4.tcp_rmem', 'net.core.rmem_max')
     assert_nothing_left(topo)
 
 
