@@ -107,6 +107,7 @@ ZDTM = {
     'tcp_stream': (['--conns', 4, '--bytes', '3M', '--rate', '2M'], 0.8),
     'tcp_half_duplex': (['--conns', 2, '--bytes-c2s', 0, '--bytes-s2c', '2M',
                          '--rate', '1M'], 0.8),
+    'tcp_half_closed': (['--conns', 8, '--bytes', '32K', '--hold', '--fin-early'], 0.5),
     'tcp_many': (['--conns', 1000, '--bytes', '4K', '--hold'], 0.3),
 }
 

@@ -26,6 +26,11 @@ int zdtm_server_main(int argc, char **argv, const struct zdefaults *d)
 	if (d->setup)
 		d->setup(c, o.conns, &o);
 	zdtm_ready(&o);
+	if (d->resumed) {
+		while (!zdtm_go)
+			usleep(10000);
+		d->resumed(c, o.conns, &o);
+	}
 	zdtm_run(c, o.conns, &o, true);
 	/* The listeners came through too: they must still be listening. */
 	for (i = 0; i < o.naddr; i++) {

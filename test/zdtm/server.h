@@ -9,6 +9,8 @@
 struct zdefaults {
 	void (*apply)(struct zopts *o);		/* the test's own settings */
 	void (*setup)(struct zconn *c, unsigned int n, const struct zopts *o);
+	/* After the restore (SIGUSR1), before any I/O: check the state. */
+	void (*resumed)(struct zconn *c, unsigned int n, const struct zopts *o);
 };
 
 __attribute__((noreturn))

@@ -17,7 +17,7 @@ static void apply(struct zopts *o)
 
 int main(int argc, char **argv)
 {
-	static const struct zdefaults d = { apply, NULL };
+	static const struct zdefaults d = { .apply = apply };
 
 	zdtm_server_main(argc, argv, &d);
 }

@@ -22,7 +22,7 @@ static void setup(struct zconn *c, unsigned int n, const struct zopts *o)
 
 int main(int argc, char **argv)
 {
-	static const struct zdefaults d = { apply, setup };
+	static const struct zdefaults d = { .apply = apply, .setup = setup };
 
 	zdtm_server_main(argc, argv, &d);
 }

@@ -69,6 +69,7 @@ void zdtm_parse(int argc, char **argv, struct zopts *o, const char *usage_extra)
 		{ "seed", 1, NULL, 'S' }, { "rate", 1, NULL, 'r' },
 		{ "hold", 0, NULL, 'H' }, { "ready", 1, NULL, 'R' },
 		{ "timeout", 1, NULL, 't' }, { "source", 1, NULL, 'a' },
+		{ "fin-early", 0, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -91,6 +92,7 @@ void zdtm_parse(int argc, char **argv, struct zopts *o, const char *usage_extra)
 		case 'S': o->seed = num(optarg, "seed"); break;
 		case 'r': o->rate = num(optarg, "rate"); break;
 		case 'H': o->hold = true; break;
+		case 'F': o->fin_early = true; break;
 		case 'R': o->ready = optarg; break;
 		case 't': o->timeout_s = (unsigned int)num(optarg, "timeout"); break;
 		case 'a':
@@ -101,7 +103,8 @@ void zdtm_parse(int argc, char **argv, struct zopts *o, const char *usage_extra)
 		default:
 			fprintf(stderr, "usage: %s (--listen|--connect) ADDR:PORT... [--conns N]\n"
 				"  [--bytes N | --bytes-c2s N --bytes-s2c N] [--seed S] [--rate B/S]\n"
-				"  [--hold] [--ready FILE] [--timeout S] %s\n", argv[0], usage_extra);
+				"  [--hold] [--fin-early] [--ready FILE] [--timeout S] %s\n",
+				argv[0], usage_extra);
 			exit(2);
 		}
 	}
@@ -260,6 +263,7 @@ void zdtm_conn_init(struct zconn *c, int fd, uint32_t idx, const struct zopts *o
 	c->tx_dir = server ? S2C : C2S;
 	c->tx_total = server ? o->bytes_s2c : o->bytes_c2s;
 	c->rx_total = server ? o->bytes_c2s : o->bytes_s2c;
+	c->fin_early = o->fin_early && (idx % 2) == server;
 	set_nonblock(fd);
 }
 
@@ -359,11 +363,12 @@ static size_t rx_step(struct zconn *c, const struct zopts *o)
 	return (size_t)n;
 }
 
-/* FIN only once both directions are through: a FIN before the checkpoint
- * would leave the connection half-closed, which is not "established". */
-static void maybe_shut(struct zconn *c)
+/* FIN once both directions are through, unless the test half-closes the
+ * connection on purpose before the checkpoint (fin_early). */
+void zdtm_maybe_shut(struct zconn *c)
 {
-	if (!c->tx_shut && c->tx_off == c->tx_total && c->rx_off == c->rx_total) {
+	if (!c->tx_shut && c->tx_off == c->tx_total &&
+	    (c->rx_off == c->rx_total || c->fin_early)) {
 		if (shutdown(c->fd, SHUT_WR))
 			zdtm_fail("connection %u: shutdown: %s", c->idx, strerror(errno));
 		c->tx_shut = true;
@@ -432,7 +437,7 @@ void zdtm_run(struct zconn *c, unsigned int n, const struct zopts *o, bool serve
 				tx_step(&c[i], o, conn_budget(&c[i], o, n, t));
 			if (p[i].revents & (POLLIN | POLLERR | POLLHUP) && may_read)
 				rx_step(&c[i], o);
-			maybe_shut(&c[i]);
+			zdtm_maybe_shut(&c[i]);
 		}
 	}
 	free(p);

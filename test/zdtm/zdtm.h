@@ -32,6 +32,7 @@ struct zconn {
 	uint64_t tx_off, rx_off;	/* stream offsets */
 	uint64_t tx_total, rx_total;
 	bool tx_shut, rx_eof;
+	bool fin_early;		/* our FIN as soon as our stream is out */
 	enum dir tx_dir;
 };
 
@@ -45,6 +46,8 @@ struct zopts {
 	uint64_t seed;
 	uint64_t rate;		/* bytes/s per direction, shared by all connections; 0: no limit */
 	bool hold;		/* no reads before SIGUSR1 */
+	bool fin_early;		/* half-close: the peer's FIN first on even
+				 * connections, the server's on odd ones */
 	const char *ready;
 	unsigned int timeout_s;
 };
@@ -70,6 +73,8 @@ void zdtm_run(struct zconn *c, unsigned int n, const struct zopts *o, bool serve
  * (unless holding) drain receive queues. */
 void zdtm_pump(struct zconn *c, unsigned int n, const struct zopts *o, bool server, bool may_read);
 void zdtm_conn_init(struct zconn *c, int fd, uint32_t idx, const struct zopts *o, bool server);
+/* Send our FIN if it is due (both directions through, or fin_early). */
+void zdtm_maybe_shut(struct zconn *c);
 void zdtm_accept_all(int *lfd, int nl, struct zconn *c, const struct zopts *o);
 
 #endif
