@@ -626,6 +626,15 @@ static bool done(const struct traffic *t)
 	return t->shut && t->eof;
 }
 
+/* The state file is written once, when tcpcp takes the socket; a release
+ * makes the stream go on. */
+static void note(struct traffic *t, enum io r)
+{
+	if (r == IO_TAKEN && !t->taken)
+		state_save(t);
+	t->taken = r == IO_TAKEN;
+}
+
 static void run(struct traffic *t)
 {
 	while (!done(t)) {
@@ -635,13 +644,7 @@ static void run(struct traffic *t)
 			sleep_ms(TICK_MS);
 		else
 			wait_io(t);
-		if (step(t) == IO_TAKEN) {
-			if (!t->taken)
-				state_save(t);
-			t->taken = true;
-		} else {
-			t->taken = false;	/* released: the stream goes on */
-		}
+		note(t, step(t));
 	}
 }
 
@@ -656,13 +659,7 @@ static void linger(struct traffic *t, unsigned int ms)
 	while (t->taken || now_ns() < end) {
 		if (terminated)
 			on_term(t);
-		if (probe(t) == IO_TAKEN) {
-			if (!t->taken)
-				state_save(t);
-			t->taken = true;
-		} else {
-			t->taken = false;
-		}
+		note(t, probe(t));
 		sleep_ms(TICK_MS);
 	}
 }
