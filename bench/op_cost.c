@@ -3,17 +3,21 @@
  * op_cost: what one tcpcp_get() and one tcpcp_create() + tcpcp_activate()
  * cost, in microseconds, on N loopback connections in this process.
  *
- *     op_cost N none|get|all
+ *     op_cost N none|get|all [close-wait]
  *
  * none: only set up N connections; get: also take each server end and
  * close it silently; all: also recreate and activate each one, then check
  * that one byte still crosses each recreated connection both ways.
+ * close-wait: the client has shut down its side first, so each server end
+ * is half-closed and its create replays the client's FIN (lib/fin.c); the
+ * check is then one byte to the client and the EOF at the server.
  * Syscall counts come from running it under `strace -c -f` in each mode
  * and subtracting (bench/op_cost.sh does that).  Run it in a network
  * namespace of its own: it adds a gate table to that namespace's nftables.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +45,17 @@ static int die(const char *what)
 {
 	fprintf(stderr, "op_cost: %s: %s\n", what, tcpcp_strerror());
 	exit(1);
+}
+
+static void half_close(struct conn *c, int n)
+{
+	char b;
+
+	for (int i = 0; i < n; i++)
+		if (shutdown(c[i].client, SHUT_WR) || read(c[i].server, &b, 1) != 0) {
+			perror("op_cost: half-close");
+			exit(1);
+		}
 }
 
 static void setup(struct conn *c, int n)
@@ -98,13 +113,14 @@ static double recreate_all(struct conn *c, int n)
 }
 
 /* A cost is only worth reporting for connections that still work. */
-static void check_all(struct conn *c, int n)
+static void check_all(struct conn *c, int n, bool half_closed)
 {
 	char b;
 
 	for (int i = 0; i < n; i++) {
 		if (write(c[i].server, "s", 1) != 1 || read(c[i].client, &b, 1) != 1 || b != 's' ||
-		    write(c[i].client, "c", 1) != 1 || read(c[i].server, &b, 1) != 1 || b != 'c') {
+		    (half_closed ? read(c[i].server, &b, 1) != 0 :
+		     write(c[i].client, "c", 1) != 1 || read(c[i].server, &b, 1) != 1 || b != 'c')) {
 			fprintf(stderr, "op_cost: connection %d broken after the pass\n", i);
 			exit(1);
 		}
@@ -116,16 +132,19 @@ int main(int argc, char **argv)
 	struct conn *c;
 	double get_us = 0, create_us = 0;
 	size_t bytes = 0;
+	bool half_closed = argc == 4 && !strcmp(argv[3], "close-wait");
 	int n;
 
-	if (argc != 3 || (n = atoi(argv[1])) <= 0) {
-		fputs("usage: op_cost N none|get|all\n", stderr);
+	if (argc < 3 || argc > 4 || (argc == 4 && !half_closed) || (n = atoi(argv[1])) <= 0) {
+		fputs("usage: op_cost N none|get|all [close-wait]\n", stderr);
 		return 2;
 	}
 	c = calloc((size_t)n, sizeof(*c));
 	if (!c)
 		return 1;
 	setup(c, n);
+	if (half_closed)
+		half_close(c, n);
 	if (strcmp(argv[2], "none")) {
 		get_us = take_all(c, n);
 		for (int i = 0; i < n; i++)
@@ -133,7 +152,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[2], "all")) {
 		create_us = recreate_all(c, n);
-		check_all(c, n);
+		check_all(c, n, half_closed);
 	}
 	printf("{\"n\": %d, \"get_us\": %.1f, \"create_activate_us\": %.1f, \"ici_bytes\": %.1f}\n",
 	       n, get_us / n, create_us / n, (double)bytes / n);

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Cost per connection of tcpcp_get and of tcpcp_create + tcpcp_activate:
 # microseconds (from op_cost's own clock, without strace) and system calls
-# (strace -c, mode minus the mode before it, divided by N).
+# (strace -c, mode minus the mode before it, divided by N), for
+# established connections and for half-closed ones (CLOSE_WAIT: the
+# create replays the peer's FIN through a raw socket).
 #     sudo bench/op_cost.sh [N...]        (default: 1 10 100)
 # Each run is in a network namespace of its own (unshare -n), gone after.
 set -euo pipefail
@@ -15,20 +17,28 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 in_netns() { unshare -n sh -c 'ip link set lo up && exec "$@"' sh "$@"; }
-calls() {	# total system calls of: op_cost N MODE
-	in_netns strace -f -c -o "$tmp/strace" "$OP" "$1" "$2" >/dev/null
+calls() {	# total system calls of: op_cost N MODE [close-wait]
+	in_netns strace -f -c -o "$tmp/strace" "$OP" "$@" >/dev/null
 	awk '$NF == "total" { print $(NF-2) }' "$tmp/strace"
 }
 
-printf '%-6s %12s %14s %22s %24s %10s\n' N "get us" "get syscalls" "create+activate us" \
-	"create+activate syscalls" "ICI bytes"
+printf '%-6s %-11s %12s %14s %22s %24s %10s\n' N state "get us" "get syscalls" \
+	"create+activate us" "create+activate syscalls" "ICI bytes"
 for n in "${counts[@]}"; do
-	json=$(in_netns "$OP" "$n" all)
-	c0=$(calls "$n" none); c1=$(calls "$n" get); c2=$(calls "$n" all)
-	python3 - "$json" "$n" "$c0" "$c1" "$c2" <<'PY'
+	for state in established close-wait; do
+		extra=(); [ "$state" = established ] || extra=("$state")
+		json=$(in_netns "$OP" "$n" all "${extra[@]}")
+		c0=$(calls "$n" none "${extra[@]}"); c1=$(calls "$n" get "${extra[@]}")
+		c2=$(calls "$n" all "${extra[@]}")
+		python3 - "$json" "$n" "$state" "$c0" "$c1" "$c2" <<'PY'
 import json, sys
-j = json.loads(sys.argv[1]); n, c0, c1, c2 = map(int, sys.argv[2:])
-print(f"{n:<6} {j['get_us']:>12.1f} {(c1 - c0) / n:>14.1f} {j['create_activate_us']:>22.1f} "
-      f"{(c2 - c1 - n * 4) / n:>24.1f} {j['ici_bytes']:>10.0f}")
+j = json.loads(sys.argv[1]); n, state = int(sys.argv[2]), sys.argv[3]
+c0, c1, c2 = map(int, sys.argv[4:])
+# The check costs 4 system calls per connection (3 on a half-closed one).
+check = 4 if state == 'established' else 3
+print(f"{n:<6} {state:<11} {j['get_us']:>12.1f} {(c1 - c0) / n:>14.1f} "
+      f"{j['create_activate_us']:>22.1f} {(c2 - c1 - n * check) / n:>24.1f} "
+      f"{j['ici_bytes']:>10.0f}")
 PY
+	done
 done
