@@ -183,3 +183,21 @@ def test_tsval_check_catches_a_clock_going_back():
     assert not tsval_never_backwards(went_back, src)
     wrapped = [seg(0.0, 0xfffffff0), seg(0.1, 0x10)]
     assert tsval_never_backwards(wrapped, src)
+
+
+def test_passd_tsval_rule():
+    """The passd tests' TSval rule: swapped segments acknowledge less and
+    pass; a pure ACK a tick older than the paced data segment before it is
+    Linux's own stamping and passes; a data segment older than its
+    predecessor, or an ACK far older, is a clock going back."""
+    from lib.capture import Packet
+    from lib.passd import EDT_SLACK, tsval_regressions
+    src = ('10.77.9.1', 5001)
+
+    def seg(t, tsval, ack, length):
+        return Packet(t, src[0], '10.77.1.2', src[1], 40000, 0x10, 0, ack, 0, length,
+                      {'ts': (tsval, 0)})
+    assert not tsval_regressions([seg(0, 100, 50, 1000), seg(0, 99, 40, 1000)], src)
+    assert not tsval_regressions([seg(0, 100, 50, 1000), seg(0, 99, 50, 0)], src)
+    assert tsval_regressions([seg(0, 100, 50, 1000), seg(0, 99, 50, 1000)], src)
+    assert tsval_regressions([seg(0, 100, 50, 1000), seg(0, 99 - EDT_SLACK, 50, 0)], src)
