@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,15 +48,34 @@ static int die(const char *what)
 	exit(1);
 }
 
+static int tcp_state(int s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	return getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -1 : ti.tcpi_state;
+}
+
+/* The client's FIN must also be acknowledged before the server end is
+ * taken: else the client retransmits it while the old end is gone and
+ * the new one not yet there (one host here, and no lingering gate), and
+ * that segment draws a RST. */
 static void half_close(struct conn *c, int n)
 {
+	struct timespec ms = { 0, 1000000 };
 	char b;
 
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		int tries = 0;
+
 		if (shutdown(c[i].client, SHUT_WR) || read(c[i].server, &b, 1) != 0) {
 			perror("op_cost: half-close");
 			exit(1);
 		}
+		while (tcp_state(c[i].client) != TCP_FIN_WAIT2 && tries++ < 1000)
+			nanosleep(&ms, NULL);
+	}
 }
 
 static void setup(struct conn *c, int n)

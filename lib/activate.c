@@ -32,18 +32,17 @@ static int isolated_socket(int s, struct tcpcp_tuple *t, bool *on)
 	return 0;
 }
 
+static int repair_off(int s)
+{
+	return tcpcp_repair(s, TCP_REPAIR_OFF);
+}
+
 /* Leaving repair mode with TCP_REPAIR_OFF sends a window probe (paper
  * step 10): the peer answers with an ACK that tells us how far it got
  * and restarts the flow in both directions. */
 static int resume(int s, const struct tcpcp_tuple *t, bool on)
 {
-	int err;
-
-	if ((err = tcpcp_gate_open(s, t)))
-		return err;
-	if (on && (err = tcpcp_repair(s, TCP_REPAIR_OFF)))
-		return err;
-	return 0;
+	return on ? tcpcp_gate_open_then(s, t, repair_off) : tcpcp_gate_open(s, t);
 }
 
 static int activate(int s, const void *img, size_t len, bool gated)

@@ -69,6 +69,8 @@ void tcpcp_tuple_str(const struct tcpcp_tuple *t, char *buf, size_t len);
 /* isolate.c: the per-netns nftables gate that keeps a connection silent. */
 int tcpcp_gate_close(int s, const struct tcpcp_tuple *t);
 int tcpcp_gate_open(int s, const struct tcpcp_tuple *t);
+/* Open, and call @opened(s) as soon as the gate is open. */
+int tcpcp_gate_open_then(int s, const struct tcpcp_tuple *t, int (*opened)(int s));
 int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs);
 int tcpcp_gate_close_many(int s, const struct tcpcp_tuple *t, size_t n);
 int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n);
