@@ -107,6 +107,7 @@ int tcpcp_repair(int s, int mode);
 int tcpcp_repair_queue(int s, int q);
 int tcpcp_check_tcp_socket(int s, int *state);
 const char *tcpcp_state_name(int state);
+int tcpcp_tcp_state(int s);		/* TCP_INFO's state, -1 if none */
 
 /* sockopts.c */
 int tcpcp_sockopts_save(int s, int family, TcpcpSockopts *so);

@@ -31,6 +31,15 @@ static int getint(int s, int level, int opt, int *val)
 	return getsockopt(s, level, opt, val, &len);
 }
 
+int tcpcp_tcp_state(int s)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	return getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -1 : ti.tcpi_state;
+}
+
 const char *tcpcp_state_name(int st)
 {
 	static const char *const names[] = {

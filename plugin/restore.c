@@ -252,14 +252,6 @@ static bool image_reuseaddr(const void *img, size_t len)
 	return v;
 }
 
-static int tcp_state(int s)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-
-	return getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) ? -1 : ti.tcpi_state;
-}
-
 /* A rebuilt socket stays open here until its gate opens, and a task can
  * have thousands: below FD_SETSIZE they push the netlink socket of the
  * next nftables transaction to fd 1024 or above, where libnftables 1.0.x
@@ -300,7 +292,7 @@ static int rebuild_conn(int dir, int pidfd, struct conn *c)
 		return s;
 	}
 	s = above_fd_setsize(s);
-	if (tcpcp_state_passable(tcp_state(s))) {
+	if (tcpcp_state_passable(tcpcp_tcp_state(s))) {
 		/* Restored without --tcp-close: CRIU rebuilt it from its own
 		 * images, at the origin's addresses.  It is live; leave it be. */
 		pr_warn("connection %s (task %d fd %d) was restored by CRIU itself, not from %s "
