@@ -67,23 +67,12 @@ struct tcpcp_fins tcpcp_fins_of(uint32_t st)
 	return f;
 }
 
-static int tcp_state(int s)
-{
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-
-	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len))
-		return -1;
-	return ti.tcpi_state;
-}
-
 static int expect_state(int s, int want, const char *step)
 {
 	struct timespec ms = { 0, 1000000 };
 	int st, i;
 
-	for (i = 0; (st = tcp_state(s)) != want && i < STATE_WAIT_MS; i++)
+	for (i = 0; (st = tcpcp_tcp_state(s)) != want && i < STATE_WAIT_MS; i++)
 		nanosleep(&ms, NULL);
 	if (st == want)
 		return 0;
@@ -138,14 +127,14 @@ static uint16_t tcp_checksum(const struct tcpcp_tuple *t, const struct tcphdr *t
 	return htons((uint16_t)~sum);
 }
 
+_Static_assert(sizeof(struct iphdr) == 20 && sizeof(struct ip6_hdr) == 40 &&
+	       sizeof(struct tcphdr) == 20, "headers back to back, no padding");
+
 /* A segment from the peer's address and port to our socket, sent on a raw
  * socket of the socket's own netns so that it arrives through loopback.
  * Built by hand rather than with libnet: libnet's raw open probes the
  * send buffer with thousands of setsockopt() calls (4 ms here, more than
  * the rest of a create), for one 40- or 60-byte segment. */
-_Static_assert(sizeof(struct iphdr) == 20 && sizeof(struct ip6_hdr) == 40 &&
-	       sizeof(struct tcphdr) == 20, "headers back to back, no padding");
-
 static int inject(int s, const TcpcpIci *ici, uint32_t seq, uint32_t ack, bool fin)
 {
 	union {
