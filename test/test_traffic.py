@@ -184,6 +184,15 @@ def test_tsval_check_catches_a_clock_going_back():
     wrapped = [seg(0.0, 0xfffffff0), seg(0.1, 0x10)]
     assert tsval_never_backwards(wrapped, src)
 
+    def data(t, tsval):
+        return Packet(t, src[0], '10.77.1.2', src[1], 40000, 0x18, 0, 0, 0, 1000,
+                      {'ts': (tsval, 0)})
+    # Paced data stamped ahead of the clock, then an ACK from the clock.
+    assert tsval_never_backwards([data(0.000, 719), seg(0.026, 704)], src)
+    assert not tsval_never_backwards([seg(0.000, 100), seg(0.5, 600), data(0.8, 550)], src)
+    assert not tsval_never_backwards([data(0.000, 100), data(0.5, 600), data(0.8, 550)], src)
+    assert not tsval_never_backwards([seg(0.000, 100), seg(0.5, 600), seg(0.8, 550)], src)
+
 
 def test_passd_tsval_rule():
     """The passd tests' TSval rule: swapped segments acknowledge less and
