@@ -7,7 +7,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Werror
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -I$(O)/gen
-LIB_LDLIBS = -lnftables -lcap -lprotobuf-c
+LIB_LDLIBS = -lbpf -lnftables -lcap -lprotobuf-c
 # live passing (lib/pass*.c, lib/switch*.c)
 LIB_LDLIBS += -lcrypto -lnl-route-3 -lnl-3 -lnet
 CPPFLAGS += -I/usr/include/libnl3
@@ -18,7 +18,7 @@ SONAME    = libtcpcp.so.$(SOVERSION)
 
 LIB_SRC  = $(wildcard lib/*.c)
 TOOL_SRC = $(wildcard tools/*.c)
-LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/ici.pb-c.o $(O)/gen/pass.pb-c.o
+LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/ici.pb-c.o $(O)/gen/pass.pb-c.o $(O)/lib/bpf-obj.o
 TOOL_OBJ = $(TOOL_SRC:%.c=$(O)/%.o)
 
 # The CRIU plugin builds against Debian 12's criu-plugin.h (package criu):
@@ -42,7 +42,18 @@ $(O)/gen/pass.pb-c.c $(O)/gen/pass.pb-c.h: images/pass.proto
 $(O)/gen/%.pb-c.o: $(O)/gen/%.pb-c.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c -o $@ $<
 
-$(O)/lib/%.o: lib/%.c $(O)/gen/ici.pb-c.h $(O)/gen/pass.pb-c.h $(wildcard lib/*.h) include/tcpcp.h
+# BPF programs (lib/bpf/): clang whatever CC is, no sanitizer, and the
+# object goes into the library as data (lib/bpf-obj.S).
+BPF_CC      ?= clang
+BPF_CFLAGS   = -O2 -g -target bpf -Wall -Werror -I/usr/include/$(shell $(CC) -print-multiarch)
+$(O)/lib/bpf/%.bpf.o: lib/bpf/%.bpf.c lib/bpf/gate.h
+	@mkdir -p $(dir $@)
+	$(BPF_CC) $(BPF_CFLAGS) -c -o $@ $<
+
+$(O)/lib/bpf-obj.o: lib/bpf-obj.S $(O)/lib/bpf/gate.bpf.o
+	$(CC) -DBPF_OBJ='"$(O)/lib/bpf/gate.bpf.o"' -c -o $@ $<
+
+$(O)/lib/%.o: lib/%.c $(O)/gen/ici.pb-c.h $(O)/gen/pass.pb-c.h $(wildcard lib/*.h lib/bpf/*.h) include/tcpcp.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 

@@ -76,6 +76,20 @@ int tcpcp_create_ex(const void *ici, size_t len,
 int tcpcp_create_on(int s, const void *ici, size_t len,
 		    const struct tcpcp_create_opts *opts);
 
+/* The gate of the network namespace of socket @s (-1: the caller's), a
+ * BPF map behind netfilter programs that tcpcp shares between processes
+ * and removes with its last entry.  Entries: how many 4-tuples it drops
+ * now (0 if there is none), or -1.  Flush: remove it, entries and all,
+ * so every connection it held flows again (an administrator's cleanup
+ * after a crash, and the tests'); 0 if there was none. */
+long tcpcp_gate_entries(int s);
+int tcpcp_gate_flush(int s);
+/* The gate's objects are pinned in a BPF file system at /run/tcpcp/bpf,
+ * which tcpcp mounts on first use, except in a private mount namespace
+ * (`ip netns exec`), where a mount would vanish with the process: call
+ * this once in the host's (`tcpcp gate setup`, e.g. at boot). */
+int tcpcp_gate_setup(void);
+
 /* Explicitly sized ICI access, for images read from files. */
 void *tcpcp_get_ex(int s, size_t *len);
 int tcpcp_validate(const void *ici, size_t len);

@@ -2,6 +2,7 @@
 #ifndef TCPCP_INTERNAL_H
 #define TCPCP_INTERNAL_H
 
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include "tcpcp.h"
 #include "ici.pb-c.h"
+#include "bpf/gate.h"
 
 /* Kernel values that no user header exports cleanly beside <linux/tcp.h>
  * (include/net/tcp_states.h). */
@@ -66,7 +68,29 @@ int tcpcp_sockaddr_from_endpoint(const TcpcpEndpoint *ep,
 				 struct sockaddr_storage *ss, socklen_t *len);
 void tcpcp_tuple_str(const struct tcpcp_tuple *t, char *buf, size_t len);
 
-/* isolate.c: the per-netns nftables gate that keeps a connection silent. */
+/* bpf.c: the one loader of tcpcp's BPF objects, pinned per network
+ * namespace and shared by every process.  open() takes a lock that
+ * close() drops: keep them short. */
+struct tcpcp_bpf {
+	char root[64];		/* the pin root, tcpcp's bpffs */
+	char dir[PATH_MAX];	/* this namespace's folder in it */
+	int lock;		/* flock on the root */
+	int gate;		/* the gate map */
+};
+enum tcpcp_bpf_mode {
+	TCPCP_BPF_USE,		/* -ENOENT (no message) if the namespace has none */
+	TCPCP_BPF_CREATE,	/* load them if the namespace has none */
+	TCPCP_BPF_LOCK,		/* only name the folder and lock: for removal */
+};
+int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b);
+void tcpcp_bpf_close(struct tcpcp_bpf *b);
+/* Unpin the namespace's objects (call between open and close). */
+void tcpcp_bpf_remove(struct tcpcp_bpf *b);
+bool tcpcp_bpf_gate_idle(int gate);
+/* Mount tcpcp's bpffs here, even in a private mount namespace. */
+int tcpcp_bpf_setup(void);
+
+/* isolate.c: the per-netns BPF gate that keeps a connection silent. */
 int tcpcp_gate_close(int s, const struct tcpcp_tuple *t);
 int tcpcp_gate_open(int s, const struct tcpcp_tuple *t);
 /* Open, and call @opened(s) as soon as the gate is open. */
@@ -92,8 +116,7 @@ struct tcpcp_fins {
 	bool in;		/* the peer's arrived (rcv_nxt counts it) */
 };
 /* Segments tcpcp injects pass its own closed gate with this mark. */
-#define TCPCP_INJECT_MARK	0x7c9c0001u
-#define TCPCP_INJECT_MARK_STR	"0x7c9c0001"
+#define TCPCP_INJECT_MARK	TCPCP_GATE_INJECT_MARK
 bool tcpcp_state_passable(int state);
 struct tcpcp_fins tcpcp_fins_of(uint32_t state);
 int tcpcp_fins_restore(int s, const TcpcpIci *ici);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The gate: a tcpcp-owned nftables table, one per network namespace, that
- * drops every segment of a listed 4-tuple in both directions.
+ * The gate: drops every segment of a listed 4-tuple in both directions,
+ * in the 4-tuple's network namespace.
  *
  * Why not TCP_REPAIR alone: a socket in repair mode still ACKs, runs its
  * retransmission, keepalive and pacing timers and so transmits; and once
@@ -16,224 +16,233 @@
  * injects, marked TCPCP_INJECT_MARK, to put back the peer's FIN of a
  * half-closed connection (fin.c).
  *
- * The table is created on first use and deleted when its sets are empty.
- * An flock serialises tcpcp processes so that creation and deletion never
- * race with another process's element.
+ * Why BPF and not nftables: the gate was an nftables table fed through
+ * libnftables, a fresh context and text parser per call, and closing its
+ * netlink socket after a transaction that deleted an element waits for
+ * the kernel's deferred destroy work (synchronize_rcu(), 4-28 ms here).
+ * A BPF hash map behind netfilter programs (bpf/gate.bpf.c, loaded once
+ * per namespace by bpf.c) is changed by one bpf() system call for a whole
+ * batch: bench/README.md has the numbers, docs/gate.md the choice.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <nftables/libnftables.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <bpf/bpf.h>
 
 #include "internal.h"
 
-#define GATE_LOCK "/run/lock/tcpcp-gate.lock"
-
-static const char gate_table[] =
-	"table inet tcpcp {\n"
-	" set v4 { type ipv4_addr . inet_service . ipv4_addr . inet_service; flags timeout; }\n"
-	" set v6 { type ipv6_addr . inet_service . ipv6_addr . inet_service; flags timeout; }\n"
-	" chain in { type filter hook input priority -300; policy accept;\n"
-	"  meta mark " TCPCP_INJECT_MARK_STR " accept\n"
-	"  ip daddr . tcp dport . ip saddr . tcp sport @v4 drop\n"
-	"  ip6 daddr . tcp dport . ip6 saddr . tcp sport @v6 drop\n"
-	" }\n"
-	" chain out { type filter hook output priority -300; policy accept;\n"
-	"  ip saddr . tcp sport . ip daddr . tcp dport @v4 drop\n"
-	"  ip6 saddr . tcp sport . ip6 daddr . tcp dport @v6 drop\n"
-	" }\n"
-	"}\n";
-
-struct gate {
-	struct nft_ctx *nft;
-	int saved_ns;		/* our own netns while inside the socket's */
-	int lock;
-};
-
-static void gate_exit(struct gate *g)
+static void key_of(const struct tcpcp_tuple *t, struct tcpcp_gate_key *k)
 {
-	if (g->nft)
-		nft_ctx_free(g->nft);
-	tcpcp_netns_leave(g->saved_ns);
-	if (g->lock >= 0)
-		close(g->lock);
+	size_t alen = t->family == AF_INET ? 4 : 16;
+
+	memset(k, 0, sizeof(*k));
+	k->family = (__u8)t->family;
+	k->lport = htons(t->lport);
+	k->pport = htons(t->pport);
+	memcpy(k->laddr, &t->local, alen);
+	memcpy(k->paddr, &t->peer, alen);
 }
 
-static int gate_enter(int s, struct gate *g)
+static __u64 boottime_ns(void)
 {
-	int err;
+	struct timespec now;
 
-	g->nft = NULL;
-	g->saved_ns = -1;
-	g->lock = open(GATE_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (g->lock < 0)
-		g->lock = open("/tmp/tcpcp-gate.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (g->lock < 0 || flock(g->lock, LOCK_EX))
-		return tcpcp_fail(errno, "cannot lock %s: %s", GATE_LOCK, strerror(errno));
-	/* The gate must live in the socket's netns, which need not be
-	 * ours: `tcpcp get --pid` takes sockets out of other namespaces. */
-	err = tcpcp_netns_enter(s, &g->saved_ns);
-	if (err)
-		goto fail;
-	g->nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	if (!g->nft) {
-		err = tcpcp_fail(ENOMEM, "cannot create an nftables context");
-		goto fail;
+	clock_gettime(CLOCK_BOOTTIME, &now);
+	return (__u64)now.tv_sec * 1000000000ull + (__u64)now.tv_nsec;
+}
+
+static struct tcpcp_gate_key *keys_of(const struct tcpcp_tuple *t, size_t n)
+{
+	struct tcpcp_gate_key *k = calloc(n, sizeof(*k));
+	size_t i;
+
+	if (!k) {
+		tcpcp_fail(ENOMEM, "out of memory for %zu gate entries", n);
+		return NULL;
 	}
-	nft_ctx_buffer_output(g->nft);
-	nft_ctx_buffer_error(g->nft);
-	return 0;
-fail:
-	gate_exit(g);
-	return err;
+	for (i = 0; i < n; i++)
+		key_of(&t[i], &k[i]);
+	return k;
 }
 
-static int nft(struct gate *g, const char *cmd)
+/* Add (or make permanent, or make linger) @n entries in one system call.
+ * An entry that exists already, lingering after an earlier close, is
+ * replaced: its timeout must not open the gate behind our back. */
+static int gate_put(int s, const struct tcpcp_tuple *t, size_t n, __u64 expires)
 {
-	return nft_run_cmd_from_buffer(g->nft, cmd) ? -1 : 0;
-}
-
-static const char *nft_error(struct gate *g)
-{
-	const char *e = nft_ctx_get_error_buffer(g->nft);
-	static __thread char line[256];
-	size_t n;
-
-	if (!e || !*e)
-		return "unknown nftables error";
-	n = strcspn(e, "\n");
-	snprintf(line, sizeof(line), "%.*s", (int)n, e);
-	return line;
-}
-
-static void element(const struct tcpcp_tuple *t, const char *extra, char *buf, size_t len)
-{
-	char l[INET6_ADDRSTRLEN], p[INET6_ADDRSTRLEN];
-
-	inet_ntop(t->family, &t->local, l, sizeof(l));
-	inet_ntop(t->family, &t->peer, p, sizeof(p));
-	snprintf(buf, len, "inet tcpcp %s { %s . %u . %s . %u%s }",
-		 t->family == AF_INET ? "v4" : "v6", l, t->lport, p, t->pport, extra);
-}
-
-static bool set_empty(struct gate *g, const char *set)
-{
-	char cmd[64];
-
-	snprintf(cmd, sizeof(cmd), "list set inet tcpcp %s", set);
-	if (nft(g, cmd))
-		return true;
-	return !strstr(nft_ctx_get_output_buffer(g->nft), "elements =");
-}
-
-static void drop_table_if_empty(struct gate *g)
-{
-	if (set_empty(g, "v4") && set_empty(g, "v6"))
-		nft(g, "delete table inet tcpcp");
-}
-
-int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs)
-{
-	char el[256], el_to[256], extra[32], cmd[1024];
-	struct gate g;
-	int err;
-
-	if (!secs)
-		return tcpcp_gate_open(s, t);
-	if ((err = gate_enter(s, &g)))
-		return err;
-	element(t, "", el, sizeof(el));
-	snprintf(extra, sizeof(extra), " timeout %us", secs);
-	element(t, extra, el_to, sizeof(el_to));
-	snprintf(cmd, sizeof(cmd), "add element %s\ndelete element %s\nadd element %s\n",
-		 el, el, el_to);
-	if (nft(&g, cmd) && (nft(&g, gate_table) || nft(&g, cmd)))
-		err = tcpcp_fail(EPERM, "cannot keep dropping the closed connection's segments: %s",
-				 nft_error(&g));
-	gate_exit(&g);
-	return err;
-}
-
-/* Close or open the gate for @n connections in one nftables transaction:
- * the CRIU plugin's thousand single transactions took seconds while the
- * restored tasks waited.  Opening adds each element before deleting it,
- * so one that is absent already (as good as removed) cannot fail the
- * whole batch.  Closing creates the elements; only if one exists already
- * (a lingering one, whose timeout must not open the gate behind our back)
- * does it replace them, delete and add: a transaction that deletes makes
- * the close() of libnftables' netlink socket wait for the kernel's
- * deferred destruction, 4-28 ms here, on the path of every isolation. */
-static int gate_many(int s, const struct tcpcp_tuple *t, size_t n, bool close_,
-		     int (*opened)(int s))
-{
-	size_t i, len = 0, flen = 0, room = n * 3 * 300 + 1;
-	char el[256], *cmd, *fresh = NULL;
-	struct gate g;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+	struct tcpcp_gate_val *v = NULL;
+	struct tcpcp_gate_key *k;
+	struct tcpcp_bpf b;
+	__u32 count = (__u32)n;
+	size_t i;
 	int err;
 
 	if (!n)
 		return 0;
-	cmd = malloc(room);
-	if (!cmd || (close_ && !(fresh = malloc(room)))) {
-		err = tcpcp_fail(ENOMEM, "out of memory");
+	if (!(k = keys_of(t, n)) || !(v = calloc(n, sizeof(*v)))) {
+		err = tcpcp_fail(ENOMEM, "out of memory for %zu gate entries", n);
 		goto out;
 	}
-	cmd[0] = '\0';
-	for (i = 0; i < n; i++) {
-		element(&t[i], "", el, sizeof(el));
-		len += (size_t)snprintf(cmd + len, room - len, close_ ?
-					"add element %s\ndelete element %s\nadd element %s\n" :
-					"add element %s\ndelete element %s\n%.0s", el, el, el);
-		if (close_)
-			flen += (size_t)snprintf(fresh + flen, room - flen, "create element %s\n", el);
-	}
-	if ((err = gate_enter(s, &g)))
+	for (i = 0; i < n; i++)
+		v[i].expires = expires;
+	if ((err = tcpcp_bpf_open(s, TCPCP_BPF_CREATE, &b)))
 		goto out;
-	if (close_ && nft(&g, fresh) && nft(&g, cmd) && (nft(&g, gate_table) || nft(&g, fresh)))
-		err = tcpcp_fail(EPERM, "cannot isolate the connection%s with nftables: %s",
-				 n > 1 ? "s" : "", nft_error(&g));
-	/* The gate is open once the transaction is in, before the slow
-	 * close: what waits for it (the window probe) goes now. */
-	if (!close_) {
-		nft(&g, cmd);
-		if (opened)
-			err = opened(s);
-		drop_table_if_empty(&g);
-	}
-	gate_exit(&g);
+	if (bpf_map_update_batch(b.gate, k, v, &count, &opts))
+		err = tcpcp_fail(errno, "cannot isolate %s%zu connection%s in the gate: %s",
+				 count ? "all of " : "", n, n > 1 ? "s" : "", strerror(errno));
+	/* On failure the first @count went in: take them out again. */
+	for (i = 0; err && i < count; i++)
+		bpf_map_delete_elem(b.gate, &k[i]);
+	tcpcp_bpf_close(&b);
 out:
-	free(fresh);
-	free(cmd);
+	free(v);
+	free(k);
+	return err;
+}
+
+/* Remove @n entries, each in any state, absent ones too (as good as
+ * removed), then call @opened: the gate is open.  The namespace's
+ * objects go with the last entry. */
+static int gate_del(int s, const struct tcpcp_tuple *t, size_t n, int (*opened)(int s))
+{
+	struct tcpcp_gate_key *k = NULL;
+	struct tcpcp_bpf b;
+	size_t done = 0;
+	int err;
+
+	if (n && !(k = keys_of(t, n)))
+		return -errno;
+	err = tcpcp_bpf_open(s, TCPCP_BPF_USE, &b);
+	if (err == -ENOENT) {		/* no gate in this namespace */
+		free(k);
+		tcpcp_clear_error();
+		return opened ? opened(s) : 0;
+	}
+	if (err)
+		goto out;
+	while (done < n) {
+		__u32 count = (__u32)(n - done);
+
+		if (!bpf_map_delete_batch(b.gate, &k[done], &count, NULL)) {
+			done = n;
+			break;
+		}
+		done += count;
+		if (errno != ENOENT) {
+			err = tcpcp_fail(errno, "cannot open the gate: %s", strerror(errno));
+			break;
+		}
+		done++;		/* that one was not there */
+	}
+	if (!err && opened)
+		err = opened(s);
+	if (tcpcp_bpf_gate_idle(b.gate))
+		tcpcp_bpf_remove(&b);
+	tcpcp_bpf_close(&b);
+out:
+	free(k);
 	return err;
 }
 
 int tcpcp_gate_close_many(int s, const struct tcpcp_tuple *t, size_t n)
 {
-	return gate_many(s, t, n, true, NULL);
+	return gate_put(s, t, n, 0);
 }
 
 int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n)
 {
-	return gate_many(s, t, n, false, NULL);
+	return gate_del(s, t, n, NULL);
 }
 
 /* Permanent until tcpcp_gate_open(). */
 int tcpcp_gate_close(int s, const struct tcpcp_tuple *t)
 {
-	return gate_many(s, t, 1, true, NULL);
+	return gate_put(s, t, 1, 0);
 }
 
 int tcpcp_gate_open(int s, const struct tcpcp_tuple *t)
 {
-	return gate_many(s, t, 1, false, NULL);
+	return gate_del(s, t, 1, NULL);
 }
 
 int tcpcp_gate_open_then(int s, const struct tcpcp_tuple *t, int (*opened)(int s))
 {
-	return gate_many(s, t, 1, false, opened);
+	return gate_del(s, t, 1, opened);
+}
+
+int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs)
+{
+	if (!secs)
+		return tcpcp_gate_open(s, t);
+	return gate_put(s, t, 1, boottime_ns() + secs * 1000000000ull);
+}
+
+/* The public face, for `tcpcp gate` and for tests. */
+static int any_socket(int s, int *own)
+{
+	*own = -1;
+	if (s >= 0)
+		return s;
+	*own = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (*own < 0)
+		*own = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (*own < 0)
+		tcpcp_fail(errno, "socket: %s", strerror(errno));
+	return *own;
+}
+
+TCPCP_EXPORT long tcpcp_gate_entries(int s)
+{
+	struct tcpcp_gate_key k, next;
+	struct tcpcp_bpf b;
+	long n = 0;
+	int own, err;
+
+	tcpcp_clear_error();
+	if ((s = any_socket(s, &own)) < 0)
+		return -1;
+	err = tcpcp_bpf_open(s, TCPCP_BPF_USE, &b);
+	if (own >= 0)
+		close(own);
+	if (err == -ENOENT) {
+		tcpcp_clear_error();
+		return 0;
+	}
+	if (err)
+		return -1;
+	if (!bpf_map_get_next_key(b.gate, NULL, &k))
+		for (n = 1; !bpf_map_get_next_key(b.gate, &k, &next); n++)
+			k = next;
+	tcpcp_bpf_close(&b);
+	return n;
+}
+
+TCPCP_EXPORT int tcpcp_gate_setup(void)
+{
+	tcpcp_clear_error();
+	return tcpcp_bpf_setup() ? -1 : 0;
+}
+
+TCPCP_EXPORT int tcpcp_gate_flush(int s)
+{
+	struct tcpcp_bpf b;
+	int own, err;
+
+	tcpcp_clear_error();
+	if ((s = any_socket(s, &own)) < 0)
+		return -1;
+	/* Whatever the folder holds, a foreign map or half a load too. */
+	err = tcpcp_bpf_open(s, TCPCP_BPF_LOCK, &b);
+	if (own >= 0)
+		close(own);
+	if (err)
+		return -1;
+	tcpcp_bpf_remove(&b);
+	tcpcp_bpf_close(&b);
+	return 0;
 }

@@ -33,6 +33,8 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	for h in peer router origin dest; do
 		for p in $(ip netns pids "$NS-$h" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+		# tcpcp's gate is pinned outside the namespace and holds it.
+		nsenter_ns "$h" "$B/tcpcp" gate flush 2>/dev/null || true
 		ip netns del "$NS-$h" 2>/dev/null || true
 	done
 	[[ ${KEEP_TMP:-} ]] || rm -rf "$TMP"
@@ -41,6 +43,8 @@ trap cleanup EXIT
 
 topology() {
 	local h i=1
+	# tcpcp runs under ip netns exec here, which cannot mount its bpffs.
+	"$B/tcpcp" gate setup
 	for h in peer router origin dest; do
 		ip netns add "$NS-$h"
 		in_ns "$h" ip link set lo up

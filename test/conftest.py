@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -20,6 +21,13 @@ def pytest_configure(config):
 @pytest.fixture(scope='session', autouse=True)
 def traffic_binary():
     build.make_traffic()
+
+
+@pytest.fixture(scope='session', autouse=True)
+def gate_bpffs():
+    """tcpcp's bpffs, mounted here once: the tests run tcpcp under
+    `ip netns exec`, whose private mount namespace cannot."""
+    subprocess.run([build.tcpcp(), 'gate', 'setup'], check=True, env=build.env())
 
 
 @pytest.fixture

@@ -39,5 +39,6 @@ int cmd_activate(int argc, char **argv);
 int cmd_create(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
+int cmd_gate(int argc, char **argv);
 
 #endif

@@ -83,6 +83,7 @@ static const struct {
 	{ "activate", cmd_activate },
 	{ "show", cmd_show },
 	{ "edit", cmd_edit },
+	{ "gate", cmd_gate },
 };
 
 int main(int argc, char **argv)

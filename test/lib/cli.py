@@ -25,6 +25,11 @@ def close(topo, host, pid, fd, linger=None):
     return tcpcp(topo, host, 'close', '--pid', pid, '--fd', fd, *extra)
 
 
+def gate_entries(topo, host):
+    """How many 4-tuples the gate of @host drops (0: it has none)."""
+    return int(tcpcp(topo, host, 'gate').stdout)
+
+
 def create_prefix(img, *opts):
     """Prefix for Traffic(): `tcpcp create IMG OPTS --` execs the rest."""
     return [build.tcpcp(), 'create', str(img), *map(str, opts), '--']

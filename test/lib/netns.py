@@ -212,10 +212,19 @@ class Topology:
         self.procs = []
         for name in self._created:
             self._kill_inside(name)
+            self._flush_gate(name)
         for name in reversed(self._created):
             subprocess.run(['ip', 'netns', 'del', name], stderr=subprocess.DEVNULL)
         self._created = []
         _live.discard(self)
+
+    @staticmethod
+    def _flush_gate(name):
+        """tcpcp's BPF gate is pinned outside the namespace and holds it:
+        a lingering entry would keep a deleted namespace alive."""
+        subprocess.run(['nsenter', f'--net=/run/netns/{name}', build.tcpcp(), 'gate', 'flush'],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=build.env(),
+                       timeout=30)
 
     @staticmethod
     def _kill_inside(name):

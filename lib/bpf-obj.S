@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The BPF object file (bpf/gate.bpf.c, built by clang) inside the
+ * library, so that no file has to be found at run time. */
+	.section .rodata
+	.balign 8
+	.globl tcpcp_bpf_obj
+	.hidden tcpcp_bpf_obj
+tcpcp_bpf_obj:
+	.incbin BPF_OBJ
+	.globl tcpcp_bpf_obj_end
+	.hidden tcpcp_bpf_obj_end
+tcpcp_bpf_obj_end:
+	.section .note.GNU-stack,"",%progbits

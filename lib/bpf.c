@@ -1,0 +1,445 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The one BPF loader: tcpcp's BPF objects, one set per network namespace,
+ * shared by every process that uses them (CLI, CRIU plugin, passd,
+ * library users) and by every feature that needs one (the gate today).
+ *
+ * Where they live.  BPF objects outlive the process that loads them only
+ * when pinned, so each network namespace gets a folder in the BPF file
+ * system, /run/tcpcp/bpf/net-<cookie>/, named by the namespace's cookie
+ * (SO_NETNS_COOKIE: never reused while the machine runs, unlike an inode
+ * number).  The folder holds the map and one netfilter link per hook;
+ * the map is pinned last, so a folder without it is an interrupted load
+ * and is loaded again.
+ *
+ * Which bpffs.  `ip netns exec` gives its command a private mount
+ * namespace with a fresh /sys, where /sys/fs/bpf is not the host's, and
+ * whatever it mounts vanishes with it.  So tcpcp has a bpffs of its own
+ * at /run/tcpcp/bpf (/run is the same inside and out), mounts it when
+ * first used in the host's mount namespace, and refuses, saying so,
+ * where a mount would be private (`tcpcp gate setup` mounts it there).
+ *
+ * Lifetime.  A pinned netfilter link holds a reference on its network
+ * namespace: while the folder exists the namespace cannot go away, even
+ * after `ip netns del`.  So the folder is removed as soon as its gate is
+ * empty (isolate.c), a lingering entry that has run out counts as empty,
+ * and loading a new folder retires every other folder whose gate is
+ * empty by now.  `tcpcp gate flush` removes one by hand.
+ *
+ * Locking.  An flock on the tcpcp folder serialises every loader, user
+ * and remover of any namespace's objects, so a process never adds to a
+ * gate that another one is removing.  Taking it costs a system call.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/magic.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "internal.h"
+#include "bpf/gate.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+/* Linux 6.4's netfilter programs, newer than Debian 12's headers and
+ * libbpf 1.1 (which loads them once told their type). */
+#define PROG_TYPE_NETFILTER	32
+#define ATTACH_NETFILTER	45
+#define NFPROTO_IPV4		2
+#define NFPROTO_IPV6		10
+#define NF_INET_LOCAL_IN	1
+#define NF_INET_LOCAL_OUT	3
+/* Before conntrack (-200), where the nftables gate sat. */
+#define GATE_PRIORITY		(-300)
+
+#define RUN_DIR		"/run/tcpcp"
+#define BPFFS		RUN_DIR "/bpf"
+#define GATE_PIN	"gate"
+
+/* The object file, built by clang from bpf/gate.bpf.c (bpf-obj.S). */
+extern const char tcpcp_bpf_obj[], tcpcp_bpf_obj_end[];
+
+static const struct {
+	const char *prog;	/* also the link's pin name */
+	unsigned int pf, hook;
+} hooks[] = {
+	{ "tcpcp_in4", NFPROTO_IPV4, NF_INET_LOCAL_IN },
+	{ "tcpcp_out4", NFPROTO_IPV4, NF_INET_LOCAL_OUT },
+	{ "tcpcp_in6", NFPROTO_IPV6, NF_INET_LOCAL_IN },
+	{ "tcpcp_out6", NFPROTO_IPV6, NF_INET_LOCAL_OUT },
+};
+#define NHOOKS (sizeof(hooks) / sizeof(hooks[0]))
+
+static bool is_bpffs(const char *path)
+{
+	struct statfs fs;
+
+	return !statfs(path, &fs) && fs.f_type == BPF_FS_MAGIC;
+}
+
+/* `ip netns exec` runs its command in a mount namespace of its own, which
+ * dies with it: a bpffs mounted there would take the gate along.  Its
+ * parent, the shell, is still in the host's. */
+static bool private_mount_ns(void)
+{
+	struct stat own, parent;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)getppid());
+	if (stat("/proc/self/ns/mnt", &own) || stat(path, &parent))
+		return false;	/* cannot tell: take it as the host's */
+	return own.st_ino != parent.st_ino || own.st_dev != parent.st_dev;
+}
+
+/* The flock on /run/tcpcp keeps two first users from stacking two bpffs
+ * instances, the upper one hiding the other's pins. */
+static int ensure_bpffs(bool anywhere)
+{
+	int fd, err = 0;
+
+	if (is_bpffs(BPFFS))
+		return 0;
+	if (!anywhere && private_mount_ns())
+		return tcpcp_fail(ENOENT, "no BPF file system at " BPFFS ", and this process runs "
+				  "in a private mount namespace (ip netns exec?) where one would "
+				  "vanish with it: run `tcpcp gate setup` once outside");
+	if ((mkdir(RUN_DIR, 0755) && errno != EEXIST) || (mkdir(BPFFS, 0700) && errno != EEXIST))
+		return tcpcp_fail(errno, "cannot create " BPFFS ": %s", strerror(errno));
+	fd = open(RUN_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || flock(fd, LOCK_EX))
+		err = errno;
+	else if (!is_bpffs(BPFFS) && mount("bpf", BPFFS, "bpf", 0, "mode=0700"))
+		err = errno;
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		return tcpcp_fail(err, "cannot mount the BPF file system at " BPFFS ": %s",
+				  strerror(err));
+	return 0;
+}
+
+int tcpcp_bpf_setup(void)
+{
+	return ensure_bpffs(true);
+}
+
+static int root_open(struct tcpcp_bpf *b)
+{
+	int err;
+
+	if ((err = ensure_bpffs(false)))
+		return err;
+	snprintf(b->root, sizeof(b->root), "%s", BPFFS);
+	b->lock = open(b->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (b->lock < 0 || flock(b->lock, LOCK_EX))
+		return tcpcp_fail(errno, "cannot lock %s: %s", b->root, strerror(errno));
+	return 0;
+}
+
+static int netns_cookie(int s, uint64_t *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+
+	if (getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len))
+		return tcpcp_fail(errno, "cannot name the network namespace of fd %d "
+				  "(SO_NETNS_COOKIE, Linux 5.14): %s", s, strerror(errno));
+	return 0;
+}
+
+static void pin_path(const char *dir, const char *name, char *buf, size_t len)
+{
+	/* Paths are short (a cookie under a fixed root); never truncated. */
+	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len)
+		buf[0] = '\0';
+}
+
+/* Unpin everything of a folder (links first: the gate stops dropping
+ * before its map goes) and remove it.  Missing pieces are no error. */
+static void remove_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < NHOOKS; i++) {
+		pin_path(dir, hooks[i].prog, path, sizeof(path));
+		unlink(path);
+	}
+	pin_path(dir, GATE_PIN, path, sizeof(path));
+	unlink(path);
+	rmdir(dir);
+}
+
+/* The pinned map must be ours, as this version builds it: a stale pin
+ * from another version would be read with the wrong key layout. */
+static int check_gate(const char *dir, int fd)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	char path[PATH_MAX];
+	size_t i;
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return tcpcp_fail(errno, "cannot inspect %s/" GATE_PIN ": %s", dir, strerror(errno));
+	if (info.type != BPF_MAP_TYPE_HASH || info.key_size != sizeof(struct tcpcp_gate_key) ||
+	    info.value_size != sizeof(struct tcpcp_gate_val))
+		return tcpcp_fail(EEXIST, "%s/" GATE_PIN " is not a gate map of this tcpcp "
+				  "(type %u, key %u, value %u bytes): remove it with `tcpcp gate flush`",
+				  dir, info.type, info.key_size, info.value_size);
+	/* A gate missing one of its hooks would let a direction through. */
+	for (i = 0; i < NHOOKS; i++) {
+		pin_path(dir, hooks[i].prog, path, sizeof(path));
+		if (access(path, F_OK))
+			return tcpcp_fail(ENOENT, "%s is missing: the gate is incomplete, "
+					  "remove it with `tcpcp gate flush`", path);
+	}
+	return 0;
+}
+
+static int link_netfilter(int prog, unsigned int pf, unsigned int hook)
+{
+	/* union bpf_attr's link_create with its netfilter member (6.4). */
+	struct {
+		__u32 prog_fd, target_fd, attach_type, flags;
+		__u32 pf, hooknum;
+		__s32 priority;
+		__u32 nf_flags;
+		__u64 pad[4];
+	} attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_fd = (__u32)prog;
+	attr.attach_type = ATTACH_NETFILTER;
+	attr.pf = pf;
+	attr.hooknum = hook;
+	attr.priority = GATE_PRIORITY;
+	return (int)syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+}
+
+/* libbpf prints through a global callback; the library never prints, so
+ * the last line it would have printed is kept for the error message. */
+static __thread char libbpf_said[160];
+
+static int keep_libbpf_line(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[sizeof(libbpf_said)];
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	if (*line)
+		memcpy(libbpf_said, line, sizeof(line));
+	return 0;
+}
+
+static int attach_and_pin(struct bpf_object *obj, const char *dir)
+{
+	char path[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < NHOOKS; i++) {
+		struct bpf_program *p = bpf_object__find_program_by_name(obj, hooks[i].prog);
+		int link = p ? link_netfilter(bpf_program__fd(p), hooks[i].pf, hooks[i].hook) : -1;
+		int err;
+
+		if (link < 0)
+			return tcpcp_fail(errno, "cannot attach %s to netfilter "
+					  "(BPF netfilter links need Linux 6.4 and CAP_BPF): %s",
+					  hooks[i].prog, strerror(errno));
+		pin_path(dir, hooks[i].prog, path, sizeof(path));
+		err = bpf_obj_pin(link, path) ? errno : 0;
+		close(link);
+		if (err)
+			return tcpcp_fail(err, "cannot pin %s: %s", path, strerror(err));
+	}
+	return 0;
+}
+
+/* Load the objects into the socket's network namespace (a netfilter
+ * link attaches where its creator is) and pin them; the map goes last. */
+static int load(int s, struct tcpcp_bpf *b)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "tcpcp");
+	libbpf_print_fn_t old = libbpf_set_print(keep_libbpf_line);
+	struct bpf_object *obj = NULL;
+	struct bpf_program *p;
+	char path[PATH_MAX];
+	int saved, err;
+
+	remove_dir(b->dir);
+	if (mkdir(b->dir, 0700))
+		return libbpf_set_print(old), tcpcp_fail(errno, "cannot create %s: %s",
+							 b->dir, strerror(errno));
+	if ((err = tcpcp_netns_enter(s, &saved)))
+		goto out;
+	libbpf_said[0] = '\0';
+	obj = bpf_object__open_mem(tcpcp_bpf_obj, (size_t)(tcpcp_bpf_obj_end - tcpcp_bpf_obj),
+				   &opts);
+	if (!obj) {
+		err = tcpcp_fail(errno, "cannot open tcpcp's BPF object: %s", libbpf_said);
+		goto leave;
+	}
+	bpf_object__for_each_program(p, obj) {
+		bpf_program__set_type(p, PROG_TYPE_NETFILTER);
+		bpf_program__set_expected_attach_type(p, ATTACH_NETFILTER);
+	}
+	if (bpf_object__load(obj)) {
+		err = tcpcp_fail(errno, "cannot load tcpcp's BPF programs (Linux 6.4+ with BTF, "
+				 "CAP_BPF): %s", *libbpf_said ? libbpf_said : strerror(errno));
+		goto leave;
+	}
+	if ((err = attach_and_pin(obj, b->dir)))
+		goto leave;
+	b->gate = dup(bpf_map__fd(bpf_object__find_map_by_name(obj, "tcpcp_gate")));
+	pin_path(b->dir, GATE_PIN, path, sizeof(path));
+	if (b->gate < 0 || bpf_obj_pin(b->gate, path))
+		err = tcpcp_fail(errno, "cannot pin %s: %s", path, strerror(errno));
+leave:
+	tcpcp_netns_leave(saved);
+out:
+	bpf_object__close(obj);
+	libbpf_set_print(old);
+	if (err) {
+		remove_dir(b->dir);
+		if (b->gate >= 0)
+			close(b->gate);
+		b->gate = -1;
+	}
+	return err;
+}
+
+static bool name_is_ours(const char *name)
+{
+	return !strncmp(name, "net-", 4);
+}
+
+/* Retire every other namespace's folder whose gate is empty by now: it
+ * may be all that keeps a deleted namespace alive (its linger ran out). */
+static void retire_idle(struct tcpcp_bpf *b)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 8];
+	DIR *d = opendir(b->root);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		int fd;
+
+		if (!name_is_ours(e->d_name))
+			continue;
+		if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", b->root, e->d_name) >= sizeof(dir))
+			continue;
+		if (!strcmp(dir, b->dir))
+			continue;
+		pin_path(dir, GATE_PIN, path, sizeof(path));
+		fd = bpf_obj_get(path);
+		if (fd >= 0 && !check_gate(dir, fd) && tcpcp_bpf_gate_idle(fd))
+			remove_dir(dir);
+		if (fd >= 0)
+			close(fd);
+	}
+	closedir(d);
+	tcpcp_clear_error();
+}
+
+int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b)
+{
+	char path[PATH_MAX];
+	uint64_t cookie;
+	int err;
+
+	b->lock = b->gate = -1;
+	b->dir[0] = '\0';
+	if ((err = netns_cookie(s, &cookie)) || (err = root_open(b)))
+		goto fail;
+	snprintf(b->dir, sizeof(b->dir), "%s/net-%016llx", b->root, (unsigned long long)cookie);
+	if (mode == TCPCP_BPF_LOCK)
+		return 0;
+	pin_path(b->dir, GATE_PIN, path, sizeof(path));
+	b->gate = bpf_obj_get(path);
+	if (b->gate >= 0) {
+		if ((err = check_gate(b->dir, b->gate)))
+			goto fail;
+		return 0;
+	}
+	if (errno != ENOENT) {
+		err = tcpcp_fail(errno, "cannot open %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (mode != TCPCP_BPF_CREATE) {
+		err = -ENOENT;
+		goto fail;
+	}
+	if ((err = load(s, b)))
+		goto fail;
+	retire_idle(b);
+	return 0;
+fail:
+	tcpcp_bpf_close(b);
+	return err;
+}
+
+void tcpcp_bpf_close(struct tcpcp_bpf *b)
+{
+	if (b->gate >= 0)
+		close(b->gate);
+	if (b->lock >= 0)
+		close(b->lock);		/* and with it the flock */
+	b->gate = b->lock = -1;
+}
+
+void tcpcp_bpf_remove(struct tcpcp_bpf *b)
+{
+	if (b->gate >= 0)
+		close(b->gate);
+	b->gate = -1;
+	remove_dir(b->dir);
+}
+
+/* Empty, or holding only lingering entries that have run out (those
+ * are removed).  Bounded: a gate with more entries than one look takes
+ * is in use, whatever their state. */
+bool tcpcp_bpf_gate_idle(int fd)
+{
+	enum { LOOK = 256 };
+	struct tcpcp_gate_key keys[LOOK];
+	struct tcpcp_gate_val vals[LOOK];
+	struct tcpcp_gate_key k;
+	__u32 n = LOOK, out, i;
+	struct timespec now;
+	__u64 ns;
+	int r;
+
+	if (bpf_map_get_next_key(fd, NULL, &k))
+		return errno == ENOENT;
+	r = bpf_map_lookup_batch(fd, NULL, &out, keys, vals, &n, NULL);
+	if (r && errno != ENOENT)
+		return false;
+	if (!r && n == LOOK)
+		return false;	/* maybe more than one look */
+	clock_gettime(CLOCK_BOOTTIME, &now);
+	ns = (__u64)now.tv_sec * 1000000000ull + (__u64)now.tv_nsec;
+	for (i = 0; i < n; i++)
+		if (!vals[i].expires || vals[i].expires > ns)
+			return false;
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, &keys[i]);
+	return bpf_map_get_next_key(fd, NULL, &k) && errno == ENOENT;
+}

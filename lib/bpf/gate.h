@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The gate map's key and value, shared by the BPF programs (gate.bpf.c)
+ * and the library (isolate.c).  Fixed-size types only: the BPF side and
+ * the C side must agree byte for byte, and the loader checks the pinned
+ * map's sizes against these before trusting it.
+ */
+#ifndef TCPCP_BPF_GATE_H
+#define TCPCP_BPF_GATE_H
+
+#include <linux/types.h>
+
+/* The 4-tuple as the local end sees it on the wire. */
+struct tcpcp_gate_key {
+	__u8 family;		/* AF_INET (2) or AF_INET6 (10) */
+	__u8 pad[3];		/* zero */
+	__be16 lport, pport;	/* network order, as in the TCP header */
+	__u8 laddr[16];		/* IPv4: the first 4 bytes, the rest zero */
+	__u8 paddr[16];
+};
+
+struct tcpcp_gate_val {
+	/* CLOCK_BOOTTIME in ns after which the entry no longer drops (a
+	 * closed origin's linger); 0: until it is removed. */
+	__u64 expires;
+};
+
+/* Segments tcpcp injects itself (fin.c) carry this mark and pass the
+ * closed gate on input. */
+#define TCPCP_GATE_INJECT_MARK	0x7c9c0001u
+
+/* The map holds at most this many 4-tuples per network namespace. */
+#define TCPCP_GATE_MAX		(1u << 20)
+
+#endif
