@@ -13,7 +13,7 @@
  * check is then one byte to the client and the EOF at the server.
  * Syscall counts come from running it under `strace -c -f` in each mode
  * and subtracting (bench/op_cost.sh does that).  Run it in a network
- * namespace of its own: it adds a gate table to that namespace's nftables.
+ * namespace of its own: it loads the gate into that namespace.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>

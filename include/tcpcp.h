@@ -89,6 +89,11 @@ int tcpcp_gate_flush(int s);
  * (`ip netns exec`), where a mount would vanish with the process: call
  * this once in the host's (`tcpcp gate setup`, e.g. at boot). */
 int tcpcp_gate_setup(void);
+/* The programs behind every gate are loaded once for the host and stay
+ * pinned, attached nowhere, so that the next gate is set up in
+ * microseconds; this unpins them, and fails while any namespace still
+ * has a gate. */
+int tcpcp_gate_unload(void);
 
 /* Explicitly sized ICI access, for images read from files. */
 void *tcpcp_get_ex(int s, size_t *len);

@@ -5,12 +5,15 @@
  * library users) and by every feature that needs one (the gate today).
  *
  * Where they live.  BPF objects outlive the process that loads them only
- * when pinned, so each network namespace gets a folder in the BPF file
- * system, /run/tcpcp/bpf/net-<cookie>/, named by the namespace's cookie
- * (SO_NETNS_COOKIE: never reused while the machine runs, unlike an inode
- * number).  The folder holds the map and one netfilter link per hook;
- * the map is pinned last, so a folder without it is an interrupted load
- * and is loaded again.
+ * when pinned, in tcpcp's BPF file system /run/tcpcp/bpf.  The programs
+ * and the map of gates (one per namespace, by the namespace's cookie)
+ * are loaded once for the host and pinned at its top: loading costs
+ * 20 ms (BTF parsing, verification), and attached nowhere they hold
+ * nothing.  Each network namespace that uses a gate gets a folder,
+ * net-<cookie>/ (SO_NETNS_COOKIE: never reused while the machine runs,
+ * unlike an inode number), with its gate map and one netfilter link per
+ * hook: created in microseconds.  The gate map is pinned last in either
+ * place, so a folder without it is an interrupted setup, done again.
  *
  * Which bpffs.  `ip netns exec` gives its command a private mount
  * namespace with a fresh /sys, where /sys/fs/bpf is not the host's, and
@@ -23,8 +26,12 @@
  * namespace: while the folder exists the namespace cannot go away, even
  * after `ip netns del`.  So the folder is removed as soon as its gate is
  * empty (isolate.c), a lingering entry that has run out counts as empty,
- * and loading a new folder retires every other folder whose gate is
- * empty by now.  `tcpcp gate flush` removes one by hand.
+ * and setting up a new folder retires every other folder whose gate is
+ * empty by now.  `tcpcp gate flush` removes one by hand, `tcpcp gate
+ * unload` the host's programs once no namespace has a gate.  Links are
+ * detached before they are unpinned: an unpinned link is released only
+ * after an RCU grace period, and a new one at the same hook and priority
+ * would meanwhile fail with EBUSY.
  *
  * Locking.  An flock on the tcpcp folder serialises every loader, user
  * and remover of any namespace's objects, so a process never adds to a
@@ -70,6 +77,7 @@
 #define RUN_DIR		"/run/tcpcp"
 #define BPFFS		RUN_DIR "/bpf"
 #define GATE_PIN	"gate"
+#define GATES_PIN	"gates"
 
 /* The object file, built by clang from bpf/gate.bpf.c (bpf-obj.S). */
 extern const char tcpcp_bpf_obj[], tcpcp_bpf_obj_end[];
@@ -168,16 +176,33 @@ static void pin_path(const char *dir, const char *name, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
-/* Unpin everything of a folder (links first: the gate stops dropping
- * before its map goes) and remove it.  Missing pieces are no error. */
-static void remove_dir(const char *dir)
+/* Detach, then unpin: the namespace's hooks are gone when this returns. */
+static void unpin_link(const char *path)
+{
+	int fd = bpf_obj_get(path);
+
+	if (fd >= 0) {
+		bpf_link_detach(fd);
+		close(fd);
+	}
+	unlink(path);
+}
+
+/* Remove a namespace's folder, links first: the gate stops dropping
+ * before its map goes.  Missing pieces are no error. */
+static void detach_dir(const char *dir);
+
+static void remove_dir(const char *root, const char *dir, uint64_t cookie)
 {
 	char path[PATH_MAX];
-	size_t i;
+	int gates;
 
-	for (i = 0; i < NHOOKS; i++) {
-		pin_path(dir, hooks[i].prog, path, sizeof(path));
-		unlink(path);
+	detach_dir(dir);
+	pin_path(root, GATES_PIN, path, sizeof(path));
+	gates = bpf_obj_get(path);
+	if (gates >= 0) {
+		bpf_map_delete_elem(gates, &cookie);
+		close(gates);
 	}
 	pin_path(dir, GATE_PIN, path, sizeof(path));
 	unlink(path);
@@ -186,29 +211,53 @@ static void remove_dir(const char *dir)
 
 /* The pinned map must be ours, as this version builds it: a stale pin
  * from another version would be read with the wrong key layout. */
-static int check_gate(const char *dir, int fd)
+static int check_map(const char *path, int fd, __u32 type, __u32 key, __u32 value)
 {
 	struct bpf_map_info info;
 	__u32 len = sizeof(info);
-	char path[PATH_MAX];
-	size_t i;
 
 	memset(&info, 0, sizeof(info));
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
-		return tcpcp_fail(errno, "cannot inspect %s/" GATE_PIN ": %s", dir, strerror(errno));
-	if (info.type != BPF_MAP_TYPE_HASH || info.key_size != sizeof(struct tcpcp_gate_key) ||
-	    info.value_size != sizeof(struct tcpcp_gate_val))
-		return tcpcp_fail(EEXIST, "%s/" GATE_PIN " is not a gate map of this tcpcp "
-				  "(type %u, key %u, value %u bytes): remove it with `tcpcp gate flush`",
-				  dir, info.type, info.key_size, info.value_size);
-	/* A gate missing one of its hooks would let a direction through. */
+		return tcpcp_fail(errno, "cannot inspect %s: %s", path, strerror(errno));
+	if (info.type != type || info.key_size != key || info.value_size != value)
+		return tcpcp_fail(EEXIST, "%s is not a map of this tcpcp (type %u, key %u, "
+				  "value %u bytes): remove it with `tcpcp gate flush`",
+				  path, info.type, info.key_size, info.value_size);
+	return 0;
+}
+
+static int check_gate(const char *dir, int fd)
+{
+	char path[PATH_MAX];
+
+	pin_path(dir, GATE_PIN, path, sizeof(path));
+	return check_map(path, fd, BPF_MAP_TYPE_HASH, sizeof(struct tcpcp_gate_key),
+			 sizeof(struct tcpcp_gate_val));
+}
+
+/* How many of the namespace's hooks are attached: all or none, but for
+ * an interrupted attach. */
+static size_t links_present(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t i, n = 0;
+
 	for (i = 0; i < NHOOKS; i++) {
 		pin_path(dir, hooks[i].prog, path, sizeof(path));
-		if (access(path, F_OK))
-			return tcpcp_fail(ENOENT, "%s is missing: the gate is incomplete, "
-					  "remove it with `tcpcp gate flush`", path);
+		n += !access(path, F_OK);
 	}
-	return 0;
+	return n;
+}
+
+static void detach_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < NHOOKS; i++) {
+		pin_path(dir, hooks[i].prog, path, sizeof(path));
+		unpin_link(path);
+	}
 }
 
 static int link_netfilter(int prog, unsigned int pf, unsigned int hook)
@@ -248,52 +297,46 @@ static int keep_libbpf_line(enum libbpf_print_level level, const char *fmt, va_l
 	return 0;
 }
 
-static int attach_and_pin(struct bpf_object *obj, const char *dir)
+static int pin_fd(int fd, const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	pin_path(dir, name, path, sizeof(path));
+	if (bpf_obj_pin(fd, path))
+		return tcpcp_fail(errno, "cannot pin %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static void unpin_host(const char *root)
 {
 	char path[PATH_MAX];
 	size_t i;
 
+	pin_path(root, GATES_PIN, path, sizeof(path));
+	unlink(path);
 	for (i = 0; i < NHOOKS; i++) {
-		struct bpf_program *p = bpf_object__find_program_by_name(obj, hooks[i].prog);
-		int link = p ? link_netfilter(bpf_program__fd(p), hooks[i].pf, hooks[i].hook) : -1;
-		int err;
-
-		if (link < 0)
-			return tcpcp_fail(errno, "cannot attach %s to netfilter "
-					  "(BPF netfilter links need Linux 6.4 and CAP_BPF): %s",
-					  hooks[i].prog, strerror(errno));
-		pin_path(dir, hooks[i].prog, path, sizeof(path));
-		err = bpf_obj_pin(link, path) ? errno : 0;
-		close(link);
-		if (err)
-			return tcpcp_fail(err, "cannot pin %s: %s", path, strerror(err));
+		pin_path(root, hooks[i].prog, path, sizeof(path));
+		unlink(path);
 	}
-	return 0;
 }
 
-/* Load the objects into the socket's network namespace (a netfilter
- * link attaches where its creator is) and pin them; the map goes last. */
-static int load(int s, struct tcpcp_bpf *b)
+/* The host's programs and map of gates, loaded once; the map goes last. */
+static int load_host(const char *root)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "tcpcp");
 	libbpf_print_fn_t old = libbpf_set_print(keep_libbpf_line);
-	struct bpf_object *obj = NULL;
+	struct bpf_object *obj;
 	struct bpf_program *p;
-	char path[PATH_MAX];
-	int saved, err;
+	size_t i;
+	int err = 0;
 
-	remove_dir(b->dir);
-	if (mkdir(b->dir, 0700))
-		return libbpf_set_print(old), tcpcp_fail(errno, "cannot create %s: %s",
-							 b->dir, strerror(errno));
-	if ((err = tcpcp_netns_enter(s, &saved)))
-		goto out;
+	unpin_host(root);
 	libbpf_said[0] = '\0';
 	obj = bpf_object__open_mem(tcpcp_bpf_obj, (size_t)(tcpcp_bpf_obj_end - tcpcp_bpf_obj),
 				   &opts);
 	if (!obj) {
 		err = tcpcp_fail(errno, "cannot open tcpcp's BPF object: %s", libbpf_said);
-		goto leave;
+		goto out;
 	}
 	bpf_object__for_each_program(p, obj) {
 		bpf_program__set_type(p, PROG_TYPE_NETFILTER);
@@ -302,56 +345,147 @@ static int load(int s, struct tcpcp_bpf *b)
 	if (bpf_object__load(obj)) {
 		err = tcpcp_fail(errno, "cannot load tcpcp's BPF programs (Linux 6.4+ with BTF, "
 				 "CAP_BPF): %s", *libbpf_said ? libbpf_said : strerror(errno));
-		goto leave;
+		goto out;
 	}
-	if ((err = attach_and_pin(obj, b->dir)))
-		goto leave;
-	b->gate = dup(bpf_map__fd(bpf_object__find_map_by_name(obj, "tcpcp_gate")));
-	pin_path(b->dir, GATE_PIN, path, sizeof(path));
-	if (b->gate < 0 || bpf_obj_pin(b->gate, path))
-		err = tcpcp_fail(errno, "cannot pin %s: %s", path, strerror(errno));
-leave:
-	tcpcp_netns_leave(saved);
+	for (i = 0; !err && i < NHOOKS; i++)
+		err = pin_fd(bpf_program__fd(bpf_object__find_program_by_name(obj, hooks[i].prog)),
+			     root, hooks[i].prog);
+	if (!err)
+		err = pin_fd(bpf_map__fd(bpf_object__find_map_by_name(obj, "tcpcp_gates")),
+			     root, GATES_PIN);
 out:
+	if (err)
+		unpin_host(root);
 	bpf_object__close(obj);
 	libbpf_set_print(old);
-	if (err) {
-		remove_dir(b->dir);
-		if (b->gate >= 0)
-			close(b->gate);
-		b->gate = -1;
-	}
 	return err;
 }
 
-static bool name_is_ours(const char *name)
+static int open_host(const char *root)
 {
-	return !strncmp(name, "net-", 4);
+	char path[PATH_MAX];
+	int fd, err;
+
+	pin_path(root, GATES_PIN, path, sizeof(path));
+	fd = bpf_obj_get(path);
+	if (fd < 0 && errno == ENOENT) {
+		if ((err = load_host(root)))
+			return err;
+		fd = bpf_obj_get(path);
+	}
+	if (fd < 0)
+		return tcpcp_fail(errno, "cannot open %s: %s", path, strerror(errno));
+	if ((err = check_map(path, fd, BPF_MAP_TYPE_HASH_OF_MAPS, sizeof(__u64), sizeof(__u32)))) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* Attach the host's programs in the socket's network namespace (a
+ * netfilter link attaches where its creator is) and pin the links. */
+static int attach(int s, const char *root, const char *dir)
+{
+	char path[PATH_MAX];
+	int saved, err;
+	size_t i;
+
+	if ((err = tcpcp_netns_enter(s, &saved)))
+		return err;
+	for (i = 0; !err && i < NHOOKS; i++) {
+		int prog, link;
+
+		pin_path(root, hooks[i].prog, path, sizeof(path));
+		prog = bpf_obj_get(path);
+		link = prog >= 0 ? link_netfilter(prog, hooks[i].pf, hooks[i].hook) : -1;
+		if (link < 0)
+			err = tcpcp_fail(errno, "cannot attach %s to netfilter "
+					 "(BPF netfilter links need Linux 6.4 and CAP_BPF): %s",
+					 hooks[i].prog, strerror(errno));
+		else
+			err = pin_fd(link, dir, hooks[i].prog);
+		if (link >= 0)
+			close(link);
+		if (prog >= 0)
+			close(prog);
+	}
+	tcpcp_netns_leave(saved);
+	return err;
+}
+
+/* A gate map for the socket's namespace, in the map of gates under the
+ * namespace's cookie; pinned last.  Changing a map of maps from user
+ * space waits for an RCU grace period (kernel/bpf/syscall.c,
+ * maybe_wait_bpf_programs(): 10-40 ms here), so this is done once per
+ * namespace: when its gate empties, only its hooks are detached. */
+static int setup_ns(struct tcpcp_bpf *b)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
+	int gates, err = 0;
+
+	remove_dir(b->root, b->dir, b->cookie);
+	if (mkdir(b->dir, 0700))
+		return tcpcp_fail(errno, "cannot create %s: %s", b->dir, strerror(errno));
+	if ((gates = open_host(b->root)) < 0) {
+		err = gates;
+		goto fail;
+	}
+	b->gate = bpf_map_create(BPF_MAP_TYPE_HASH, "tcpcp_gate", sizeof(struct tcpcp_gate_key),
+				 sizeof(struct tcpcp_gate_val), TCPCP_GATE_MAX, &opts);
+	if (b->gate < 0)
+		err = tcpcp_fail(errno, "cannot create a gate map: %s", strerror(errno));
+	else if (bpf_map_update_elem(gates, &b->cookie, &b->gate, BPF_ANY))
+		err = tcpcp_fail(errno, "cannot register the gate of this network namespace "
+				 "(at most %u at a time): %s", TCPCP_NETNS_MAX, strerror(errno));
+	if (!err)
+		err = pin_fd(b->gate, b->dir, GATE_PIN);
+	close(gates);
+	if (!err)
+		return 0;
+fail:
+	remove_dir(b->root, b->dir, b->cookie);
+	if (b->gate >= 0)
+		close(b->gate);
+	b->gate = -1;
+	return err;
+}
+
+static bool cookie_of(const char *name, uint64_t *cookie)
+{
+	char *end;
+
+	if (strncmp(name, "net-", 4))
+		return false;
+	*cookie = strtoull(name + 4, &end, 16);
+	return !*end;
 }
 
 /* Retire every other namespace's folder whose gate is empty by now: it
- * may be all that keeps a deleted namespace alive (its linger ran out). */
+ * may be all that keeps a deleted namespace alive (its linger ran out).
+ * Detached ones (idle) are removed too: their namespace may be gone for
+ * good; one still in use sets its gate up again.  This runs with the
+ * setup of a new namespace's gate, which waits for a grace period
+ * anyway. */
 static void retire_idle(struct tcpcp_bpf *b)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 8];
 	DIR *d = opendir(b->root);
 	struct dirent *e;
+	uint64_t cookie;
 
 	if (!d)
 		return;
 	while ((e = readdir(d))) {
 		int fd;
 
-		if (!name_is_ours(e->d_name))
+		if (!cookie_of(e->d_name, &cookie) || cookie == b->cookie)
 			continue;
 		if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", b->root, e->d_name) >= sizeof(dir))
 			continue;
-		if (!strcmp(dir, b->dir))
-			continue;
 		pin_path(dir, GATE_PIN, path, sizeof(path));
 		fd = bpf_obj_get(path);
-		if (fd >= 0 && !check_gate(dir, fd) && tcpcp_bpf_gate_idle(fd))
-			remove_dir(dir);
+		if (fd < 0 || (!check_gate(dir, fd) && tcpcp_bpf_gate_idle(fd)))
+			remove_dir(b->root, dir, cookie);
 		if (fd >= 0)
 			close(fd);
 	}
@@ -362,34 +496,42 @@ static void retire_idle(struct tcpcp_bpf *b)
 int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b)
 {
 	char path[PATH_MAX];
-	uint64_t cookie;
 	int err;
 
 	b->lock = b->gate = -1;
 	b->dir[0] = '\0';
-	if ((err = netns_cookie(s, &cookie)) || (err = root_open(b)))
+	if ((err = netns_cookie(s, &b->cookie)) || (err = root_open(b)))
 		goto fail;
-	snprintf(b->dir, sizeof(b->dir), "%s/net-%016llx", b->root, (unsigned long long)cookie);
+	snprintf(b->dir, sizeof(b->dir), "%s/net-%016llx", b->root, (unsigned long long)b->cookie);
 	if (mode == TCPCP_BPF_LOCK)
 		return 0;
 	pin_path(b->dir, GATE_PIN, path, sizeof(path));
 	b->gate = bpf_obj_get(path);
-	if (b->gate >= 0) {
-		if ((err = check_gate(b->dir, b->gate)))
-			goto fail;
-		return 0;
-	}
-	if (errno != ENOENT) {
+	if (b->gate < 0 && errno != ENOENT) {
 		err = tcpcp_fail(errno, "cannot open %s: %s", path, strerror(errno));
 		goto fail;
 	}
+	if (b->gate >= 0 && (err = check_gate(b->dir, b->gate)))
+		goto fail;
 	if (mode != TCPCP_BPF_CREATE) {
+		if (b->gate >= 0)
+			return 0;
 		err = -ENOENT;
 		goto fail;
 	}
-	if ((err = load(s, b)))
-		goto fail;
-	retire_idle(b);
+	if (b->gate < 0) {
+		if ((err = setup_ns(b)))
+			goto fail;
+		retire_idle(b);
+	}
+	/* The hooks, detached while the gate was empty. */
+	if (links_present(b->dir) < NHOOKS) {
+		detach_dir(b->dir);
+		if ((err = attach(s, b->root, b->dir))) {
+			detach_dir(b->dir);
+			goto fail;
+		}
+	}
 	return 0;
 fail:
 	tcpcp_bpf_close(b);
@@ -405,12 +547,50 @@ void tcpcp_bpf_close(struct tcpcp_bpf *b)
 	b->gate = b->lock = -1;
 }
 
+void tcpcp_bpf_detach(struct tcpcp_bpf *b)
+{
+	detach_dir(b->dir);
+}
+
 void tcpcp_bpf_remove(struct tcpcp_bpf *b)
 {
 	if (b->gate >= 0)
 		close(b->gate);
 	b->gate = -1;
-	remove_dir(b->dir);
+	remove_dir(b->root, b->dir, b->cookie);
+}
+
+/* The host's programs go only when no namespace has a gate. */
+int tcpcp_bpf_unload(void)
+{
+	struct tcpcp_bpf b = { .lock = -1, .gate = -1 };
+	struct dirent *e;
+	uint64_t cookie;
+	int err = 0;
+	DIR *d;
+
+	if ((err = root_open(&b)))
+		goto out;
+	d = opendir(b.root);
+	while (d && (e = readdir(d)) && !err) {
+		char dir[PATH_MAX];
+
+		if (!cookie_of(e->d_name, &cookie) ||
+		    (size_t)snprintf(dir, sizeof(dir), "%s/%s", b.root, e->d_name) >= sizeof(dir))
+			continue;
+		if (links_present(dir))
+			err = tcpcp_fail(EBUSY, "network namespace %s still has a gate: "
+					 "flush it first", e->d_name);
+		else
+			remove_dir(b.root, dir, cookie);
+	}
+	if (d)
+		closedir(d);
+	if (!err)
+		unpin_host(b.root);
+out:
+	tcpcp_bpf_close(&b);
+	return err;
 }
 
 /* Empty, or holding only lingering entries that have run out (those

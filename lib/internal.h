@@ -76,6 +76,7 @@ struct tcpcp_bpf {
 	char dir[PATH_MAX];	/* this namespace's folder in it */
 	int lock;		/* flock on the root */
 	int gate;		/* the gate map */
+	uint64_t cookie;	/* the namespace's */
 };
 enum tcpcp_bpf_mode {
 	TCPCP_BPF_USE,		/* -ENOENT (no message) if the namespace has none */
@@ -84,11 +85,15 @@ enum tcpcp_bpf_mode {
 };
 int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b);
 void tcpcp_bpf_close(struct tcpcp_bpf *b);
-/* Unpin the namespace's objects (call between open and close). */
+/* Between open and close: detach the namespace's hooks (its gate is
+ * empty), or remove everything it has. */
+void tcpcp_bpf_detach(struct tcpcp_bpf *b);
 void tcpcp_bpf_remove(struct tcpcp_bpf *b);
 bool tcpcp_bpf_gate_idle(int gate);
 /* Mount tcpcp's bpffs here, even in a private mount namespace. */
 int tcpcp_bpf_setup(void);
+/* Unpin the host's programs; refused while a namespace has a gate. */
+int tcpcp_bpf_unload(void);
 
 /* isolate.c: the per-netns BPF gate that keeps a connection silent. */
 int tcpcp_gate_close(int s, const struct tcpcp_tuple *t);

@@ -142,7 +142,7 @@ static int gate_del(int s, const struct tcpcp_tuple *t, size_t n, int (*opened)(
 	if (!err && opened)
 		err = opened(s);
 	if (tcpcp_bpf_gate_idle(b.gate))
-		tcpcp_bpf_remove(&b);
+		tcpcp_bpf_detach(&b);
 	tcpcp_bpf_close(&b);
 out:
 	free(k);
@@ -226,6 +226,12 @@ TCPCP_EXPORT int tcpcp_gate_setup(void)
 {
 	tcpcp_clear_error();
 	return tcpcp_bpf_setup() ? -1 : 0;
+}
+
+TCPCP_EXPORT int tcpcp_gate_unload(void)
+{
+	tcpcp_clear_error();
+	return tcpcp_bpf_unload() ? -1 : 0;
 }
 
 TCPCP_EXPORT int tcpcp_gate_flush(int s)

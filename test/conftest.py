@@ -28,6 +28,11 @@ def gate_bpffs():
     """tcpcp's bpffs, mounted here once: the tests run tcpcp under
     `ip netns exec`, whose private mount namespace cannot."""
     subprocess.run([build.tcpcp(), 'gate', 'setup'], check=True, env=build.env())
+    yield
+    # The host's programs, attached nowhere once every namespace is gone;
+    # refused (and left) while another user's namespace has a gate.
+    subprocess.run([build.tcpcp(), 'gate', 'unload'], env=build.env(),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture

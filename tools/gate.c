@@ -14,14 +14,16 @@
 #include "tcpcp-cli.h"
 
 static const char usage[] =
-	"Usage: tcpcp gate [status|flush|setup]\n"
+	"Usage: tcpcp gate [status|flush|setup|unload]\n"
 	"\n"
 	"  status   print how many connections the gate of this network namespace\n"
 	"           drops (default)\n"
 	"  flush    remove the gate of this network namespace: every connection it\n"
 	"           held flows again\n"
 	"  setup    mount tcpcp's BPF file system (/run/tcpcp/bpf) here; needed once\n"
-	"           before tcpcp runs in private mount namespaces (ip netns exec)\n";
+	"           before tcpcp runs in private mount namespaces (ip netns exec)\n"
+	"  unload   unpin the host's gate programs (kept loaded between uses);\n"
+	"           refused while any network namespace has a gate\n";
 
 int cmd_gate(int argc, char **argv)
 {
@@ -38,6 +40,8 @@ int cmd_gate(int argc, char **argv)
 		return tcpcp_gate_flush(-1) ? fail("%s", tcpcp_strerror()) : EXIT_OK;
 	if (!strcmp(what, "setup"))
 		return tcpcp_gate_setup() ? fail("%s", tcpcp_strerror()) : EXIT_OK;
+	if (!strcmp(what, "unload"))
+		return tcpcp_gate_unload() ? fail("%s", tcpcp_strerror()) : EXIT_OK;
 	if (strcmp(what, "status"))
 		die_usage("gate: unknown action '%s'", what);
 	n = tcpcp_gate_entries(-1);

@@ -4,7 +4,7 @@
  * network namespace.  Four BPF_PROG_TYPE_NETFILTER programs (Linux 6.4+)
  * on the IPv4 and IPv6 LOCAL_IN and LOCAL_OUT hooks, at the priority the
  * nftables gate had (-300, before conntrack), look the segment's 4-tuple
- * up in one hash map.  Same semantics as the nftables table it replaces:
+ * up in the hash map of its network namespace.  Same semantics as the nftables table it replaces:
  * before TCP sees a segment and before one leaves (a drop on LOCAL_OUT
  * fails the transmission with EPERM, so TCP keeps the data as not sent),
  * loopback included, for sockets that exist or no longer do.  What
@@ -34,19 +34,39 @@ struct sk_buff {
 	__u32 mark;
 } __attribute__((preserve_access_index));
 
+struct net {
+	__u64 net_cookie;	/* what SO_NETNS_COOKIE returns */
+} __attribute__((preserve_access_index));
+
+struct nf_hook_state {
+	struct net *net;
+} __attribute__((preserve_access_index));
+
 /* include/linux/filter.h's context of netfilter programs. */
 struct bpf_nf_ctx {
-	const void *state;
+	const struct nf_hook_state *state;
 	struct sk_buff *skb;
 };
 
-struct {
+/* One gate per network namespace, found by the namespace's cookie: the
+ * programs are loaded once for the whole host (loading costs 20 ms, of
+ * BTF parsing and verification) and attached to a namespace in
+ * microseconds (bpf.c). */
+struct gate_map {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, TCPCP_GATE_MAX);
-	__type(key, struct tcpcp_gate_key);
-	__type(value, struct tcpcp_gate_val);
-} tcpcp_gate SEC(".maps");
+	/* Sizes, not types: libbpf 1.1 cannot size an inner map's BTF key. */
+	__uint(key_size, sizeof(struct tcpcp_gate_key));
+	__uint(value_size, sizeof(struct tcpcp_gate_val));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, TCPCP_NETNS_MAX);
+	__type(key, __u64);
+	__array(values, struct gate_map);
+} tcpcp_gates SEC(".maps");
 
 struct ip4 {
 	__u8 vihl, tos;
@@ -63,15 +83,21 @@ struct ip6 {
 	__u8 saddr[16], daddr[16];
 };
 
-static __always_inline int verdict(struct tcpcp_gate_key *k)
+static __always_inline int verdict(struct bpf_nf_ctx *ctx, struct tcpcp_gate_key *k)
 {
-	struct tcpcp_gate_val *v = bpf_map_lookup_elem(&tcpcp_gate, k);
+	__u64 cookie = BPF_CORE_READ(ctx->state, net, net_cookie);
+	struct tcpcp_gate_val *v;
+	void *gate;
 
+	gate = bpf_map_lookup_elem(&tcpcp_gates, &cookie);
+	if (!gate)
+		return NF_ACCEPT;
+	v = bpf_map_lookup_elem(gate, k);
 	if (!v)
 		return NF_ACCEPT;
 	/* A lingering entry that has run out removes itself. */
 	if (v->expires && bpf_ktime_get_boot_ns() > v->expires) {
-		bpf_map_delete_elem(&tcpcp_gate, k);
+		bpf_map_delete_elem(gate, k);
 		return NF_ACCEPT;
 	}
 	return NF_DROP;
@@ -116,7 +142,7 @@ static __always_inline int gate(struct bpf_nf_ctx *ctx, int v6, int in)
 		return NF_ACCEPT;
 	k.lport = in ? ports[1] : ports[0];
 	k.pport = in ? ports[0] : ports[1];
-	return verdict(&k);
+	return verdict(ctx, &k);
 }
 
 SEC("netfilter") int tcpcp_in4(struct bpf_nf_ctx *c) { return gate(c, 0, 1); }

@@ -29,7 +29,9 @@ struct tcpcp_gate_val {
  * closed gate on input. */
 #define TCPCP_GATE_INJECT_MARK	0x7c9c0001u
 
-/* The map holds at most this many 4-tuples per network namespace. */
+/* A gate holds at most this many 4-tuples; this many namespaces can
+ * have one at a time. */
 #define TCPCP_GATE_MAX		(1u << 20)
+#define TCPCP_NETNS_MAX		4096
 
 #endif
