@@ -235,18 +235,15 @@ static int check_gate(const char *dir, int fd)
 			 sizeof(struct tcpcp_gate_val));
 }
 
-/* How many of the namespace's hooks are attached: all or none, but for
- * an interrupted attach. */
-static size_t links_present(const char *dir)
+/* Whether the namespace's hooks are attached.  attach() pins them in
+ * order and detach_dir() unpins them in reverse, so the last one stands
+ * for all four (an interrupted attach or detach lacks it). */
+static bool attached(const char *dir)
 {
 	char path[PATH_MAX];
-	size_t i, n = 0;
 
-	for (i = 0; i < NHOOKS; i++) {
-		pin_path(dir, hooks[i].prog, path, sizeof(path));
-		n += !access(path, F_OK);
-	}
-	return n;
+	pin_path(dir, hooks[NHOOKS - 1].prog, path, sizeof(path));
+	return !access(path, F_OK);
 }
 
 static void detach_dir(const char *dir)
@@ -254,7 +251,7 @@ static void detach_dir(const char *dir)
 	char path[PATH_MAX];
 	size_t i;
 
-	for (i = 0; i < NHOOKS; i++) {
+	for (i = NHOOKS; i-- > 0;) {
 		pin_path(dir, hooks[i].prog, path, sizeof(path));
 		unpin_link(path);
 	}
@@ -525,7 +522,7 @@ int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b)
 		retire_idle(b);
 	}
 	/* The hooks, detached while the gate was empty. */
-	if (links_present(b->dir) < NHOOKS) {
+	if (!attached(b->dir)) {
 		detach_dir(b->dir);
 		if ((err = attach(s, b->root, b->dir))) {
 			detach_dir(b->dir);
@@ -578,7 +575,7 @@ int tcpcp_bpf_unload(void)
 		if (!cookie_of(e->d_name, &cookie) ||
 		    (size_t)snprintf(dir, sizeof(dir), "%s/%s", b.root, e->d_name) >= sizeof(dir))
 			continue;
-		if (links_present(dir))
+		if (attached(dir))
 			err = tcpcp_fail(EBUSY, "network namespace %s still has a gate: "
 					 "flush it first", e->d_name);
 		else
@@ -591,35 +588,4 @@ int tcpcp_bpf_unload(void)
 out:
 	tcpcp_bpf_close(&b);
 	return err;
-}
-
-/* Empty, or holding only lingering entries that have run out (those
- * are removed).  Bounded: a gate with more entries than one look takes
- * is in use, whatever their state. */
-bool tcpcp_bpf_gate_idle(int fd)
-{
-	enum { LOOK = 256 };
-	struct tcpcp_gate_key keys[LOOK];
-	struct tcpcp_gate_val vals[LOOK];
-	struct tcpcp_gate_key k;
-	__u32 n = LOOK, out, i;
-	struct timespec now;
-	__u64 ns;
-	int r;
-
-	if (bpf_map_get_next_key(fd, NULL, &k))
-		return errno == ENOENT;
-	r = bpf_map_lookup_batch(fd, NULL, &out, keys, vals, &n, NULL);
-	if (r && errno != ENOENT)
-		return false;
-	if (!r && n == LOOK)
-		return false;	/* maybe more than one look */
-	clock_gettime(CLOCK_BOOTTIME, &now);
-	ns = (__u64)now.tv_sec * 1000000000ull + (__u64)now.tv_nsec;
-	for (i = 0; i < n; i++)
-		if (!vals[i].expires || vals[i].expires > ns)
-			return false;
-	for (i = 0; i < n; i++)
-		bpf_map_delete_elem(fd, &keys[i]);
-	return bpf_map_get_next_key(fd, NULL, &k) && errno == ENOENT;
 }

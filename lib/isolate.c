@@ -55,6 +55,118 @@ static __u64 boottime_ns(void)
 	return (__u64)now.tv_sec * 1000000000ull + (__u64)now.tv_nsec;
 }
 
+/*
+ * Accounting.  Whether a gate is empty decides when its hooks go, and a
+ * hash map cannot say so cheaply: the first key is found by scanning
+ * every bucket (a millisecond at 2^20).  So the gate counts its entries
+ * itself, under the loader's lock, in keys of family 0 that no segment
+ * matches: permanent entries, lingering ones, and when the last linger
+ * ends.  Only user space removes entries (the programs let a run-out
+ * one through), so the counts stay exact.
+ */
+enum { META_COUNT = 1, META_UNTIL };
+
+struct gate_meta {
+	__u64 live, linger, until;
+};
+
+static __u64 meta_read(int gate, int which)
+{
+	struct tcpcp_gate_key k;
+	struct tcpcp_gate_val v = { 0 };
+
+	memset(&k, 0, sizeof(k));
+	k.pad[0] = (__u8)which;
+	bpf_map_lookup_elem(gate, &k, &v);
+	return v.expires;
+}
+
+static int meta_write(int gate, int which, __u64 value)
+{
+	struct tcpcp_gate_key k;
+	struct tcpcp_gate_val v = { value };
+
+	memset(&k, 0, sizeof(k));
+	k.pad[0] = (__u8)which;
+	if (bpf_map_update_elem(gate, &k, &v, BPF_ANY))
+		return tcpcp_fail(errno, "cannot count the gate's entries: %s", strerror(errno));
+	return 0;
+}
+
+/* Both counts in one value: a gate holds far fewer than 2^32 entries. */
+static void meta_get(int gate, struct gate_meta *m)
+{
+	__u64 c = meta_read(gate, META_COUNT);
+
+	m->live = c & 0xffffffffu;
+	m->linger = c >> 32;
+	m->until = meta_read(gate, META_UNTIL);
+}
+
+static int meta_put(int gate, const struct gate_meta *m, const struct gate_meta *was)
+{
+	int err = 0;
+
+	if (m->live != was->live || m->linger != was->linger)
+		err = meta_write(gate, META_COUNT, m->live | m->linger << 32);
+	if (!err && m->until != was->until)
+		err = meta_write(gate, META_UNTIL, m->until);
+	return err;
+}
+
+/* Take an entry out of the counts, as it was before a change. */
+static void uncount(int gate, const struct tcpcp_gate_key *k, struct gate_meta *m, bool *had)
+{
+	struct tcpcp_gate_val old;
+
+	*had = !bpf_map_lookup_elem(gate, k, &old);
+	if (*had && old.expires && m->linger)
+		m->linger--;
+	else if (*had && !old.expires && m->live)
+		m->live--;
+}
+
+static void count(struct gate_meta *m, __u64 expires)
+{
+	if (expires) {
+		m->linger++;
+		if (expires > m->until)
+			m->until = expires;
+	} else {
+		m->live++;
+	}
+}
+
+/* Nothing to drop: no entry, or lingering ones that have all run out
+ * (cleared here, once, in one pass over the map). */
+bool tcpcp_bpf_gate_idle(int gate)
+{
+	struct tcpcp_gate_key next, *keys = NULL, *p;
+	size_t n, i, room = 0;
+	struct gate_meta m;
+
+	meta_get(gate, &m);
+	if (m.live || (m.linger && m.until > boottime_ns()))
+		return false;
+	if (!m.linger)
+		return true;
+	/* One walk, then the deletes: deleting while walking restarts it. */
+	for (n = 0, p = NULL; !bpf_map_get_next_key(gate, p, &next); p = &keys[n - 1]) {
+		if (n == room) {
+			struct tcpcp_gate_key *more = realloc(keys, (room = room * 2 + 64) * sizeof(*keys));
+
+			if (!more)
+				break;
+			keys = more;
+		}
+		keys[n++] = next;
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(gate, &keys[i]);
+	free(keys);
+	return true;
+}
+
 static struct tcpcp_gate_key *keys_of(const struct tcpcp_tuple *t, size_t n)
 {
 	struct tcpcp_gate_key *k = calloc(n, sizeof(*k));
@@ -69,16 +181,19 @@ static struct tcpcp_gate_key *keys_of(const struct tcpcp_tuple *t, size_t n)
 	return k;
 }
 
-/* Add (or make permanent, or make linger) @n entries in one system call.
- * An entry that exists already, lingering after an earlier close, is
- * replaced: its timeout must not open the gate behind our back. */
+/* Add (or make permanent, or make linger) @n entries: one lookup each
+ * for the counts, one system call for all of them.  An entry that exists
+ * already, lingering after an earlier close, is replaced: its timeout
+ * must not open the gate behind our back. */
 static int gate_put(int s, const struct tcpcp_tuple *t, size_t n, __u64 expires)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
 	struct tcpcp_gate_val *v = NULL;
 	struct tcpcp_gate_key *k;
+	struct gate_meta m, before;
 	struct tcpcp_bpf b;
-	__u32 count = (__u32)n;
+	__u32 done = (__u32)n;
+	bool had;
 	size_t i;
 	int err;
 
@@ -92,12 +207,24 @@ static int gate_put(int s, const struct tcpcp_tuple *t, size_t n, __u64 expires)
 		v[i].expires = expires;
 	if ((err = tcpcp_bpf_open(s, TCPCP_BPF_CREATE, &b)))
 		goto out;
-	if (bpf_map_update_batch(b.gate, k, v, &count, &opts))
-		err = tcpcp_fail(errno, "cannot isolate %s%zu connection%s in the gate: %s",
-				 count ? "all of " : "", n, n > 1 ? "s" : "", strerror(errno));
-	/* On failure the first @count went in: take them out again. */
-	for (i = 0; err && i < count; i++)
-		bpf_map_delete_elem(b.gate, &k[i]);
+	meta_get(b.gate, &m);
+	before = m;
+	for (i = 0; i < n; i++) {
+		uncount(b.gate, &k[i], &m, &had);
+		count(&m, expires);
+	}
+	/* Counted first: a count too high keeps the hooks, never too low. */
+	if ((err = meta_put(b.gate, &m, &before)))
+		goto close;
+	if (bpf_map_update_batch(b.gate, k, v, &done, &opts)) {
+		err = tcpcp_fail(errno, "cannot isolate %zu connection%s in the gate: %s",
+				 n, n > 1 ? "s" : "", strerror(errno));
+		/* The first @done went in: take them out again. */
+		for (i = 0; i < done; i++)
+			bpf_map_delete_elem(b.gate, &k[i]);
+		meta_put(b.gate, &before, &m);
+	}
+close:
 	tcpcp_bpf_close(&b);
 out:
 	free(v);
@@ -106,13 +233,15 @@ out:
 }
 
 /* Remove @n entries, each in any state, absent ones too (as good as
- * removed), then call @opened: the gate is open.  The namespace's
- * objects go with the last entry. */
+ * removed), then call @opened: the gate is open.  The namespace's hooks
+ * go with the last entry. */
 static int gate_del(int s, const struct tcpcp_tuple *t, size_t n, int (*opened)(int s))
 {
 	struct tcpcp_gate_key *k = NULL;
+	struct gate_meta m, before;
 	struct tcpcp_bpf b;
-	size_t done = 0;
+	bool had;
+	size_t i;
 	int err;
 
 	if (n && !(k = keys_of(t, n)))
@@ -125,20 +254,16 @@ static int gate_del(int s, const struct tcpcp_tuple *t, size_t n, int (*opened)(
 	}
 	if (err)
 		goto out;
-	while (done < n) {
-		__u32 count = (__u32)(n - done);
-
-		if (!bpf_map_delete_batch(b.gate, &k[done], &count, NULL)) {
-			done = n;
-			break;
-		}
-		done += count;
-		if (errno != ENOENT) {
+	meta_get(b.gate, &m);
+	before = m;
+	for (i = 0; i < n; i++) {
+		uncount(b.gate, &k[i], &m, &had);
+		if (had && bpf_map_delete_elem(b.gate, &k[i]) && errno != ENOENT) {
 			err = tcpcp_fail(errno, "cannot open the gate: %s", strerror(errno));
 			break;
 		}
-		done++;		/* that one was not there */
 	}
+	meta_put(b.gate, &m, &before);
 	if (!err && opened)
 		err = opened(s);
 	if (tcpcp_bpf_gate_idle(b.gate))
@@ -198,9 +323,9 @@ static int any_socket(int s, int *own)
 
 TCPCP_EXPORT long tcpcp_gate_entries(int s)
 {
-	struct tcpcp_gate_key k, next;
+	struct gate_meta m;
 	struct tcpcp_bpf b;
-	long n = 0;
+	long n;
 	int own, err;
 
 	tcpcp_clear_error();
@@ -215,9 +340,8 @@ TCPCP_EXPORT long tcpcp_gate_entries(int s)
 	}
 	if (err)
 		return -1;
-	if (!bpf_map_get_next_key(b.gate, NULL, &k))
-		for (n = 1; !bpf_map_get_next_key(b.gate, &k, &next); n++)
-			k = next;
+	meta_get(b.gate, &m);
+	n = (long)m.live + (m.until > boottime_ns() ? (long)m.linger : 0);
 	tcpcp_bpf_close(&b);
 	return n;
 }

@@ -95,11 +95,10 @@ static __always_inline int verdict(struct bpf_nf_ctx *ctx, struct tcpcp_gate_key
 	v = bpf_map_lookup_elem(gate, k);
 	if (!v)
 		return NF_ACCEPT;
-	/* A lingering entry that has run out removes itself. */
-	if (v->expires && bpf_ktime_get_boot_ns() > v->expires) {
-		bpf_map_delete_elem(gate, k);
+	/* A lingering entry that has run out lets everything through; only
+	 * user space removes entries, so that its count stays exact. */
+	if (v->expires && bpf_ktime_get_boot_ns() > v->expires)
 		return NF_ACCEPT;
-	}
 	return NF_DROP;
 }
 

@@ -10,7 +10,8 @@
 
 #include <linux/types.h>
 
-/* The 4-tuple as the local end sees it on the wire. */
+/* The 4-tuple as the local end sees it on the wire.  Keys with family 0
+ * never match a segment: the library keeps its counts there. */
 struct tcpcp_gate_key {
 	__u8 family;		/* AF_INET (2) or AF_INET6 (10) */
 	__u8 pad[3];		/* zero */
@@ -31,7 +32,7 @@ struct tcpcp_gate_val {
 
 /* A gate holds at most this many 4-tuples; this many namespaces can
  * have one at a time. */
-#define TCPCP_GATE_MAX		(1u << 20)
+#define TCPCP_GATE_MAX		(1u << 17)
 #define TCPCP_NETNS_MAX		4096
 
 #endif
