@@ -83,6 +83,14 @@ int tcpcp_create_on(int s, const void *ici, size_t len,
  * so every connection it held flows again (an administrator's cleanup
  * after a crash, and the tests'); 0 if there was none. */
 long tcpcp_gate_entries(int s);
+/* Close or open the gate for the connections of the sockets @s[0..n-1],
+ * all in one network namespace, in one batch: no repair mode, no state
+ * read.  For a caller that stops the owners and reads the state itself
+ * (the CRIU plugin), or that isolates many connections at once.  Close
+ * is all or nothing; opening a connection that is not gated is no
+ * error. */
+int tcpcp_gate_close_fds(const int *s, size_t n);
+int tcpcp_gate_open_fds(const int *s, size_t n);
 int tcpcp_gate_flush(int s);
 /* The gate's objects are pinned in a BPF file system at /run/tcpcp/bpf,
  * which tcpcp mounts on first use, except in a private mount namespace

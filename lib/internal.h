@@ -13,6 +13,10 @@
 #include "ici.pb-c.h"
 #include "bpf/gate.h"
 
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71	/* Linux 5.14 */
+#endif
+
 /* Kernel values that no user header exports cleanly beside <linux/tcp.h>
  * (include/net/tcp_states.h). */
 #define TCPCP_ST_ESTABLISHED	1

@@ -25,6 +25,7 @@
  * batch: bench/README.md has the numbers, docs/gate.md the choice.
  */
 #include <arpa/inet.h>
+#include <linux/capability.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,6 +306,69 @@ int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs)
 	if (!secs)
 		return tcpcp_gate_open(s, t);
 	return gate_put(s, t, 1, boottime_ns() + secs * 1000000000ull);
+}
+
+/* Batches of sockets, for callers that capture the state themselves
+ * (the CRIU plugin locks a whole frozen tree at once).  All in one
+ * network namespace: a gate is per namespace. */
+static int tuples_of(const int *s, size_t n, struct tcpcp_tuple **t)
+{
+	uint64_t first = 0, cookie;
+	socklen_t len;
+	size_t i;
+
+	*t = calloc(n ? n : 1, sizeof(**t));
+	if (!*t)
+		return tcpcp_fail(ENOMEM, "out of memory for %zu connections", n);
+	for (i = 0; i < n; i++) {
+		int state;
+
+		len = sizeof(cookie);
+		if (tcpcp_check_tcp_socket(s[i], &state) || tcpcp_tuple_from_socket(s[i], &(*t)[i]))
+			goto fail;
+		if (getsockopt(s[i], SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len)) {
+			tcpcp_fail(errno, "fd %d: SO_NETNS_COOKIE: %s", s[i], strerror(errno));
+			goto fail;
+		}
+		if (i && cookie != first) {
+			tcpcp_fail(EXDEV, "fd %d is in another network namespace than fd %d: "
+				   "one batch per namespace", s[i], s[0]);
+			goto fail;
+		}
+		first = cookie;
+	}
+	return 0;
+fail:
+	free(*t);
+	*t = NULL;
+	return -errno;
+}
+
+static int gate_fds(const int *s, size_t n, bool close_)
+{
+	struct tcpcp_tuple *t;
+	int err;
+
+	tcpcp_clear_error();
+	if (!n)
+		return 0;
+	if (tuples_of(s, n, &t))
+		return -1;
+	err = close_ ? gate_put(s[0], t, n, 0) : gate_del(s[0], t, n, NULL);
+	free(t);
+	return err ? -1 : 0;
+}
+
+TCPCP_EXPORT int tcpcp_gate_close_fds(const int *s, size_t n)
+{
+	if (!n || tcpcp_need_cap(CAP_NET_ADMIN, "isolate connections"))
+		return n ? -1 : 0;
+	return gate_fds(s, n, true);
+}
+
+TCPCP_EXPORT int tcpcp_gate_open_fds(const int *s, size_t n)
+{
+	return gate_fds(s, n, false);
 }
 
 /* The public face, for `tcpcp gate` and for tests. */

@@ -1,0 +1,202 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The gate itself (lib/isolate.c, lib/bpf.c): shared by processes,
+batched, cleaned up.
+
+Each test holds loopback connections in a namespace of its own
+(test/gate/holder.py) and checks what a user would: an isolated
+connection's data is not acknowledged, a released one delivers what was
+sent meanwhile and echoes, and nothing of the gate is left behind.
+"""
+import ctypes
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lib import build, cli
+
+HOLDER = Path(__file__).resolve().parent / 'gate' / 'holder.py'
+BPFFS = Path('/run/tcpcp/bpf')
+SO_NETNS_COOKIE = 71
+
+
+class Holder:
+    def __init__(self, topo, host, n, v6=False):
+        lib = str(build.build_dir() / 'libtcpcp.so')
+        argv = ['python3', str(HOLDER), str(n), '--lib', lib] + (['--v6'] if v6 else [])
+        self.proc = topo.popen(host, *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+        info = json.loads(self.proc.stdout.readline())
+        self.pid, self.server = info['pid'], info['server']
+
+    def ask(self, cmd):
+        self.proc.stdin.write(cmd + '\n')
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+
+def hooks(topo, host):
+    """tcpcp's netfilter links pinned for @host's namespace."""
+    cookie = netns_cookie(topo, host)
+    d = BPFFS / f'net-{cookie:016x}'
+    return sorted(p.name for p in d.glob('tcpcp_*')) if d.exists() else []
+
+
+def netns_cookie(topo, host):
+    r = topo.run(host, 'python3', '-c',
+                 'import socket,struct; s=socket.socket(); '
+                 f'print(struct.unpack("Q", s.getsockopt(socket.SOL_SOCKET, {SO_NETNS_COOKIE}, 8))[0])')
+    return int(r.stdout)
+
+
+def cli_loop(topo, host, cmd, pid, fds, tmp, errors):
+    for fd in fds:
+        args = [cmd, '--pid', pid, '--fd', fd]
+        if cmd == 'get':
+            args += ['-o', tmp / f'{pid}-{fd}.img']
+        r = cli.tcpcp(topo, host, *args, check=False)
+        if r.returncode:
+            errors.append(r.stderr.strip())
+
+
+def test_two_processes_at_once(topo, tmp_path):
+    """Two tcpcp processes isolate (then release) the connections of two
+    programs at the same time, each one by one through the CLI."""
+    a, b = Holder(topo, 'origin', 20), Holder(topo, 'origin', 20, v6=True)
+    for cmd in ('get', 'release'):
+        errors = []
+        threads = [threading.Thread(target=cli_loop, args=(topo, 'origin', cmd, h.pid, h.server,
+                                                           tmp_path, errors)) for h in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        if cmd == 'get':
+            assert cli.gate_entries(topo, 'origin') == 40
+            assert len(hooks(topo, 'origin')) == 4
+            for h in (a, b):
+                assert h.ask('send') == 'ok'
+            time.sleep(0.5)
+            assert [a.ask('unacked'), b.ask('unacked')] == ['20', '20'], \
+                'an isolated connection acknowledged data'
+    assert cli.gate_entries(topo, 'origin') == 0
+    assert hooks(topo, 'origin') == [], 'the gate kept its hooks with no entry left'
+    assert [a.ask('verify'), b.ask('verify')] == ['ok 20', 'ok 20']
+
+
+def test_batch_10000(topo):
+    """10,000 connections isolated in one call and released in one call;
+    none left behind, every one delivers and echoes afterwards."""
+    n = 10000
+    h = Holder(topo, 'origin', n)
+    r = h.ask('isolate')
+    assert r.startswith('ok'), r
+    assert h.ask('entries') == str(n)
+    assert h.ask('send') == 'ok'
+    time.sleep(1)
+    assert h.ask('unacked') == str(n)
+    r = h.ask('release')
+    assert r.startswith('ok'), r
+    assert h.ask('entries') == '0'
+    assert hooks(topo, 'origin') == []
+    assert h.ask('verify') == f'ok {n}'
+
+
+def test_linger_runs_out(topo, tmp_path):
+    """A closed origin's lingering entry drops for its time, then counts
+    as gone: the next release in the namespace detaches the hooks."""
+    h = Holder(topo, 'origin', 2)
+    pid, (fd1, fd2) = h.pid, h.server
+    cli.get(topo, 'origin', pid, fd1, tmp_path / '1.img')
+    cli.close(topo, 'origin', pid, fd1, linger=1)
+    assert cli.gate_entries(topo, 'origin') == 1
+    cli.get(topo, 'origin', pid, fd2, tmp_path / '2.img')
+    assert cli.gate_entries(topo, 'origin') == 2
+    time.sleep(1.5)
+    assert cli.gate_entries(topo, 'origin') == 1
+    cli.release(topo, 'origin', pid, fd2)
+    assert cli.gate_entries(topo, 'origin') == 0
+    assert hooks(topo, 'origin') == []
+
+
+def foreign_map(path):
+    """Pin an array map (not a gate) at @path with libbpf through ctypes."""
+    bpf = ctypes.CDLL('libbpf.so.1', use_errno=True)
+    fd = bpf.bpf_map_create(2, b'foreign', 4, 4, 1, None)     # BPF_MAP_TYPE_ARRAY
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    assert bpf.bpf_obj_pin(fd, str(path).encode()) == 0, os.strerror(ctypes.get_errno())
+    os.close(fd)
+
+
+def test_foreign_pin_refused_then_flushed(topo, tmp_path):
+    """Something else pinned where this namespace's gate map belongs: get
+    refuses with one line naming it, the connection is left as it was,
+    and `tcpcp gate flush` clears the way."""
+    h = Holder(topo, 'origin', 1)
+    d = BPFFS / f'net-{netns_cookie(topo, "origin"):016x}'
+    d.mkdir()
+    foreign_map(d / 'gate')
+    r = cli.tcpcp(topo, 'origin', 'get', '--pid', h.pid, '--fd', h.server[0],
+                  '-o', tmp_path / 'x.img', check=False)
+    assert r.returncode == 1
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1 and str(d / 'gate') in err and 'gate flush' in err, err
+    assert not (tmp_path / 'x.img').exists()
+    assert h.ask('send') == 'ok' and h.ask('verify') == 'ok 1', 'the refused get broke it'
+    cli.tcpcp(topo, 'origin', 'gate', 'flush')
+    assert not d.exists()
+    cli.get(topo, 'origin', h.pid, h.server[0], tmp_path / 'x.img')
+    assert cli.gate_entries(topo, 'origin') == 1
+    cli.release(topo, 'origin', h.pid, h.server[0])
+    assert cli.gate_entries(topo, 'origin') == 0
+
+
+def test_stale_entry_flushed(topo, tmp_path):
+    """A process that isolated a connection died before releasing it: the
+    entry stays (the connection is silent), `tcpcp gate flush` ends it
+    and the connection delivers again."""
+    h = Holder(topo, 'origin', 1)
+    r = h.ask('isolate')
+    assert r.startswith('ok'), r
+    assert h.ask('send') == 'ok'
+    time.sleep(0.5)
+    assert h.ask('unacked') == '1'
+    assert cli.gate_entries(topo, 'origin') == 1
+    cli.tcpcp(topo, 'origin', 'gate', 'flush')
+    assert cli.gate_entries(topo, 'origin') == 0 and hooks(topo, 'origin') == []
+    assert h.ask('verify') == 'ok 1'
+
+
+TWO_NS = r"""
+import ctypes, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+lib = ctypes.CDLL(sys.argv[1])
+lib.tcpcp_strerror.restype = ctypes.c_char_p
+keep = []
+for ns in sys.argv[2:]:
+    fd = os.open(ns, os.O_RDONLY)
+    assert libc.setns(fd, 0x40000000) == 0   # CLONE_NEWNET
+    l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()
+    c = socket.create_connection(l.getsockname()); s, _ = l.accept()
+    keep += [l, c, s]
+arr = (ctypes.c_int * 2)(keep[2].fileno(), keep[5].fileno())
+r = lib.tcpcp_gate_close_fds(arr, 2)
+print(r, lib.tcpcp_strerror().decode())
+"""
+
+
+def test_other_namespace_refused(topo):
+    """One batch, one namespace: sockets of two namespaces are refused
+    with one line before anything is gated."""
+    r = subprocess.run(['python3', '-c', TWO_NS, str(build.build_dir() / 'libtcpcp.so'),
+                        f'/run/netns/{topo.ns["origin"]}', f'/run/netns/{topo.ns["dest"]}'],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith('-1 ') and 'another network namespace' in r.stdout, r.stdout
+    assert cli.gate_entries(topo, 'origin') == 0 and cli.gate_entries(topo, 'dest') == 0
