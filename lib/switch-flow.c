@@ -55,10 +55,20 @@ static const char *first_line(struct nft_ctx *nft)
 	return line;
 }
 
+/* Steering a connection for the first time adds its element, nothing
+ * else: a transaction that deletes one takes 10-25 ms to commit here
+ * (it waits for the kernel's RCU-deferred release), on the path of the
+ * pass.  Only a connection steered before, or unsteered (mark 0), pays
+ * the delete. */
 static int apply(struct nft_ctx *nft, const struct tcpcp_switch *sw, const char *el)
 {
 	char cmd[512];
 
+	if (sw->mark) {
+		snprintf(cmd, sizeof(cmd), "add element %s : 0x%x }", el, sw->mark);
+		if (!nft_run_cmd_from_buffer(nft, cmd))
+			return 0;
+	}
 	snprintf(cmd, sizeof(cmd), "delete element %s }", el);
 	nft_run_cmd_from_buffer(nft, cmd);	/* absent is fine */
 	if (!sw->mark)
@@ -67,16 +77,28 @@ static int apply(struct nft_ctx *nft, const struct tcpcp_switch *sw, const char 
 	return nft_run_cmd_from_buffer(nft, cmd) ? -1 : 0;
 }
 
-int tcpcp_switch_flow(const struct tcpcp_switch *sw, const struct tcpcp_tuple *t)
+void tcpcp_switch_flow_free(struct tcpcp_switch *sw)
 {
-	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	if (sw->nft)
+		nft_ctx_free(sw->nft);
+	sw->nft = NULL;
+}
+
+/* Runs inside the gateway's namespace, where the context's netlink
+ * socket must be opened. */
+int tcpcp_switch_flow(const struct tcpcp_switch *csw, const struct tcpcp_tuple *t)
+{
+	struct tcpcp_switch *sw = (struct tcpcp_switch *)csw;	/* its cache */
 	char el[256];
 	int lock, err = 0;
 
-	if (!nft)
-		return tcpcp_fail(ENOMEM, "cannot create an nftables context");
-	nft_ctx_buffer_output(nft);
-	nft_ctx_buffer_error(nft);
+	if (!sw->nft) {
+		sw->nft = nft_ctx_new(NFT_CTX_DEFAULT);
+		if (!sw->nft)
+			return tcpcp_fail(ENOMEM, "cannot create an nftables context");
+		nft_ctx_buffer_output(sw->nft);
+		nft_ctx_buffer_error(sw->nft);
+	}
 	/* Serialises the table's creation between concurrent passes. */
 	lock = open(STEER_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock < 0 || flock(lock, LOCK_EX)) {
@@ -84,15 +106,15 @@ int tcpcp_switch_flow(const struct tcpcp_switch *sw, const struct tcpcp_tuple *t
 		goto out;
 	}
 	element(t, el, sizeof(el));
-	if (nft_run_cmd_from_buffer(nft, "list table inet tcpcp-steer") &&
-	    nft_run_cmd_from_buffer(nft, steer_table))
+	if (!sw->steer_ready && nft_run_cmd_from_buffer(sw->nft, "list table inet tcpcp-steer") &&
+	    nft_run_cmd_from_buffer(sw->nft, steer_table))
 		err = -1;
-	if (err || apply(nft, sw, el))
+	if (err || apply(sw->nft, sw, el))
 		err = tcpcp_fail(EPERM, "switch flow: cannot steer the connection: %s",
-				 first_line(nft));
+				 first_line(sw->nft));
+	sw->steer_ready = !err;
 out:
 	if (lock >= 0)
 		close(lock);
-	nft_ctx_free(nft);
 	return err;
 }

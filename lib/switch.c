@@ -138,6 +138,7 @@ TCPCP_EXPORT void tcpcp_switch_free(struct tcpcp_switch *sw)
 {
 	if (!sw)
 		return;
+	tcpcp_switch_flow_free(sw);
 	free(sw->netns);
 	free(sw->arg);
 	free(sw);
