@@ -102,16 +102,17 @@ static int take_fd(long pid, long fd)
 	return s;
 }
 
-/* The process writes its state (atomically) once it sees the isolation. */
+/* The process writes its state (atomically) once it sees the isolation;
+ * looked for every millisecond, as the connection waits meanwhile. */
 static char *wait_state(const char *path, int timeout_ms, size_t *len)
 {
-	struct timespec nap = { 0, 10 * 1000 * 1000 };
+	struct timespec nap = { 0, 1000 * 1000 };
 	char *buf = NULL;
 	struct stat st;
 	int fd, i;
 	ssize_t n;
 
-	for (i = 0; i < timeout_ms / 10 && stat(path, &st); i++)
+	for (i = 0; i < timeout_ms && stat(path, &st); i++)
 		nanosleep(&nap, NULL);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) || !(buf = malloc((size_t)st.st_size + 1)) ||
