@@ -64,7 +64,7 @@ def client_side(fam, addr, n, cmds, answers):
         elif cmd == 'unacked':
             out.write(f'{sum(1 for c in clients if unacked(c))}\n')
         elif cmd == 'echo':
-            got = sum(1 for c in poll_all(clients, 30) if c is not None and c.recv(1) == b'y')
+            got = sum(1 for c in poll_all(clients, 120) if c is not None and c.recv(1) == b'y')
             out.write(f'{got}\n')
         out.flush()
     os._exit(0)
@@ -123,7 +123,7 @@ def main():
             print(lib.tcpcp_gate_entries(-1), flush=True)
         elif cmd == 'verify':
             good = 0
-            for s in poll_all(servers, 30):
+            for s in poll_all(servers, 120):
                 if s is not None and s.recv(1) == b'x':
                     s.send(b'y')
                     good += 1
