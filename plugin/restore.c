@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -252,22 +251,6 @@ static bool image_reuseaddr(const void *img, size_t len)
 	return v;
 }
 
-/* A rebuilt socket stays open here until its gate opens, and a task can
- * have thousands: below FD_SETSIZE they push the netlink socket of the
- * next nftables transaction to fd 1024 or above, where libnftables 1.0.x
- * waits with select() and glibc aborts CRIU ("bit out of range 0 -
- * FD_SETSIZE"; 10,000 connections did).  So above it, when RLIMIT_NOFILE
- * allows, as scripts/criu/0002-*.patch does for CRIU's own copies. */
-static int above_fd_setsize(int s)
-{
-	int hi = fcntl(s, F_DUPFD_CLOEXEC, FD_SETSIZE);
-
-	if (hi < 0)
-		return s;
-	close(s);
-	return hi;
-}
-
 /* Rebuild on the placeholder; it stays gated and in repair mode. */
 static int rebuild_conn(int dir, int pidfd, struct conn *c)
 {
@@ -291,6 +274,7 @@ static int rebuild_conn(int dir, int pidfd, struct conn *c)
 		free(img);
 		return s;
 	}
+	/* It stays open here until its gate opens: thousands of them. */
 	s = above_fd_setsize(s);
 	if (tcpcp_state_passable(tcpcp_tcp_state(s))) {
 		/* Restored without --tcp-close: CRIU rebuilt it from its own
