@@ -4,7 +4,9 @@
 
 #include "internal.h"
 
-/* gate-many.c: tcpcp_gate_linger() for @n connections of one netns. */
+/* gate-many.c, for @n connections of @s's netns: tcpcp_gate_linger(), and
+ * closing for @secs (open again by itself then, or by tcpcp_gate_open*). */
 int tcpcp_gate_linger_many(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs);
+int tcpcp_gate_close_many_for(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs);
 
 #endif

@@ -24,9 +24,10 @@
  *   ret != 0, or a socket out of repair mode: the tasks run on.  The gates
  *     open, each connection leaves repair mode with a window probe (the
  *     peer sees at most a retransmission).
- *   otherwise the tasks die, silently (repair mode).  The gates linger
- *     DUMP_LINGER_S so that the peer's segments are dropped here, not
- *     answered with a RST, until the restored copy takes over; then they
+ *   otherwise the tasks die, silently (repair mode).  The gates were
+ *     closed for DUMP_LINGER_S from the start, so nothing more is done
+ *     while the peer waits: its segments are dropped here, not answered
+ *     with a RST, until the restored copy takes over, and then the gates
  *     go by themselves.
  * A capture that fails makes the hook fail, so the dump fails and the
  * connections go on (and tcpcp-FAILED says why).
@@ -41,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criu-plugin.h>
@@ -52,7 +54,8 @@
 #define ST_LISTEN 10	/* TCP_LISTEN of the kernel's tcp_states.h */
 
 struct conn {
-	int s;			/* our duplicate of the task's socket */
+	int s;			/* our duplicate of the task's socket; after the
+				 * capture only the first of each netns, else -1 */
 	pid_t pid, nspid;
 	int fd;			/* in the task */
 	ino_t ino, ns;		/* the socket, its network namespace */
@@ -66,6 +69,7 @@ static struct {
 	size_t n, room;
 	int dir;		/* CRIU's image directory */
 	unsigned int failed;
+	time_t locked_at;	/* CLOCK_MONOTONIC seconds */
 } dump = { .dir = -1 };
 
 static void mark_failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -317,12 +321,6 @@ static int for_each_netns(gate_fn *fn, unsigned int secs, bool gated, const char
 	return err;
 }
 
-static int close_gates(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs)
-{
-	(void)secs;
-	return tcpcp_gate_close_many(s, t, n);
-}
-
 static int open_gates(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs)
 {
 	(void)secs;
@@ -360,7 +358,33 @@ fail:
 	return -1;
 }
 
-/* CHECKPOINT_DEVICES: the tree is frozen, CRIU has touched no socket. */
+static time_t now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* CRIU keeps a copy of each socket for the whole dump too: with ours,
+ * 10,000 connections made CRIU's own dup() fail (EMFILE).  One per netns
+ * stays, to name it to the gate; exit() takes the others again if the
+ * tasks run on. */
+static void keep_one_per_netns(void)
+{
+	size_t i;
+
+	for (i = 1; i < dump.n; i++) {
+		if (dump.c[i].ns == dump.c[i - 1].ns) {
+			close(dump.c[i].s);
+			dump.c[i].s = -1;
+		}
+	}
+}
+
+/* CHECKPOINT_DEVICES: the tree is frozen, CRIU has touched no socket.
+ * The gates close for DUMP_LINGER_S: if CRIU kills the tasks, they stay
+ * closed that long without another call while the peer waits. */
 int dump_lock(void)
 {
 	unsigned int tasks = 0;
@@ -371,11 +395,14 @@ int dump_lock(void)
 		return -1;
 	if (!dump.n)
 		return 0;
-	if (flags_check(dump.n) || for_each_netns(close_gates, 0, false, "lock"))
+	if (flags_check(dump.n) ||
+	    for_each_netns(tcpcp_gate_close_many_for, DUMP_LINGER_S, false, "lock"))
 		return -1;
+	dump.locked_at = now_s();
 	for (i = 0; i < dump.n; i++)
 		if (capture(&dump.c[i]))
 			return -1;
+	keep_one_per_netns();
 	pr_info("%zu connection(s) of %u task(s) locked and captured\n", dump.n, tasks);
 	return 0;
 }
@@ -385,7 +412,18 @@ int dump_lock(void)
 static void resume_conn(struct conn *c)
 {
 	char conn[128];
+	int pidfd;
 
+	if (c->s < 0) {
+		pidfd = pidfd_open_pid(c->pid);
+		c->s = pidfd < 0 ? pidfd : pidfd_take(pidfd, c->fd);
+		if (pidfd >= 0)
+			close(pidfd);
+		if (c->s < 0) {
+			tcpcp_fail(-c->s, "cannot take it again: %s", strerror(-c->s));
+			goto fail;
+		}
+	}
 	if (getint(c->s, IPPROTO_TCP, TCP_REPAIR) <= 0 && tcpcp_repair(c->s, TCP_REPAIR_ON))
 		goto fail;
 	if (tcpcp_repair(c->s, TCP_REPAIR_OFF))
@@ -409,9 +447,24 @@ static bool tasks_run_on(int criu_ret)
 	if (criu_ret)
 		return true;
 	for (i = 0; i < dump.n; i++)
-		if (getint(dump.c[i].s, IPPROTO_TCP, TCP_REPAIR) == 0)
+		if (dump.c[i].s >= 0 && getint(dump.c[i].s, IPPROTO_TCP, TCP_REPAIR) == 0)
 			return true;
 	return false;
+}
+
+/* The tasks die: the gates stay closed for what is left of their
+ * timeout, renewed if a long dump used up half of it. */
+static void let_linger(void)
+{
+	int left = DUMP_LINGER_S - (int)(now_s() - dump.locked_at);
+
+	if (left < DUMP_LINGER_S / 2) {
+		if (for_each_netns(tcpcp_gate_linger_many, DUMP_LINGER_S, true, "linger"))
+			return;
+		left = DUMP_LINGER_S;
+	}
+	pr_info("%zu connection(s) dumped; this host drops their segments for %d s more\n",
+		dump.n, left);
 }
 
 static void reset(void)
@@ -419,7 +472,8 @@ static void reset(void)
 	size_t i;
 
 	for (i = 0; i < dump.n; i++)
-		close(dump.c[i].s);
+		if (dump.c[i].s >= 0)
+			close(dump.c[i].s);
 	free(dump.c);
 	memset(&dump, 0, sizeof(dump));
 	dump.dir = -1;
@@ -439,9 +493,8 @@ void dump_finish(int criu_ret)
 		pr_info("the tasks run on (%s): %zu connection(s) unlocked\n",
 			criu_ret ? "the dump failed" : "--leave-running or a post-dump script",
 			dump.n);
-	} else if (for_each_netns(tcpcp_gate_linger_many, DUMP_LINGER_S, true, "linger") == 0) {
-		pr_info("%zu connection(s) dumped; this host drops their segments for %d s\n",
-			dump.n, DUMP_LINGER_S);
+	} else {
+		let_linger();
 	}
 out:
 	reset();
