@@ -358,6 +358,18 @@ fail:
 	return -1;
 }
 
+static void reset(void)
+{
+	size_t i;
+
+	for (i = 0; i < dump.n; i++)
+		if (dump.c[i].s >= 0)
+			close(dump.c[i].s);
+	free(dump.c);
+	memset(&dump, 0, sizeof(dump));
+	dump.dir = -1;
+}
+
 static time_t now_s(void)
 {
 	struct timespec ts;
@@ -395,8 +407,11 @@ int dump_lock(void)
 		return -1;
 	if (!dump.n)
 		return 0;
-	if (flags_check(dump.n) ||
-	    for_each_netns(tcpcp_gate_close_many_for, DUMP_LINGER_S, false, "lock"))
+	if (flags_check(dump.n)) {
+		reset();	/* nothing was touched: nothing to undo */
+		return -1;
+	}
+	if (for_each_netns(tcpcp_gate_close_many_for, DUMP_LINGER_S, false, "lock"))
 		return -1;
 	dump.locked_at = now_s();
 	for (i = 0; i < dump.n; i++)
@@ -465,18 +480,6 @@ static void let_linger(void)
 	}
 	pr_info("%zu connection(s) dumped; this host drops their segments for %d s more\n",
 		dump.n, left);
-}
-
-static void reset(void)
-{
-	size_t i;
-
-	for (i = 0; i < dump.n; i++)
-		if (dump.c[i].s >= 0)
-			close(dump.c[i].s);
-	free(dump.c);
-	memset(&dump, 0, sizeof(dump));
-	dump.dir = -1;
 }
 
 /* exit(DUMP): the tasks are still frozen; CRIU kills or resumes them next. */
