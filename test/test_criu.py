@@ -10,6 +10,7 @@ no TSval going back.
 """
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -78,6 +79,21 @@ def test_half_closed_stream(topo, tmp_path, criu, state, where):
     assert first_fin(pkts, service, end) == (end if state == 'close-wait' else service)
 
 
+def assert_dump_hook_order(log):
+    """CRIU 4.1.1 chains the plugin's CHECKPOINT_DEVICES (hook 11) and runs
+    it once the task is seized, before its network lock and before it puts
+    any socket in repair mode; the exit hook comes before the kill."""
+    def at(what):
+        i = log.find(what)
+        assert i >= 0, f'{what!r} not in the dump log'
+        return i
+    assert 'Plugin "tcpcp" (version 512 hooks 12)' in log
+    assert re.search(r'^\(\s*[\d.]+\)\s+11 -> 0x', log, re.M), 'hook 11 not chained'
+    assert (at('Seized task') < at('locked and captured') < at('net: Lock network')
+            < at('Turning repair on') < at('this host drops their segments')
+            < at('Dumping finished successfully'))
+
+
 @pytest.mark.parametrize('where', ['same', 'other'])
 @pytest.mark.parametrize('family', [4, 6])
 def test_traffic_stream(topo, tmp_path, criu, family, where):
@@ -86,6 +102,7 @@ def test_traffic_stream(topo, tmp_path, criu, family, where):
     assert list(imgs.glob('tcpcp-*.img')), 'the plugin wrote no image'
     # --network-lock skip: no CRIU table to delete by hand at the origin.
     assert 'CRIU-' not in topo.run('origin', 'nft', 'list', 'tables').stdout
+    assert_dump_hook_order((tmp_path / 'criu-1-dump.log').read_text())
     host = 'origin' if where == 'same' else 'dest'
     criu.restore(host, imgs)
     # Only now: until dest has the connection, a segment from the peer
