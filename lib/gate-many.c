@@ -48,40 +48,66 @@ static int one_by_one(int s, const struct tcpcp_tuple *t, size_t n, unsigned int
 	return err;
 }
 
-static size_t element(const struct tcpcp_tuple *t, const char *extra, char *buf, size_t len)
+/* "a . p . b . q[ timeout Ns], " of every connection of @family. */
+static size_t keys(const struct tcpcp_tuple *t, size_t n, int family, const char *extra,
+		   char *buf, size_t room)
 {
 	char l[INET6_ADDRSTRLEN], p[INET6_ADDRSTRLEN];
+	size_t i, len = 0;
 
-	inet_ntop(t->family, &t->local, l, sizeof(l));
-	inet_ntop(t->family, &t->peer, p, sizeof(p));
-	return (size_t)snprintf(buf, len, NFT_GATE_TABLE " %s { %s . %u . %s . %u%s }",
-				t->family == AF_INET ? "v4" : "v6", l, t->lport, p, t->pport, extra);
+	for (i = 0; i < n; i++) {
+		if (t[i].family != family)
+			continue;
+		inet_ntop(t[i].family, &t[i].local, l, sizeof(l));
+		inet_ntop(t[i].family, &t[i].peer, p, sizeof(p));
+		len += (size_t)snprintf(buf + len, room - len, "%s%s . %u . %s . %u%s",
+					len ? ", " : "", l, t[i].lport, p, t[i].pport, extra);
+	}
+	return len;
 }
 
-/* Closing creates the elements with their timeout (a transaction that
+/* One command per set and step, all elements listed in it: libnftables
+ * parses a list several times faster than one command per element.
+ * Closing creates the elements with their timeout (a transaction that
  * only adds closes its socket at once).  If one exists, or to let an
  * element linger, "add; delete; add with a timeout" replaces it, as
  * tcpcp_gate_linger() does for one: present or absent, it ends up timed. */
 static char *batch_cmd(const struct tcpcp_tuple *t, size_t n, unsigned int secs, bool create)
 {
-	size_t i, len = 0, room = n * 3 * 300 + 1;
-	char el[256], el_to[256], extra[32], *cmd = malloc(room);
+	static const struct { int family; const char *set; } sets[] = {
+		{ AF_INET, "v4" }, { AF_INET6, "v6" } };
+	size_t i, len = 0, klen, room = n * 2 * 120 + 512;
+	char extra[32], *k = malloc(room), *kt = malloc(room), *cmd = malloc(3 * room);
 
-	if (!cmd)
-		return NULL;
+	if (!k || !kt || !cmd)
+		goto fail;
 	cmd[0] = '\0';
 	snprintf(extra, sizeof(extra), " timeout %us", secs);
-	for (i = 0; i < n; i++) {
-		element(&t[i], "", el, sizeof(el));
-		element(&t[i], extra, el_to, sizeof(el_to));
+	for (i = 0; i < 2; i++) {
+		const char *set = sets[i].set;
+
+		if (!(klen = keys(t, n, sets[i].family, "", k, room)))
+			continue;
+		keys(t, n, sets[i].family, extra, kt, room);
 		if (create)
-			len += (size_t)snprintf(cmd + len, room - len, "create element %s\n", el_to);
+			len += (size_t)snprintf(cmd + len, 3 * room - len,
+						"create element " NFT_GATE_TABLE " %s { %s }\n",
+						set, kt);
 		else
-			len += (size_t)snprintf(cmd + len, room - len,
-						"add element %s\ndelete element %s\nadd element %s\n",
-						el, el, el_to);
+			len += (size_t)snprintf(cmd + len, 3 * room - len,
+						"add element " NFT_GATE_TABLE " %s { %s }\n"
+						"delete element " NFT_GATE_TABLE " %s { %s }\n"
+						"add element " NFT_GATE_TABLE " %s { %s }\n",
+						set, k, set, k, set, kt);
 	}
+	free(k);
+	free(kt);
 	return cmd;
+fail:
+	free(k);
+	free(kt);
+	free(cmd);
+	return NULL;
 }
 
 /* 1: done, 0: no nftables gate table here, -1: failed. */
@@ -136,17 +162,20 @@ out:
 	return ret;
 }
 
-/* The gate creates its table on first use: close through it, then make
- * the elements timed in one more batch.  No table even then: not the
- * nftables gate, so one call per connection. */
+/* The gate creates its table on first use: through it for the first
+ * connection, then the others are created timed and the first replaced by
+ * a timed one.  No table even then: not the nftables gate, so one call per
+ * connection. */
 static int timed(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs, bool close_)
 {
 	int ret = nft_try(s, t, n, secs, close_);
 
 	if (ret == 0 && close_) {
-		if (tcpcp_gate_close_many(s, t, n))
+		if (tcpcp_gate_close_many(s, t, 1))
 			return -1;
-		ret = nft_try(s, t, n, secs, false);
+		ret = n > 1 ? nft_try(s, t + 1, n - 1, secs, true) : 1;
+		if (ret > 0)
+			ret = nft_try(s, t, 1, secs, false);
 	}
 	if (ret == 0)
 		return one_by_one(s, t, n, secs);

@@ -378,6 +378,14 @@ static time_t now_s(void)
 	return ts.tv_sec;
 }
 
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 /* CRIU keeps a copy of each socket for the whole dump too: with ours,
  * 10,000 connections made CRIU's own dup() fail (EMFILE).  One per netns
  * stays, to name it to the gate; exit() takes the others again if the
@@ -400,6 +408,7 @@ static void keep_one_per_netns(void)
 int dump_lock(void)
 {
 	unsigned int tasks = 0;
+	double t0 = now_ms(), t1, t2;
 	size_t i;
 
 	dump.dir = criu_get_image_dir();
@@ -411,14 +420,18 @@ int dump_lock(void)
 		reset();	/* nothing was touched: nothing to undo */
 		return -1;
 	}
+	t1 = now_ms();
 	if (for_each_netns(tcpcp_gate_close_many_for, DUMP_LINGER_S, false, "lock"))
 		return -1;
 	dump.locked_at = now_s();
+	t2 = now_ms();
 	for (i = 0; i < dump.n; i++)
 		if (capture(&dump.c[i]))
 			return -1;
 	keep_one_per_netns();
-	pr_info("%zu connection(s) of %u task(s) locked and captured\n", dump.n, tasks);
+	pr_info("%zu connection(s) of %u task(s) locked and captured "
+		"(found in %.1f ms, locked in %.1f ms, captured in %.1f ms)\n",
+		dump.n, tasks, t1 - t0, t2 - t1, now_ms() - t2);
 	return 0;
 }
 
