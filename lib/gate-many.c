@@ -14,7 +14,8 @@
  *
  * So while the gate is isolate.c's nftables table, this file replaces the
  * elements in that table in one transaction, under the gate's own flock,
- * exactly as tcpcp_gate_linger() does for one.  If that table is not
+ * exactly as tcpcp_gate_linger() does for one, and keeps its nftables
+ * context until the caller is done waiting.  If that table is not
  * there (another gate, or none closed in this netns) it falls back on
  * tcpcp_gate_linger() per connection, which is right for any gate.  A gate
  * with its own batch should implement tcpcp_gate_linger_many() and this
@@ -28,7 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gate-many.h"
@@ -110,26 +114,56 @@ fail:
 	return NULL;
 }
 
-/* 1: done, 0: no nftables gate table here, -1: failed. */
-static int nft_batch(const char *create, const char *replace)
+/* The nftables context, kept from one call to the next in the same netns
+ * and freed by tcpcp_gate_many_release(): closing its netlink socket after
+ * a transaction that deleted elements waits for the kernel's deferred
+ * destruction (4-28 ms here), which by the time of the release has run. */
+static struct {
+	struct nft_ctx *nft;
+	ino_t ns;
+} kept;
+
+void tcpcp_gate_many_release(void)
 {
-	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	int ret = -1;
+	if (kept.nft)
+		nft_ctx_free(kept.nft);
+	kept.nft = NULL;
+}
+
+/* Inside the netns of @ns_of (a socket). */
+static struct nft_ctx *context(int ns_of)
+{
+	struct stat st;
+	int ns = ioctl(ns_of, SIOCGSKNS);
+
+	if (ns < 0 || fstat(ns, &st))
+		st.st_ino = 0;
+	if (ns >= 0)
+		close(ns);
+	if (kept.nft && (kept.ns != st.st_ino || !st.st_ino))
+		tcpcp_gate_many_release();
+	if (!kept.nft && (kept.nft = nft_ctx_new(NFT_CTX_DEFAULT))) {
+		nft_ctx_buffer_output(kept.nft);
+		nft_ctx_buffer_error(kept.nft);
+		kept.ns = st.st_ino;
+	}
+	return kept.nft;
+}
+
+/* 1: done, 0: no nftables gate table here, -1: failed. */
+static int nft_batch(int s, const char *create, const char *replace)
+{
+	struct nft_ctx *nft = context(s);
 
 	if (!nft)
 		return tcpcp_fail(ENOMEM, "cannot create an nftables context");
-	nft_ctx_buffer_output(nft);
-	nft_ctx_buffer_error(nft);
 	if (nft_run_cmd_from_buffer(nft, "list table " NFT_GATE_TABLE))
-		ret = 0;
-	else if ((create && !nft_run_cmd_from_buffer(nft, create)) ||
-		 !nft_run_cmd_from_buffer(nft, replace))
-		ret = 1;
-	else
-		tcpcp_fail(EPERM, "cannot drop the connections' segments with nftables: %.200s",
-			   nft_ctx_get_error_buffer(nft));
-	nft_ctx_free(nft);
-	return ret;
+		return 0;
+	if ((create && !nft_run_cmd_from_buffer(nft, create)) ||
+	    !nft_run_cmd_from_buffer(nft, replace))
+		return 1;
+	return tcpcp_fail(EPERM, "cannot drop the connections' segments with nftables: %.200s",
+			  nft_ctx_get_error_buffer(nft));
 }
 
 /* 1: done, 0: no nftables gate table in @s's netns, -1: failed. */
@@ -152,7 +186,7 @@ static int nft_try(int s, const struct tcpcp_tuple *t, size_t n, unsigned int se
 		ret = -1;
 		goto out;
 	}
-	ret = nft_batch(create, replace);
+	ret = nft_batch(s, create, replace);
 	tcpcp_netns_leave(saved);
 out:
 	free(create);

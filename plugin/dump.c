@@ -514,4 +514,5 @@ void dump_finish(int criu_ret)
 	}
 out:
 	reset();
+	tcpcp_gate_many_release();
 }
