@@ -33,6 +33,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "gate-many.h"
@@ -70,13 +71,32 @@ static size_t keys(const struct tcpcp_tuple *t, size_t n, int family, const char
 	return len;
 }
 
+enum batch { CREATE, REPLACE, UPDATE };
+
+/* Since Linux 6.12 adding an element that exists sets its timeout (a
+ * permanent one included); before, it left the element as it was. */
+static bool timeout_updates(void)
+{
+	static int v = -1;
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (v < 0) {
+		if (!uname(&u))
+			sscanf(u.release, "%d.%d", &major, &minor);
+		v = major > 6 || (major == 6 && minor >= 12);
+	}
+	return v;
+}
+
 /* One command per set and step, all elements listed in it: libnftables
  * parses a list several times faster than one command per element.
- * Closing creates the elements with their timeout (a transaction that
- * only adds closes its socket at once).  If one exists, or to let an
- * element linger, "add; delete; add with a timeout" replaces it, as
- * tcpcp_gate_linger() does for one: present or absent, it ends up timed. */
-static char *batch_cmd(const struct tcpcp_tuple *t, size_t n, unsigned int secs, bool create)
+ * UPDATE, "add with a timeout", creates or renews every element without
+ * deleting one (a transaction that deletes, or fails, costs ms more).
+ * Before Linux 6.12: CREATE them with their timeout (fails if one exists),
+ * else REPLACE, "add; delete; add with a timeout", as tcpcp_gate_linger()
+ * does for one: present or absent, each ends up timed. */
+static char *batch_cmd(const struct tcpcp_tuple *t, size_t n, unsigned int secs, enum batch how)
 {
 	static const struct { int family; const char *set; } sets[] = {
 		{ AF_INET, "v4" }, { AF_INET6, "v6" } };
@@ -93,10 +113,10 @@ static char *batch_cmd(const struct tcpcp_tuple *t, size_t n, unsigned int secs,
 		if (!(klen = keys(t, n, sets[i].family, "", k, room)))
 			continue;
 		keys(t, n, sets[i].family, extra, kt, room);
-		if (create)
-			len += (size_t)snprintf(cmd + len, 3 * room - len,
-						"create element " NFT_GATE_TABLE " %s { %s }\n",
-						set, kt);
+		if (how != REPLACE)
+			len += (size_t)snprintf(cmd + len, 3 * room - len, "%s element "
+						NFT_GATE_TABLE " %s { %s }\n",
+						how == CREATE ? "create" : "add", set, kt);
 		else
 			len += (size_t)snprintf(cmd + len, 3 * room - len,
 						"add element " NFT_GATE_TABLE " %s { %s }\n"
@@ -175,9 +195,14 @@ static int nft_try(int s, const struct tcpcp_tuple *t, size_t n, unsigned int se
 	lock = open(NFT_GATE_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock < 0 || flock(lock, LOCK_EX))
 		goto out;	/* the gate's own calls know their way */
-	replace = batch_cmd(t, n, secs, false);
-	if (close_)
-		create = batch_cmd(t, n, secs, true);
+	if (timeout_updates()) {
+		close_ = false;
+		replace = batch_cmd(t, n, secs, UPDATE);
+	} else {
+		replace = batch_cmd(t, n, secs, REPLACE);
+		if (close_)
+			create = batch_cmd(t, n, secs, CREATE);
+	}
 	if (!replace || (close_ && !create)) {
 		ret = tcpcp_fail(ENOMEM, "out of memory");
 		goto out;
