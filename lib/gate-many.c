@@ -71,7 +71,7 @@ static size_t keys(const struct tcpcp_tuple *t, size_t n, int family, const char
 	return len;
 }
 
-enum batch { CREATE, REPLACE, UPDATE };
+enum batch { CREATE, REPLACE, UPDATE, OPEN };
 
 /* Since Linux 6.12 adding an element that exists sets its timeout (a
  * permanent one included); before, it left the element as it was. */
@@ -113,7 +113,12 @@ static char *batch_cmd(const struct tcpcp_tuple *t, size_t n, unsigned int secs,
 		if (!(klen = keys(t, n, sets[i].family, "", k, room)))
 			continue;
 		keys(t, n, sets[i].family, extra, kt, room);
-		if (how != REPLACE)
+		if (how == OPEN)
+			len += (size_t)snprintf(cmd + len, 3 * room - len,
+						"add element " NFT_GATE_TABLE " %s { %s }\n"
+						"delete element " NFT_GATE_TABLE " %s { %s }\n",
+						set, k, set, k);
+		else if (how != REPLACE)
 			len += (size_t)snprintf(cmd + len, 3 * room - len, "%s element "
 						NFT_GATE_TABLE " %s { %s }\n",
 						how == CREATE ? "create" : "add", set, kt);
@@ -170,61 +175,81 @@ static struct nft_ctx *context(int ns_of)
 	return kept.nft;
 }
 
-/* 1: done, 0: no nftables gate table here, -1: failed. */
-static int nft_batch(int s, const char *create, const char *replace)
-{
-	struct nft_ctx *nft = context(s);
+typedef int nft_fn(struct nft_ctx *nft, void *arg);	/* 1: done, -1: failed */
 
-	if (!nft)
-		return tcpcp_fail(ENOMEM, "cannot create an nftables context");
-	if (nft_run_cmd_from_buffer(nft, "list table " NFT_GATE_TABLE))
-		return 0;
-	if ((create && !nft_run_cmd_from_buffer(nft, create)) ||
-	    !nft_run_cmd_from_buffer(nft, replace))
-		return 1;
-	return tcpcp_fail(EPERM, "cannot drop the connections' segments with nftables: %.200s",
-			  nft_ctx_get_error_buffer(nft));
-}
-
-/* 1: done, 0: no nftables gate table in @s's netns, -1: failed. */
-static int nft_try(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs, bool close_)
+/* @fn under the gate's flock, in @s's netns, with the kept context.
+ * 1: done, 0: no nftables gate table there (or no lock), -1: failed.  The
+ * existence check lists a chain: listing the table would print every
+ * element. */
+static int in_gate(int s, nft_fn *fn, void *arg)
 {
-	char *create = NULL, *replace = NULL;
 	int lock, saved = -1, ret = 0;
+	struct nft_ctx *nft;
 
 	lock = open(NFT_GATE_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock < 0 || flock(lock, LOCK_EX))
 		goto out;	/* the gate's own calls know their way */
-	if (timeout_updates()) {
-		close_ = false;
-		replace = batch_cmd(t, n, secs, UPDATE);
-	} else {
-		replace = batch_cmd(t, n, secs, REPLACE);
-		if (close_)
-			create = batch_cmd(t, n, secs, CREATE);
-	}
-	if (!replace || (close_ && !create)) {
-		ret = tcpcp_fail(ENOMEM, "out of memory");
-		goto out;
-	}
 	if (tcpcp_netns_enter(s, &saved)) {
 		ret = -1;
 		goto out;
 	}
-	ret = nft_batch(s, create, replace);
+	nft = context(s);
+	if (!nft)
+		ret = tcpcp_fail(ENOMEM, "cannot create an nftables context");
+	else if (!nft_run_cmd_from_buffer(nft, "list chain " NFT_GATE_TABLE " out"))
+		ret = fn(nft, arg);
 	tcpcp_netns_leave(saved);
 out:
-	free(create);
-	free(replace);
 	if (lock >= 0)
 		close(lock);
 	return ret;
 }
 
+static int nft_fail(struct nft_ctx *nft, const char *what)
+{
+	return tcpcp_fail(EPERM, "cannot %s the connections with nftables: %.200s", what,
+			  nft_ctx_get_error_buffer(nft));
+}
+
+struct cmds {
+	char *create, *replace;
+};
+
+static int run_timed(struct nft_ctx *nft, void *arg)
+{
+	struct cmds *c = arg;
+
+	if ((c->create && !nft_run_cmd_from_buffer(nft, c->create)) ||
+	    !nft_run_cmd_from_buffer(nft, c->replace))
+		return 1;
+	return nft_fail(nft, "isolate");
+}
+
+/* 1: done, 0: no nftables gate table in @s's netns, -1: failed. */
+static int nft_try(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs, bool close_)
+{
+	struct cmds c = { NULL, NULL };
+	int ret;
+
+	if (timeout_updates()) {
+		c.replace = batch_cmd(t, n, secs, UPDATE);
+	} else {
+		c.replace = batch_cmd(t, n, secs, REPLACE);
+		if (close_)
+			c.create = batch_cmd(t, n, secs, CREATE);
+	}
+	if (!c.replace || (close_ && !timeout_updates() && !c.create))
+		ret = tcpcp_fail(ENOMEM, "out of memory");
+	else
+		ret = in_gate(s, run_timed, &c);
+	free(c.create);
+	free(c.replace);
+	return ret;
+}
+
 /* The gate creates its table on first use: through it for the first
- * connection, then the others are created timed and the first replaced by
- * a timed one.  No table even then: not the nftables gate, so one call per
- * connection. */
+ * connection, then the others are created timed and the first made timed.
+ * No table even then: not the nftables gate, so one call per connection. */
 static int timed(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs, bool close_)
 {
 	int ret = nft_try(s, t, n, secs, close_);
@@ -256,4 +281,56 @@ int tcpcp_gate_close_many_for(int s, const struct tcpcp_tuple *t, size_t n, unsi
 	if (!n || !secs)
 		return tcpcp_gate_close_many(s, t, n);
 	return timed(s, t, n, secs, true);
+}
+
+struct opening {
+	char *cmd;
+	void (*opened)(void *arg);
+	void *arg;
+};
+
+static bool set_empty(struct nft_ctx *nft, const char *set)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "list set " NFT_GATE_TABLE " %s", set);
+	if (nft_run_cmd_from_buffer(nft, cmd))
+		return true;
+	return !strstr(nft_ctx_get_output_buffer(nft), "elements =");
+}
+
+/* As the gate opens: adding first, so that one already gone cannot fail
+ * the batch; what waits for the gate runs as soon as it is open; the
+ * table goes once empty, as the gate's own open does. */
+static int run_open(struct nft_ctx *nft, void *arg)
+{
+	struct opening *o = arg;
+
+	if (nft_run_cmd_from_buffer(nft, o->cmd))
+		return nft_fail(nft, "open the gate of");
+	if (o->opened)
+		o->opened(o->arg);
+	if (set_empty(nft, "v4") && set_empty(nft, "v6"))
+		nft_run_cmd_from_buffer(nft, "delete table " NFT_GATE_TABLE);
+	return 1;
+}
+
+/* tcpcp_gate_open_many(), then @opened(@arg), without waiting for the
+ * netlink close of a deleting transaction in between (the kept context). */
+int tcpcp_gate_open_many_then(int s, const struct tcpcp_tuple *t, size_t n,
+			      void (*opened)(void *arg), void *arg)
+{
+	struct opening o = { batch_cmd(t, n, 0, OPEN), opened, arg };
+	int ret;
+
+	if (!o.cmd)
+		return tcpcp_fail(ENOMEM, "out of memory");
+	ret = in_gate(s, run_open, &o);
+	free(o.cmd);
+	if (ret == 0) {
+		ret = tcpcp_gate_open_many(s, t, n) ? -1 : 1;
+		if (ret > 0 && opened)
+			opened(arg);
+	}
+	return ret < 0 ? -1 : 0;
 }

@@ -334,13 +334,38 @@ static int start_conn(struct conn *c)
 	return 0;
 }
 
+struct starting {
+	size_t started, failed;
+	double at;		/* when the gate was open */
+};
+
+/* Called as soon as the gate is open: each rebuilt one leaves repair mode. */
+static void start_all(void *arg)
+{
+	struct starting *st = arg;
+	size_t i;
+
+	st->at = now_ms();
+	for (i = 0; i < nconns; i++) {
+		if (conns[i].s < 0)
+			continue;
+		if (start_conn(&conns[i]))
+			st->failed++;
+		else
+			st->started++;
+		close(conns[i].s);
+		conns[i].s = -1;
+	}
+}
+
 /* All connections of the task are rebuilt first, then their gates open
- * in one transaction, then each leaves repair mode. */
+ * in one transaction and each leaves repair mode at once. */
 static int restore_conns(int pidfd, pid_t nspid)
 {
 	struct tcpcp_tuple *t = calloc(nconns ? nconns : 1, sizeof(*t));
-	size_t i, n = 0, started = 0;
-	double t0 = now_ms(), t1 = t0, t2 = t0;
+	struct starting st = { 0 };
+	double t0 = now_ms(), t1;
+	size_t i, n = 0;
 	int err = 0, ns;
 
 	if (!t)
@@ -352,11 +377,11 @@ static int restore_conns(int pidfd, pid_t nspid)
 		if (!err)
 			t[n++] = conns[i].t;	/* rebuilt, or CRIU's own */
 	}
-	t1 = now_ms();
+	t1 = st.at = now_ms();
 	if (!err && n) {
 		/* CRIU runs in the restored tasks' netns, as init() assumed. */
 		ns = netns_handle();
-		if (ns < 0 || tcpcp_gate_open_many(ns, t, n)) {
+		if (ns < 0 || tcpcp_gate_open_many_then(ns, t, n, start_all, &st)) {
 			pr_err("cannot open the gate of %zu restored connection(s): %s\n",
 			       n, ns < 0 ? "no socket" : tcpcp_strerror());
 			err = -1;
@@ -364,23 +389,18 @@ static int restore_conns(int pidfd, pid_t nspid)
 		if (ns >= 0)
 			close(ns);
 	}
-	t2 = now_ms();
-	for (i = 0; i < nconns; i++) {
-		if (conns[i].s < 0)
-			continue;
-		if (!err && !start_conn(&conns[i]))
-			started++;
-		else
-			err = err ?: -1;
-		close(conns[i].s);
-		conns[i].s = -1;
+	for (i = 0; i < nconns; i++) {		/* not started: still gated */
+		if (conns[i].s >= 0) {
+			close(conns[i].s);
+			conns[i].s = -1;
+		}
 	}
 	free(t);
-	if (started)
+	if (st.started)
 		pr_info("restored %zu connection(s) of task %d (rebuilt in %.1f ms, "
 			"unlocked in %.1f ms, started in %.1f ms)\n",
-			started, nspid, t1 - t0, t2 - t1, now_ms() - t2);
-	return err;
+			st.started, nspid, t1 - t0, st.at - t1, now_ms() - st.at);
+	return err || st.failed ? -1 : 0;
 }
 
 int restore_task(int pid)
