@@ -1,35 +1,39 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Gate batches with a timeout, which the gate itself does not offer yet:
- * tcpcp_gate_linger() for many connections, and closing many for a while.
+ * Gate batches the gate itself does not offer yet, for the CRIU plugin:
+ * closing many connections for a while (tcpcp_gate_close_many_for),
+ * tcpcp_gate_linger() for many, and opening many with the connections
+ * started as soon as the gate is open (tcpcp_gate_open_many_then).
  *
- * The CRIU plugin closes the gate of every connection of the frozen tasks
- * for a while (DUMP_LINGER_S): if CRIU kills the tasks, the origin must go
- * on dropping the peer's segments (a RST would end the connection) until
- * the restored copy takes over, and must not keep them for ever once it
- * has.  Closing them with a timeout from the start costs nothing more at
- * the end of the dump, while the peer waits; tcpcp_gate_linger() per
- * connection there took 13 ms each with the nftables gate (a deleting
- * transaction's slow netlink close), 13 s for a thousand.
+ * The plugin closes the gate of every connection of the frozen tasks for
+ * a while (DUMP_LINGER_S): if CRIU kills the tasks, the origin must go on
+ * dropping the peer's segments (a RST would end the connection) until the
+ * restored copy takes over, and must not keep them for ever once it has.
+ * Closing them with a timeout from the start costs nothing more at the end
+ * of the dump, while the peer waits; tcpcp_gate_linger() per connection
+ * there took 13 ms each with the nftables gate, 13 s for a thousand.
  *
- * So while the gate is isolate.c's nftables table, this file replaces the
- * elements in that table in one transaction, under the gate's own flock,
- * exactly as tcpcp_gate_linger() does for one, and keeps its nftables
- * context until the caller is done waiting.  If that table is not
- * there (another gate, or none closed in this netns) it falls back on
- * tcpcp_gate_linger() per connection, which is right for any gate.  A gate
- * with its own batch should implement tcpcp_gate_linger_many() and this
- * file go.
+ * So while the gate is isolate.c's nftables table, this file changes the
+ * elements of that table itself, under the gate's flock: one transaction,
+ * one command per set listing every element (several times faster to
+ * parse than a command per element), no deleting or failing transaction
+ * where it can be helped (since Linux 6.12 adding an element sets its
+ * timeout), and an nftables context kept until the caller is done
+ * waiting, so that the slow netlink close after a deleting transaction
+ * (4-28 ms here: the kernel's deferred destruction) is not waited for.
+ * If that table is not there (another gate) it falls back on the gate's
+ * own calls, which are right for any gate.  A gate with its own batches
+ * should implement these three and this file go.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
+#include <linux/sockios.h>
 #include <nftables/libnftables.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/sockios.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
