@@ -21,8 +21,8 @@ TOOL_SRC = $(wildcard tools/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/ici.pb-c.o $(O)/gen/pass.pb-c.o $(O)/lib/bpf-obj.o
 TOOL_OBJ = $(TOOL_SRC:%.c=$(O)/%.o)
 
-# The CRIU plugin builds against Debian 12's criu-plugin.h (package criu):
-# CRIU 3.17 and 4.x both load a plugin built with its ten hooks.
+# The CRIU plugin builds against Debian 12's criu-plugin.h (package criu)
+# and declares the two hooks CRIU 4.0 added itself (plugin/plugin.c).
 CRIU_INCLUDE ?= /usr/include/criu
 PLUGIN_SRC = $(wildcard plugin/*.c)
 PLUGIN_OBJ = $(PLUGIN_SRC:%.c=$(O)/%.o)

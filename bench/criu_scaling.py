@@ -6,14 +6,21 @@ For each N, a process with N established connections (test/zdtm/tcp_stream,
 half IPv4, half IPv6, streaming both ways) is dumped and restored on the
 same host twice, each time in a fresh topology with a fresh server/peer
 pair:
-  criu    dump --tcp-established, restore --tcp-established (CRIU alone);
-  plugin  dump --tcp-established --lib, restore --tcp-close --lib (the
+  criu    dump --tcp-established --network-lock nftables, restore
+          --tcp-established (CRIU alone, locking each connection itself);
+  plugin  dump --tcp-established --network-lock skip --lib, restore
+          --tcp-close --lib (the plugin locks them all in one batch; the
           connections come back from the tcpcp images).
 Both ends verify every byte and must end with PASS.
 
   frozen ms   the longest time the peer heard nothing from the service (its
               capture); for N > 200 the capture keeps a sample of about 100
               connections (by peer port) plus every FIN and RST
+  stall p50/max ms   per connection (of the sample), its longest silence
+              that ends after the dump started: how long that connection
+              was cut off (CRIU alone locks them one by one during its dump,
+              the plugin all at once: the first measure sees only the last
+              locked, this one sees each)
   dump s / restore s   wall time of the criu commands
   img B/conn  all of the image directory, divided by N (at small N the
               process's memory pages dominate)
@@ -47,7 +54,8 @@ MODES = (('criu', False), ('plugin', True))
 SETTLE_S = 1.5          # streaming before the dump
 AFTER_S = 2.0           # of the planned transfer left for after the restore
 SAMPLE = 100            # connections the capture follows at large N
-KEYS = ('frozen_ms', 'dump_s', 'restore_s', 'img_per_conn', 'tcpcp_per_conn')
+KEYS = ('frozen_ms', 'stall_p50_ms', 'stall_max_ms', 'dump_s', 'restore_s', 'img_per_conn',
+        'tcpcp_per_conn')
 
 
 def workload(n, rate):
@@ -97,6 +105,27 @@ def rsts(pkts):
     return live, late
 
 
+def conn_stalls(topo, pkts, since):
+    """(median, max) over connections of the longest gap between two
+    segments of the service on that connection that ends after `since`
+    (wall clock, as the capture's timestamps)."""
+    ipxs = (topo.ipx(4), topo.ipx(6))
+    times = {}
+    for p in pkts:
+        if p.src in ipxs and p.sport == PORT:
+            times.setdefault((p.src, p.dst, p.dport), []).append(p.ts)
+    stalls = []
+    for ts in times.values():
+        ts.sort()
+        gaps = [b - a for a, b in zip(ts, ts[1:]) if b > since]
+        if gaps:
+            stalls.append(max(gaps) * 1000)
+    if not stalls:
+        return None, None
+    stalls.sort()
+    return stalls[len(stalls) // 2], stalls[-1]
+
+
 def image_bytes(imgs):
     files = [p for p in imgs.iterdir() if p.is_file()]
     total = sum(p.stat().st_size for p in files)
@@ -123,14 +152,17 @@ def run_once(n, plugin, rate, tmp):
                         ready_timeout=60 + n // 50)
         time.sleep(SETTLE_S)
         imgs = tmp / 'img'
+        t_dump = time.time()
         dump, restore = pair.checkpoint(Criu(topo, tmp), imgs, plugin=plugin,
                                         timeout=120 + n // 20)
         peer, server = pair.finish(timeout=120 + n // 20)
         pkts = cap.stop()
         view = peer_view(topo, pkts, PORT)
+        stall_p50, stall_max = conn_stalls(topo, pkts, t_dump)
         live_rst, late_rst = rsts(pkts)
         total, tcpcp = image_bytes(imgs)
-        return {'frozen_ms': view['frozen_ms'], 'dump_s': dump.elapsed,
+        return {'frozen_ms': view['frozen_ms'], 'stall_p50_ms': stall_p50,
+                'stall_max_ms': stall_max, 'dump_s': dump.elapsed,
                 'restore_s': restore.elapsed, 'img_per_conn': total / n,
                 'tcpcp_per_conn': tcpcp / n if plugin else None, 'rst': live_rst,
                 'rst_after_close': late_rst, 'tsval_backwards': view['tsval_backwards'],
@@ -180,13 +212,15 @@ def fmt(v, spec):
 
 
 def print_table(rows):
-    print(f'{"N":>6} {"mode":<12} {"frozen ms":>10} {"dump s":>8} {"restore s":>10} '
+    print(f'{"N":>6} {"mode":<12} {"frozen ms":>10} {"stall p50/max ms":>17} '
+          f'{"dump s":>8} {"restore s":>10} '
           f'{"img B/conn":>11} {"tcpcp B/conn":>13} {"peer RST":>9} {"RST after FINs":>15} {"ok":>4}')
     for r in rows:
         is_ratio = r['mode'] == 'plugin/criu'
         num = '.2f' if is_ratio else None
         print(f'{r["n"]:>6} {r["mode"]:<12} '
               f'{fmt(r.get("frozen_ms"), num or ".0f"):>10} '
+              f'{fmt(r.get("stall_p50_ms"), num or ".0f") + "/" + fmt(r.get("stall_max_ms"), num or ".0f"):>17} '
               f'{fmt(r.get("dump_s"), num or ".2f"):>8} '
               f'{fmt(r.get("restore_s"), num or ".2f"):>10} '
               f'{fmt(r.get("img_per_conn"), num or ".0f"):>11} '

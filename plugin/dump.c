@@ -1,64 +1,94 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Dump: capture the ICI of every established TCP connection of the dumped
- * tasks, from the plugin's exit(DUMP) hook.
+ * Dump: lock every TCP connection of the frozen tasks in one batch, capture
+ * each, and at the end either let the locks linger (the tasks die) or open
+ * them again (the tasks run on).
  *
- * No CRIU hook ever receives an inet socket, so the plugin finds the
- * sockets itself.  At exit(DUMP, 0) CRIU has finished writing its images
- * but still holds every task frozen under ptrace (it kills or resumes them
- * only after the hook), and with --tcp-established it has put each
- * connection into repair mode behind its network lock: the state cannot
- * move and nothing reaches the peer.  pidfd_getfd() gives us the same
- * struct socket, so reading it here is exactly reading the dumped one.
+ * CRIU's own lock (--network-lock nftables) costs two libnftables
+ * transactions per connection, taken one by one as it dumps each socket.
+ * CRIU 4.x calls CHECKPOINT_DEVICES once the whole tree is frozen and
+ * before its network lock and its per-task dump (criu/cr-dump.c:
+ * collect_pstree, checkpoint_devices, network_lock, dump_one_task...).
+ * There the plugin finds the sockets itself (no hook ever receives an
+ * inet socket: /proc/PID/fd and pidfd_getfd give the very struct socket),
+ * closes the tcpcp gate for all of them in one call per network namespace,
+ * puts each in repair mode and writes its ICI to tcpcp-NSPID-FD.img beside
+ * CRIU's images.  CRIU, told --network-lock skip, then locks nothing; with
+ * --tcp-established it still repairs and dumps each socket (its own images
+ * stay complete) and keeps them in repair mode while it kills the tasks.
  *
- * exit() cannot fail the dump.  A capture failure is written to
- * tcpcp-FAILED in the image directory, which makes a restore with this
- * plugin refuse to start (CRIU's own tcp images stay usable).
+ * exit(DUMP, ret) runs while the tasks are still frozen, before CRIU kills
+ * or resumes them (cr_dump_finish()).  ret is not the whole story: a failed
+ * post-dump script or --leave-running resumes the tasks too, and then CRIU
+ * has taken every socket out of repair mode first (network_unlock()).  So:
+ *   ret != 0, or a socket out of repair mode: the tasks run on.  The gates
+ *     open, each connection leaves repair mode with a window probe (the
+ *     peer sees at most a retransmission).
+ *   otherwise the tasks die, silently (repair mode).  The gates were
+ *     closed for DUMP_LINGER_S from the start, so nothing more is done
+ *     while the peer waits: its segments are dropped here, not answered
+ *     with a RST, until the restored copy takes over, and then the gates
+ *     go by themselves.
+ * A capture that fails makes the hook fail, so the dump fails and the
+ * connections go on (and tcpcp-FAILED says why).
  */
 #include <dirent.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criu-plugin.h>
 
+#include "gate-many.h"
 #include "internal.h"
 #include "plugin.h"
 
 #define ST_LISTEN 10	/* TCP_LISTEN of the kernel's tcp_states.h */
 
-struct dump_ctx {
-	int dir;		/* CRIU's image directory */
-	ino_t *seen;		/* sockets shared by several fds: once */
-	size_t nseen, aseen;
-	unsigned int ok, failed;
+struct conn {
+	int s;			/* our duplicate of the task's socket; after the
+				 * capture only the first of each netns, else -1 */
+	pid_t pid, nspid;
+	int fd;			/* in the task */
+	ino_t ino, ns;		/* the socket, its network namespace */
+	struct tcpcp_tuple t;
+	int reuseaddr;		/* leaving repair mode clears SO_REUSEADDR */
+	bool gated, repaired;
 };
 
-static bool seen(struct dump_ctx *c, ino_t ino)
+static struct {
+	struct conn *c;
+	size_t n, room;
+	int dir;		/* CRIU's image directory */
+	unsigned int failed;
+	time_t locked_at;	/* CLOCK_MONOTONIC seconds */
+} dump = { .dir = -1 };
+
+static void mark_failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void mark_failed(const char *fmt, ...)
 {
-	size_t i;
+	char msg[512];
+	va_list ap;
+	int fd;
 
-	for (i = 0; i < c->nseen; i++)
-		if (c->seen[i] == ino)
-			return true;
-	if (c->nseen == c->aseen) {
-		size_t n = c->aseen ? c->aseen * 2 : 64;
-		ino_t *p = realloc(c->seen, n * sizeof(*p));
-
-		if (!p)
-			return false;	/* at worst captured twice */
-		c->seen = p;
-		c->aseen = n;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pr_err("%s\n", msg);
+	dump.failed++;
+	fd = openat(dump.dir, IMG_FAILED, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		dprintf(fd, "%s\n", msg);
+		close(fd);
 	}
-	c->seen[c->nseen++] = ino;
-	return false;
 }
 
 static int write_all(int fd, const void *buf, size_t len)
@@ -78,174 +108,407 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* Written beside CRIU's images, complete or not at all (rename). */
+/* Written beside CRIU's images.  No temporary file and rename: an image
+ * cut short (a crash midway) fails the restore's check of its framed
+ * length, and with ten thousand of them the rename was a third of the
+ * capture.  No fsync: CRIU does not sync its own images either. */
 static int write_image(int dir, const char *name, const void *buf, size_t len)
 {
-	char tmp[128];
 	int fd, err;
 
-	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-	fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = openat(dir, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	/* No fsync: CRIU does not sync its own images either, and a
-	 * thousand syncs would add to the time the tasks stay frozen. */
 	err = write_all(fd, buf, len);
 	close(fd);
-	if (!err && renameat(dir, tmp, dir, name))
-		err = -errno;
 	if (err)
-		unlinkat(dir, tmp, 0);
+		unlinkat(dir, name, 0);
 	return err;
 }
 
-static void mark_failed(struct dump_ctx *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void mark_failed(struct dump_ctx *c, const char *fmt, ...)
+static int getint(int s, int level, int opt)
 {
-	char msg[512];
-	va_list ap;
-	int fd;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pr_err("%s\n", msg);
-	c->failed++;
-	fd = openat(c->dir, IMG_FAILED, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		dprintf(fd, "%s\n", msg);
-		close(fd);
-	}
-}
-
-static int tcp_state(int s, bool *repair)
-{
-	struct tcp_info ti;
 	socklen_t len = sizeof(int);
 	int v = 0;
 
-	if (getsockopt(s, SOL_SOCKET, SO_PROTOCOL, &v, &len) || v != IPPROTO_TCP)
-		return -1;
-	len = sizeof(v);
-	v = 0;
-	getsockopt(s, IPPROTO_TCP, TCP_REPAIR, &v, &len);
-	*repair = v != 0;
-	len = sizeof(ti);
-	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len))
-		return -1;
-	return ti.tcpi_state;
+	return getsockopt(s, level, opt, &v, &len) ? -1 : v;
 }
 
-static void capture_one(struct dump_ctx *c, pid_t pid, pid_t nspid, int fd, int s)
+static int add_conn(const struct conn *c)
 {
-	char name[64], conn[128];
-	bool repair;
-	void *img;
-	size_t len;
-	int state, err;
+	if (dump.n == dump.room) {
+		size_t n = dump.room ? dump.room * 2 : 64;
+		struct conn *p = realloc(dump.c, n * sizeof(*p));
 
-	state = tcp_state(s, &repair);
+		if (!p)
+			return -ENOMEM;
+		dump.c = p;
+		dump.room = n;
+	}
+	dump.c[dump.n++] = *c;
+	return 0;
+}
+
+/* Keep @s if it is a connection the plugin carries; else close it. */
+static int take_socket(struct conn *c, unsigned long ino)
+{
+	char name[128];
+	int state = -1, err;
+
+	if (getint(c->s, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP)
+		state = tcpcp_tcp_state(c->s);
 	if (state < 0 || state == ST_LISTEN || state == TCPCP_ST_CLOSE)
-		return;		/* not TCP, or CRIU restores it by itself */
-	sock_name(s, conn, sizeof(conn));
+		goto skip;	/* not TCP, or CRIU restores it by itself */
 	if (!tcpcp_state_passable(state)) {
-		pr_warn("connection %s (pid %d fd %d) is neither established nor half-closed (state %s): "
-			"left to CRIU, a restore with --tcp-close closes it\n",
-			conn, pid, fd, tcpcp_state_name(state));
-		return;
+		sock_name(c->s, name, sizeof(name));
+		pr_warn("connection %s (pid %d fd %d) is neither established nor half-closed "
+			"(state %s): left to CRIU, a restore with --tcp-close closes it\n",
+			name, c->pid, c->fd, tcpcp_state_name(state));
+		goto skip;
 	}
-	if (!repair) {
-		mark_failed(c, "connection %s (pid %d fd %d) is not in repair mode: dump with --tcp-established",
-			    conn, pid, fd);
-		return;
+	if (tcpcp_tuple_from_socket(c->s, &c->t)) {
+		mark_failed("cannot read connection fd %d of task %d: %s", c->fd, c->pid,
+			    tcpcp_strerror());
+		close(c->s);
+		return -1;
 	}
-	img = tcpcp_capture_repaired(s, &len);
-	if (!img) {
-		mark_failed(c, "cannot capture connection %s (pid %d fd %d): %s",
-			    conn, pid, fd, tcpcp_strerror());
-		return;
+	if ((err = sock_netns(c->s, &c->ns)) < 0) {
+		mark_failed("cannot tell the network namespace of fd %d of task %d: %s", c->fd,
+			    c->pid, strerror(-err));
+		close(c->s);
+		return -1;
 	}
-	snprintf(name, sizeof(name), IMG_FMT, nspid, fd);
-	err = write_image(c->dir, name, img, len);
-	free(img);
-	if (err) {
-		mark_failed(c, "cannot write %s for connection %s: %s", name, conn, strerror(-err));
-		return;
+	c->ino = (ino_t)ino;
+	c->reuseaddr = getint(c->s, SOL_SOCKET, SO_REUSEADDR) > 0;
+	c->s = above_fd_setsize(c->s);
+	if ((err = add_conn(c)) < 0) {
+		close(c->s);
+		return err;
 	}
-	c->ok++;
-	pr_info("captured %s (pid %d fd %d) into %s, %zu bytes\n", conn, pid, fd, name, len);
+	return 0;
+skip:
+	close(c->s);
+	return 0;
 }
 
-static void dump_task(struct dump_ctx *c, pid_t pid)
+static int find_in_task(pid_t pid)
 {
+	struct conn c = { .pid = pid };
 	char path[64], link[64];
 	struct dirent *de;
-	pid_t nspid;
-	int pidfd;
+	int pidfd, err = 0;
 	DIR *d;
 
-	if (proc_nspid(pid, &nspid) || (pidfd = pidfd_open_pid(pid)) < 0) {
-		mark_failed(c, "cannot open task %d: %s", pid, strerror(errno));
-		return;
+	if (proc_nspid(pid, &c.nspid) || (pidfd = pidfd_open_pid(pid)) < 0) {
+		mark_failed("cannot open task %d: %s", pid, strerror(errno));
+		return -1;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
 	d = opendir(path);
 	if (!d) {
-		mark_failed(c, "cannot list the files of task %d: %s", pid, strerror(errno));
+		mark_failed("cannot list the files of task %d: %s", pid, strerror(errno));
 		close(pidfd);
-		return;
+		return -1;
 	}
-	while ((de = readdir(d))) {
+	while (!err && (de = readdir(d))) {
 		unsigned long ino;
 		ssize_t n;
-		int fd, s;
 
 		if (de->d_name[0] == '.')
 			continue;
-		fd = atoi(de->d_name);
 		n = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
 		if (n < 0)
 			continue;
 		link[n] = '\0';
-		if (sscanf(link, "socket:[%lu]", &ino) != 1 || seen(c, (ino_t)ino))
+		if (sscanf(link, "socket:[%lu]", &ino) != 1)
 			continue;
-		s = pidfd_take(pidfd, fd);
-		if (s < 0) {
-			mark_failed(c, "cannot take fd %d of task %d: %s", fd, pid, strerror(-s));
-			continue;
+		c.fd = atoi(de->d_name);
+		c.s = pidfd_take(pidfd, c.fd);
+		if (c.s < 0) {
+			mark_failed("cannot take fd %d of task %d: %s", c.fd, pid, strerror(-c.s));
+			err = -1;
+		} else {
+			err = take_socket(&c, ino);
 		}
-		capture_one(c, pid, nspid, fd, s);
-		close(s);	/* our duplicate only: the task's fd is untouched */
 	}
 	closedir(d);
 	close(pidfd);
+	return err;
+}
+
+static int by_ns_ino(const void *a, const void *b)
+{
+	const struct conn *x = a, *y = b;
+
+	if (x->ns != y->ns)
+		return x->ns < y->ns ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* A socket shared by several fds or tasks is carried once. */
+static void sort_and_dedup(void)
+{
+	size_t i, n = 0;
+
+	qsort(dump.c, dump.n, sizeof(*dump.c), by_ns_ino);
+	for (i = 0; i < dump.n; i++) {
+		if (n && dump.c[n - 1].ino == dump.c[i].ino && dump.c[n - 1].ns == dump.c[i].ns)
+			close(dump.c[i].s);
+		else
+			dump.c[n++] = dump.c[i];
+	}
+	dump.n = n;
 }
 
 /* The dumped tasks are the ones this process (CRIU) traces. */
-int dump_connections(void)
+static int find_conns(unsigned int *tasks)
 {
-	struct dump_ctx c = { .dir = criu_get_image_dir() };
 	pid_t self = getpid(), tracer;
 	struct dirent *de;
-	unsigned int tasks = 0;
+	int err = 0;
 	DIR *d;
 
 	d = opendir("/proc");
 	if (!d) {
-		mark_failed(&c, "cannot list /proc: %s", strerror(errno));
+		mark_failed("cannot list /proc: %s", strerror(errno));
 		return -1;
 	}
-	while ((de = readdir(d))) {
+	while (!err && (de = readdir(d))) {
 		pid_t pid = atoi(de->d_name);
 
 		if (pid <= 0 || proc_tracer(pid, &tracer) || tracer != self)
 			continue;
-		tasks++;
-		dump_task(&c, pid);
+		(*tasks)++;
+		err = find_in_task(pid);
 	}
 	closedir(d);
-	free(c.seen);
-	pr_info("%u connection(s) captured from %u task(s), %u failed\n", c.ok, tasks, c.failed);
-	return c.failed ? -1 : 0;
+	if (err == -ENOMEM)
+		mark_failed("out of memory");
+	if (!err)
+		sort_and_dedup();
+	return err ? -1 : 0;
+}
+
+/* What a gate call does for one netns: connections [i, j) share it. */
+typedef int gate_fn(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs);
+
+static int for_each_netns(gate_fn *fn, unsigned int secs, bool gated, const char *what)
+{
+	struct tcpcp_tuple *t = calloc(dump.n ? dump.n : 1, sizeof(*t));
+	size_t i = 0, j, k, n;
+	int err = 0;
+
+	if (!t)
+		return -ENOMEM;
+	for (; i < dump.n; i = j) {
+		for (j = i, n = 0; j < dump.n && dump.c[j].ns == dump.c[i].ns; j++)
+			if (dump.c[j].gated == gated)
+				t[n++] = dump.c[j].t;
+		if (!n)
+			continue;
+		if (fn(dump.c[i].s, t, n, secs)) {
+			pr_err("cannot %s %zu connection(s): %s\n", what, n, tcpcp_strerror());
+			err = -1;
+			continue;
+		}
+		for (k = i; k < j; k++)
+			dump.c[k].gated = !gated;
+	}
+	free(t);
+	return err;
+}
+
+static int open_gates(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs)
+{
+	(void)secs;
+	return tcpcp_gate_open_many(s, t, n);
+}
+
+static int capture(struct conn *c)
+{
+	char name[64], conn[128];
+	size_t len;
+	void *img;
+	int err;
+
+	tcpcp_tuple_str(&c->t, conn, sizeof(conn));
+	if (getint(c->s, IPPROTO_TCP, TCP_REPAIR) <= 0) {
+		if (tcpcp_repair(c->s, TCP_REPAIR_ON))
+			goto fail;
+		c->repaired = true;
+	}
+	img = tcpcp_capture_repaired(c->s, &len);
+	if (!img)
+		goto fail;
+	snprintf(name, sizeof(name), IMG_FMT, c->nspid, c->fd);
+	err = write_image(dump.dir, name, img, len);
+	free(img);
+	if (err) {
+		mark_failed("cannot write %s for connection %s: %s", name, conn, strerror(-err));
+		return -1;
+	}
+	return 0;
+fail:
+	mark_failed("cannot capture connection %s (pid %d fd %d): %s", conn, c->pid, c->fd,
+		    tcpcp_strerror());
+	return -1;
+}
+
+static void reset(void)
+{
+	size_t i;
+
+	for (i = 0; i < dump.n; i++)
+		if (dump.c[i].s >= 0)
+			close(dump.c[i].s);
+	free(dump.c);
+	memset(&dump, 0, sizeof(dump));
+	dump.dir = -1;
+}
+
+static time_t now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* CRIU keeps a copy of each socket for the whole dump too: with ours,
+ * 10,000 connections made CRIU's own dup() fail (EMFILE).  One per netns
+ * stays, to name it to the gate; exit() takes the others again if the
+ * tasks run on. */
+static void keep_one_per_netns(void)
+{
+	size_t i;
+
+	for (i = 1; i < dump.n; i++) {
+		if (dump.c[i].ns == dump.c[i - 1].ns) {
+			close(dump.c[i].s);
+			dump.c[i].s = -1;
+		}
+	}
+}
+
+/* CHECKPOINT_DEVICES: the tree is frozen, CRIU has touched no socket.
+ * The gates close for DUMP_LINGER_S: if CRIU kills the tasks, they stay
+ * closed that long without another call while the peer waits. */
+int dump_lock(void)
+{
+	unsigned int tasks = 0;
+	double t0 = now_ms(), t1, t2;
+	size_t i;
+
+	dump.dir = criu_get_image_dir();
+	if (find_conns(&tasks))
+		return -1;
+	if (!dump.n)
+		return 0;
+	if (flags_check(dump.n)) {
+		reset();	/* nothing was touched: nothing to undo */
+		return -1;
+	}
+	t1 = now_ms();
+	if (for_each_netns(tcpcp_gate_close_many_for, DUMP_LINGER_S, false, "lock"))
+		return -1;
+	dump.locked_at = now_s();
+	t2 = now_ms();
+	for (i = 0; i < dump.n; i++)
+		if (capture(&dump.c[i]))
+			return -1;
+	keep_one_per_netns();
+	pr_info("%zu connection(s) of %u task(s) locked and captured "
+		"(found in %.1f ms, locked in %.1f ms, captured in %.1f ms)\n",
+		dump.n, tasks, t1 - t0, t2 - t1, now_ms() - t2);
+	return 0;
+}
+
+/* Out of repair mode with a window probe once the gate is open, and
+ * SO_REUSEADDR as it was (TCP_REPAIR_OFF clears it). */
+static void resume_conn(struct conn *c)
+{
+	char conn[128];
+	int pidfd;
+
+	if (c->s < 0) {
+		pidfd = pidfd_open_pid(c->pid);
+		c->s = pidfd < 0 ? pidfd : pidfd_take(pidfd, c->fd);
+		if (pidfd >= 0)
+			close(pidfd);
+		if (c->s < 0) {
+			tcpcp_fail(-c->s, "cannot take it again: %s", strerror(-c->s));
+			goto fail;
+		}
+	}
+	if (getint(c->s, IPPROTO_TCP, TCP_REPAIR) <= 0 && tcpcp_repair(c->s, TCP_REPAIR_ON))
+		goto fail;
+	if (tcpcp_repair(c->s, TCP_REPAIR_OFF))
+		goto fail;
+	if (c->reuseaddr &&
+	    setsockopt(c->s, SOL_SOCKET, SO_REUSEADDR, &c->reuseaddr, sizeof(c->reuseaddr)))
+		tcpcp_fail(errno, "SO_REUSEADDR: %s", strerror(errno));
+	return;
+fail:
+	tcpcp_tuple_str(&c->t, conn, sizeof(conn));
+	pr_err("connection %s (pid %d fd %d) stays in repair mode: %s\n", conn, c->pid, c->fd,
+	       tcpcp_strerror());
+}
+
+/* CRIU takes every socket it repaired out of repair mode before it
+ * resumes the tasks, and leaves them all in it when it kills them. */
+static bool tasks_run_on(int criu_ret)
+{
+	size_t i;
+
+	if (criu_ret)
+		return true;
+	for (i = 0; i < dump.n; i++)
+		if (dump.c[i].s >= 0 && getint(dump.c[i].s, IPPROTO_TCP, TCP_REPAIR) == 0)
+			return true;
+	return false;
+}
+
+/* The tasks die: the gates stay closed for what is left of their
+ * timeout, renewed if a long dump used up half of it. */
+static void let_linger(void)
+{
+	int left = DUMP_LINGER_S - (int)(now_s() - dump.locked_at);
+
+	if (left < DUMP_LINGER_S / 2) {
+		if (for_each_netns(tcpcp_gate_linger_many, DUMP_LINGER_S, true, "linger"))
+			return;
+		left = DUMP_LINGER_S;
+	}
+	pr_info("%zu connection(s) dumped; this host drops their segments for %d s more\n",
+		dump.n, left);
+}
+
+/* exit(DUMP): the tasks are still frozen; CRIU kills or resumes them next. */
+void dump_finish(int criu_ret)
+{
+	size_t i;
+
+	if (!dump.n)
+		goto out;
+	if (tasks_run_on(criu_ret)) {
+		if (for_each_netns(open_gates, 0, true, "unlock") == 0)
+			for (i = 0; i < dump.n; i++)
+				resume_conn(&dump.c[i]);
+		pr_info("the tasks run on (%s): %zu connection(s) unlocked\n",
+			criu_ret ? "the dump failed" : "--leave-running or a post-dump script",
+			dump.n);
+	} else {
+		let_linger();
+	}
+out:
+	reset();
+	tcpcp_gate_many_release();
 }

@@ -9,6 +9,10 @@
 /* Images this plugin adds to CRIU's image directory. */
 #define IMG_FMT		"tcpcp-%d-%d.img"	/* NSpid, fd number */
 #define IMG_FAILED	"tcpcp-FAILED"		/* a capture failed: its reason */
+/* After a dump whose tasks CRIU kills, the origin keeps dropping their
+ * connections' segments this long: the restore (here or elsewhere) and the
+ * traffic switch must happen before, and nothing stays for good. */
+#define DUMP_LINGER_S	300
 
 /* CRIU's logger (criu/log.c), exported by the criu binary to plugins.
  * criu-log.h needs headers CRIU does not install, so declare it here;
@@ -25,6 +29,11 @@ int proc_nspid(pid_t pid, pid_t *nspid);
 int proc_tracer(pid_t pid, pid_t *tracer);
 int pidfd_open_pid(pid_t pid);
 int pidfd_take(int pidfd, int fd);
+int above_fd_setsize(int s);
+int sock_netns(int s, ino_t *ns);
+
+/* flags.c */
+int flags_check(size_t n);
 
 /* names.c: "10.0.0.1:80 -> 10.0.0.2:4000" of a socket or an image. */
 void sock_name(int s, char *buf, size_t len);
@@ -33,7 +42,8 @@ struct tcpcp_tuple;
 int image_tuple(const void *img, size_t len, struct tcpcp_tuple *t);
 
 /* dump.c / restore.c */
-int dump_connections(void);
+int dump_lock(void);
+void dump_finish(int criu_ret);
 int restore_init(void);
 int restore_task(int pid);
 int restore_fini(bool criu_ok);

@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What /proc and pidfds tell about the tasks CRIU holds. */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -67,4 +72,37 @@ int pidfd_take(int pidfd, int fd)
 	int s = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
 
 	return s < 0 ? -errno : s;
+}
+
+/* A descriptor the plugin keeps while CRIU works goes to FD_SETSIZE and
+ * up when RLIMIT_NOFILE allows: thousands of them below it push the
+ * netlink socket of the next nftables transaction to fd 1024 or above,
+ * where libnftables 1.0.x waits with select() and glibc aborts CRIU
+ * ("bit out of range 0 - FD_SETSIZE"; scripts/criu/0002-*.patch does the
+ * same for CRIU's own copies). */
+int above_fd_setsize(int s)
+{
+	int hi = fcntl(s, F_DUPFD_CLOEXEC, FD_SETSIZE);
+
+	if (hi < 0)
+		return s;
+	close(s);
+	return hi;
+}
+
+/* Which network namespace a socket lives in: the gate is per netns. */
+int sock_netns(int s, ino_t *ns)
+{
+	struct stat st;
+	int fd = ioctl(s, SIOCGSKNS);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st)) {
+		close(fd);
+		return -errno;
+	}
+	close(fd);
+	*ns = st.st_ino;
+	return 0;
 }

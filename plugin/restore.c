@@ -33,17 +33,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criu-plugin.h>
 
+#include "gate-many.h"
 #include "internal.h"
 #include "plugin.h"
 
 #define LINGER_S 60
+/* Gated from init() until the rebuilt connection opens: that long at most,
+ * so that a CRIU that dies midway leaves nothing behind. */
+#define GATE_S DUMP_LINGER_S
 
 struct conn {
 	pid_t nspid;
@@ -51,6 +55,8 @@ struct conn {
 	bool done;		/* live again */
 	bool gated;
 	struct tcpcp_tuple t;
+	void *img;		/* the image, read once in init() */
+	size_t len;
 	int s;			/* rebuilt, awaiting activation; else -1 */
 	bool reuseaddr;		/* SO_REUSEADDR to put back after repair */
 };
@@ -136,7 +142,12 @@ static int read_tuple(int dir, struct conn *c)
 	err = read_image(dir, name, &img, &len);
 	if (!err && image_tuple(img, len, &c->t))
 		err = -EBADMSG;
-	free(img);
+	if (err) {
+		free(img);
+	} else {
+		c->img = img;
+		c->len = len;
+	}
 	if (err)
 		pr_err("image %s is unusable: %s (dump again, or restore without --lib)\n",
 		       name, err == -EBADMSG ? tcpcp_strerror() : strerror(-err));
@@ -160,7 +171,7 @@ static int gate_all(int dir)
 			t[i] = conns[i].t;
 	ns = err ? -1 : netns_handle();
 	if (ns >= 0) {
-		err = tcpcp_gate_close_many(ns, t, nconns);
+		err = tcpcp_gate_close_many_for(ns, t, nconns, GATE_S);
 		if (err)
 			pr_err("cannot gate the connections to restore: %s\n", tcpcp_strerror());
 		close(ns);
@@ -173,13 +184,22 @@ static int gate_all(int dir)
 	return err;
 }
 
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 /* Which connections the images hold: gate them, report any left behind. */
 int restore_init(void)
 {
-	int dir = criu_get_image_dir();
+	int dir = criu_get_image_dir(), dfd, err;
+	double t0 = now_ms();
+	size_t room = 0;
 	struct dirent *de;
 	DIR *d;
-	int dfd;
 
 	if (read_failed_marker(dir))
 		return -1;
@@ -199,17 +219,23 @@ int restore_init(void)
 		if (sscanf(de->d_name, "tcpcp-%d-%d.im%c", &c.nspid, &c.fd, &tail) != 3 ||
 		    strcmp(strrchr(de->d_name, '.'), ".img"))
 			continue;
-		p = realloc(conns, (nconns + 1) * sizeof(*p));
-		if (!p) {
-			closedir(d);
-			return -1;
+		if (nconns == room) {
+			room = room ? room * 2 : 64;
+			p = realloc(conns, room * sizeof(*p));
+			if (!p) {
+				closedir(d);
+				return -1;
+			}
+			conns = p;
 		}
-		conns = p;
 		conns[nconns++] = c;
 	}
 	closedir(d);
-	pr_info("%zu connection image(s) to restore\n", nconns);
-	return gate_all(dir);
+	err = gate_all(dir);
+	if (!err)
+		pr_info("%zu connection image(s) to restore, read and locked in %.1f ms\n",
+			nconns, now_ms() - t0);
+	return err;
 }
 
 static int setint(int s, int level, int opt, int val)
@@ -252,45 +278,22 @@ static bool image_reuseaddr(const void *img, size_t len)
 	return v;
 }
 
-/* A rebuilt socket stays open here until its gate opens, and a task can
- * have thousands: below FD_SETSIZE they push the netlink socket of the
- * next nftables transaction to fd 1024 or above, where libnftables 1.0.x
- * waits with select() and glibc aborts CRIU ("bit out of range 0 -
- * FD_SETSIZE"; 10,000 connections did).  So above it, when RLIMIT_NOFILE
- * allows, as scripts/criu/0002-*.patch does for CRIU's own copies. */
-static int above_fd_setsize(int s)
-{
-	int hi = fcntl(s, F_DUPFD_CLOEXEC, FD_SETSIZE);
-
-	if (hi < 0)
-		return s;
-	close(s);
-	return hi;
-}
-
 /* Rebuild on the placeholder; it stays gated and in repair mode. */
-static int rebuild_conn(int dir, int pidfd, struct conn *c)
+static int rebuild_conn(int pidfd, struct conn *c)
 {
 	struct tcpcp_create_opts o = { .port_mode = TCPCP_PORT_SAME };
 	char name[64], conn[128] = "";
-	size_t len = 0;
-	void *img;
-	int s, err;
+	int s, err = 0;
 
 	snprintf(name, sizeof(name), IMG_FMT, c->nspid, c->fd);
-	err = read_image(dir, name, &img, &len);
-	if (err) {
-		pr_err("cannot read %s: %s\n", name, strerror(-err));
-		return err;
-	}
-	image_name(img, len, conn, sizeof(conn));
+	tcpcp_tuple_str(&c->t, conn, sizeof(conn));
 	s = pidfd_take(pidfd, c->fd);
 	if (s < 0) {
 		pr_err("connection %s (%s): task %d has no fd %d: %s\n",
 		       conn, name, c->nspid, c->fd, strerror(-s));
-		free(img);
 		return s;
 	}
+	/* It stays open here until its gate opens: thousands of them. */
 	s = above_fd_setsize(s);
 	if (tcpcp_state_passable(tcpcp_tcp_state(s))) {
 		/* Restored without --tcp-close: CRIU rebuilt it from its own
@@ -300,16 +303,15 @@ static int rebuild_conn(int dir, int pidfd, struct conn *c)
 			conn, c->nspid, c->fd, name);
 		c->done = true;
 		close(s);
-	} else if (clear_placeholder(s) || tcpcp_create_on_gated(s, img, len, &o)) {
+	} else if (clear_placeholder(s) || tcpcp_create_on_gated(s, c->img, c->len, &o)) {
 		err = -errno;
 		pr_err("cannot restore connection %s (%s, task %d fd %d): %s\n",
 		       conn, name, c->nspid, c->fd, tcpcp_strerror());
 		close(s);
 	} else {
 		c->s = s;
-		c->reuseaddr = image_reuseaddr(img, len);
+		c->reuseaddr = image_reuseaddr(c->img, c->len);
 	}
-	free(img);
 	return err;
 }
 
@@ -332,12 +334,38 @@ static int start_conn(struct conn *c)
 	return 0;
 }
 
+struct starting {
+	size_t started, failed;
+	double at;		/* when the gate was open */
+};
+
+/* Called as soon as the gate is open: each rebuilt one leaves repair mode. */
+static void start_all(void *arg)
+{
+	struct starting *st = arg;
+	size_t i;
+
+	st->at = now_ms();
+	for (i = 0; i < nconns; i++) {
+		if (conns[i].s < 0)
+			continue;
+		if (start_conn(&conns[i]))
+			st->failed++;
+		else
+			st->started++;
+		close(conns[i].s);
+		conns[i].s = -1;
+	}
+}
+
 /* All connections of the task are rebuilt first, then their gates open
- * in one transaction, then each leaves repair mode. */
-static int restore_conns(int dir, int pidfd, pid_t nspid)
+ * in one transaction and each leaves repair mode at once. */
+static int restore_conns(int pidfd, pid_t nspid)
 {
 	struct tcpcp_tuple *t = calloc(nconns ? nconns : 1, sizeof(*t));
-	size_t i, n = 0, started = 0;
+	struct starting st = { 0 };
+	double t0 = now_ms(), t1;
+	size_t i, n = 0;
 	int err = 0, ns;
 
 	if (!t)
@@ -345,14 +373,15 @@ static int restore_conns(int dir, int pidfd, pid_t nspid)
 	for (i = 0; i < nconns && !err; i++) {
 		if (conns[i].nspid != nspid || conns[i].done)
 			continue;
-		err = rebuild_conn(dir, pidfd, &conns[i]);
+		err = rebuild_conn(pidfd, &conns[i]);
 		if (!err)
 			t[n++] = conns[i].t;	/* rebuilt, or CRIU's own */
 	}
+	t1 = st.at = now_ms();
 	if (!err && n) {
 		/* CRIU runs in the restored tasks' netns, as init() assumed. */
 		ns = netns_handle();
-		if (ns < 0 || tcpcp_gate_open_many(ns, t, n)) {
+		if (ns < 0 || tcpcp_gate_open_many_then(ns, t, n, start_all, &st)) {
 			pr_err("cannot open the gate of %zu restored connection(s): %s\n",
 			       n, ns < 0 ? "no socket" : tcpcp_strerror());
 			err = -1;
@@ -360,25 +389,23 @@ static int restore_conns(int dir, int pidfd, pid_t nspid)
 		if (ns >= 0)
 			close(ns);
 	}
-	for (i = 0; i < nconns; i++) {
-		if (conns[i].s < 0)
-			continue;
-		if (!err && !start_conn(&conns[i]))
-			started++;
-		else
-			err = err ?: -1;
-		close(conns[i].s);
-		conns[i].s = -1;
+	for (i = 0; i < nconns; i++) {		/* not started: still gated */
+		if (conns[i].s >= 0) {
+			close(conns[i].s);
+			conns[i].s = -1;
+		}
 	}
 	free(t);
-	if (started)
-		pr_info("restored %zu connection(s) of task %d\n", started, nspid);
-	return err;
+	if (st.started)
+		pr_info("restored %zu connection(s) of task %d (rebuilt in %.1f ms, "
+			"unlocked in %.1f ms, started in %.1f ms)\n",
+			st.started, nspid, t1 - t0, st.at - t1, now_ms() - st.at);
+	return err || st.failed ? -1 : 0;
 }
 
 int restore_task(int pid)
 {
-	int dir = criu_get_image_dir(), pidfd, err;
+	int pidfd, err;
 	pid_t nspid;
 
 	if (proc_nspid(pid, &nspid)) {
@@ -390,7 +417,7 @@ int restore_task(int pid)
 		pr_err("cannot open restored task %d: %s\n", pid, strerror(-pidfd));
 		return -1;
 	}
-	err = restore_conns(dir, pidfd, nspid);
+	err = restore_conns(pidfd, nspid);
 	if (err) {
 		/* The task would run with a dead socket where its connection
 		 * was; CRIU does not look at our return value, so stop it
@@ -420,13 +447,16 @@ int restore_fini(bool criu_ok)
 		if (criu_ok)
 			pr_err("connection %s (image " IMG_FMT ") was not restored\n",
 			       conn, conns[i].nspid, conns[i].fd);
-		if (ns >= 0 && !tcpcp_gate_linger(ns, &conns[i].t, LINGER_S))
+		if (ns >= 0 && !tcpcp_gate_linger_many(ns, &conns[i].t, 1, LINGER_S))
 			pr_warn("segments of %s are dropped here for %d s: restore again before that\n",
 				conn, LINGER_S);
 	}
 	if (ns >= 0)
 		close(ns);
+	for (i = 0; i < nconns; i++)
+		free(conns[i].img);
 	free(conns);
+	tcpcp_gate_many_release();	/* the tasks run: no one waits for it */
 	conns = NULL;
 	nconns = 0;
 	return left ? -1 : 0;

@@ -40,18 +40,17 @@ PEER=$!; PIDS+=($PEER)
 wait_for conn_fd origin "$SERVER" >/dev/null
 sleep 2
 
-say "origin: criu dump -t $SERVER --tcp-established --lib build/criu-plugin"
+say "origin: criu dump -t $SERVER --tcp-established --network-lock skip --lib build/criu-plugin"
 t0=$(date +%s%N)
 nsenter_ns origin "$CRIU" dump -t "$SERVER" -D "$IMG" -o dump.log \
-	--tcp-established --network-lock nftables --lib "$B/criu-plugin"
+	--tcp-established --network-lock skip --lib "$B/criu-plugin"
 while [[ -e /proc/$SERVER ]]; do sleep 0.05; done	# killed by the dump, silently
-if [[ -e $IMG/tcpcp-FAILED ]]; then cat "$IMG/tcpcp-FAILED" >&2; exit 1; fi
 ls -l "$IMG"/tcpcp-*.img
 "$B/tcpcp" show "$IMG"/tcpcp-*.img | head -8
 
 say "dest: criu restore --tcp-close --lib build/criu-plugin (the same images)"
 nsenter_ns dest "$CRIU" restore -D "$IMG" -d -o restore.log \
-	--tcp-close --network-lock nftables --lib "$B/criu-plugin"
+	--tcp-close --lib "$B/criu-plugin"
 say "router: ipX now via dest"
 in_ns router ip route replace "$IPX/32" via 10.77.3.2
 t1=$(date +%s%N)

@@ -10,6 +10,7 @@ no TSval going back.
 """
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -78,14 +79,38 @@ def test_half_closed_stream(topo, tmp_path, criu, state, where):
     assert first_fin(pkts, service, end) == (end if state == 'close-wait' else service)
 
 
+def assert_dump_hook_order(log):
+    """CRIU 4.1.1 chains the plugin's CHECKPOINT_DEVICES (hook 11) and runs
+    it once the task is seized, before its network lock and before it puts
+    any socket in repair mode; the exit hook comes before the kill."""
+    def at(what):
+        i = log.find(what)
+        assert i >= 0, f'{what!r} not in the dump log'
+        return i
+    assert 'Plugin "tcpcp" (version 512 hooks 12)' in log
+    assert re.search(r'^\(\s*[\d.]+\)\s+11 -> 0x', log, re.M), 'hook 11 not chained'
+    assert (at('Seized task') < at('locked and captured') < at('net: Lock network')
+            < at('Turning repair on') < at('this host drops their segments')
+            < at('Dumping finished successfully'))
+
+
 @pytest.mark.parametrize('where', ['same', 'other'])
 @pytest.mark.parametrize('family', [4, 6])
 def test_traffic_stream(topo, tmp_path, criu, family, where):
     nbytes = 4 * MB
     cap, server, peer, imgs = dumped_stream(topo, tmp_path, criu, family, nbytes)
     assert list(imgs.glob('tcpcp-*.img')), 'the plugin wrote no image'
+    # --network-lock skip: no CRIU table to delete by hand at the origin.
+    assert 'CRIU-' not in topo.run('origin', 'nft', 'list', 'tables').stdout
+    # The plugin's lock drops the peer's segments at the origin for a while
+    # (no RST before the restore) and then goes by itself.
+    gate = topo.run('origin', 'nft', 'list', 'table', 'inet', 'tcpcp').stdout
+    assert re.search(r'timeout 5m expires', gate), gate
+    assert_dump_hook_order((tmp_path / 'criu-1-dump.log').read_text())
     host = 'origin' if where == 'same' else 'dest'
     criu.restore(host, imgs)
+    # The restore opened every gate it closed, and the gate's table went.
+    no_lock_left(topo, host)
     # Only now: until dest has the connection, a segment from the peer
     # would draw a RST from there.
     topo.switch_to(host)
@@ -353,40 +378,96 @@ def test_restore_failure_then_retry(topo, tmp_path, criu, family, why):
     finish_stream(topo, family, cap, server, peer, nbytes)
 
 
-def test_dump_capture_fails(topo, tmp_path, criu):
-    """A capture that really fails at dump time (a directory stands where
-    the plugin must write the image).  The exit hook cannot fail CRIU's
-    dump, so the cause goes to CRIU's log and tcpcp-FAILED; CRIU 4.1.1
-    then kills the task, and a restore with the plugin must refuse the
-    directory, naming the cause, rather than hand the process a dead
-    socket.  CRIU's own images still restore it in place without the
-    plugin (--tcp-established), and the stream ends intact."""
+def no_lock_left(topo, host):
+    """Neither the tcpcp gate nor a CRIU lock table is left in host."""
+    tables = topo.run(host, 'nft', 'list', 'tables').stdout
+    assert 'tcpcp' not in tables and 'CRIU-' not in tables, tables
+
+
+def tcpcp_errors(r):
+    return [l for l in r.log.splitlines() if 'tcpcp: Error' in l]
+
+
+def post_dump_fails(tmp, imgs, server, fd):
+    script = tmp / 'post-dump.sh'
+    script.write_text('#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] && exit 7\nexit 0\n')
+    script.chmod(0o755)
+    return ('--action-script', script), None
+
+
+def criu_image_fails(tmp, imgs, server, fd):
+    """CRIU's last image cannot be written: it fails after dumping every
+    socket (in repair mode) and takes them out again."""
+    (imgs / 'inventory.img').mkdir(parents=True)
+    return (), 'inventory.img'
+
+
+def capture_fails(tmp, imgs, server, fd):
+    """The plugin's capture fails after its lock (a directory stands where
+    it must write the image), before CRIU touched a socket."""
+    name = f'tcpcp-{server.pid}-{fd}.img'
+    (imgs / name).mkdir(parents=True)
+    return (), name
+
+
+DUMP_FAILURES = {'capture': capture_fails, 'criu-image': criu_image_fails,
+                 'post-dump-script': post_dump_fails}
+
+
+@pytest.mark.parametrize('why', DUMP_FAILURES)
+def test_dump_fails_after_lock(topo, tmp_path, criu, why):
+    """The plugin has locked (and captured) every connection when the dump
+    fails: CRIU resumes the task, the plugin opens the gate again, and the
+    stream goes on at origin, every byte, no RST; nothing is left behind."""
     nbytes = 3 * MB
     cap, server, peer = start_stream(topo, tmp_path, 4, nbytes)
     fd = cli.tcp_socket(topo, 'origin', server.pid)['fd']
     imgs = tmp_path / 'img'
-    name = f'tcpcp-{server.pid}-{fd}.img'
-    (imgs / name).mkdir(parents=True)
-    r = criu.dump('origin', server.pid, imgs, check=False)
-    errs = [l for l in r.log.splitlines() if 'tcpcp: Error' in l]
-    assert name in errs[0] and 'Is a directory' in errs[0], errs
-    assert 'not restorable with this plugin' in errs[-1], errs
-    assert name in (imgs / 'tcpcp-FAILED').read_text()
-    if r.returncode:
-        # A CRIU that runs post-dump scripts after the plugins' exit hook
-        # could roll back: then the task simply runs on.
-        finish_stream(topo, 4, cap, server, peer, nbytes)
-        return
-    server.restored()
-    r = criu.restore('origin', imgs, check=False)
-    assert r.returncode != 0, 'restore succeeded with a connection missing'
-    errs = [l for l in r.log.splitlines() if 'tcpcp: Error' in l]
-    assert errs and 'did not capture every connection' in errs[0] and name in errs[0], errs
-    from lib.traffic import wait_for
-    wait_for(lambda: not os.path.exists(f'/proc/{server.pid}'), 20,
-             f'pid {server.pid} to be reaped')
-    criu.restore('origin', imgs, plugin=False, tcp='--tcp-established')
+    extra, name = DUMP_FAILURES[why](tmp_path, imgs, server, fd)
+    r = criu.dump('origin', server.pid, imgs, extra=extra, check=False)
+    assert r.returncode != 0, 'the dump succeeded'
+    assert 'locked and captured' in r.log or why == 'capture', r.log[-2000:]
+    assert 'tcpcp: the tasks run on' in r.log, r.log[-2000:]
+    if why == 'capture':
+        errs = tcpcp_errors(r)
+        assert name in errs[0] and 'Is a directory' in errs[0], errs
+        assert name in (imgs / 'tcpcp-FAILED').read_text()
     finish_stream(topo, 4, cap, server, peer, nbytes)
+    no_lock_left(topo, 'origin')
+
+
+def test_dump_leave_running(topo, tmp_path, criu):
+    """--leave-running: the images are written (the connection's too) and
+    the task goes on with its connection."""
+    nbytes = 3 * MB
+    cap, server, peer = start_stream(topo, tmp_path, 6, nbytes)
+    imgs = tmp_path / 'img'
+    r = criu.dump('origin', server.pid, imgs, extra=('--leave-running',))
+    assert 'tcpcp: the tasks run on (--leave-running' in r.log, r.log[-2000:]
+    assert list(imgs.glob('tcpcp-*.img'))
+    finish_stream(topo, 6, cap, server, peer, nbytes)
+    no_lock_left(topo, 'origin')
+
+
+REFUSED = {'tcp-close': {'tcp': '--tcp-close'},
+           'iptables-lock': {'lock': 'iptables'}}
+
+
+@pytest.mark.parametrize('flags', REFUSED)
+def test_dump_refused_flags(topo, tmp_path, criu, flags):
+    """Flags the plugin cannot serve: one line in CRIU's log says which and
+    what to use, the dump fails, and the connection was never touched."""
+    nbytes = 3 * MB
+    cap, server, peer = start_stream(topo, tmp_path, 4, nbytes)
+    r = criu.dump('origin', server.pid, tmp_path / 'img', check=False, **REFUSED[flags])
+    assert r.returncode != 0, 'the dump succeeded'
+    errs = tcpcp_errors(r)
+    assert len(errs) == 1, errs
+    assert 'refusing to dump 1 TCP connection(s)' in errs[0], errs
+    assert '--tcp-established --network-lock skip' in errs[0], errs
+    assert 'locked and captured' not in r.log
+    finish_stream(topo, 4, cap, server, peer, nbytes)
+    no_lock_left(topo, 'origin')
 
 
 # ---- the plugin against CRIU's own --tcp-established ----------------------

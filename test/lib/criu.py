@@ -115,8 +115,7 @@ class Criu:
     def run(self, host, action, *args, check=True, timeout=120):
         self.n += 1
         log = self.tmp / f'criu-{self.n}-{action}.log'
-        argv = self.topo.nsenter(host, criu_binary(), action, '-v4', '-o', log,
-                                 '--network-lock', 'nftables', *args)
+        argv = self.topo.nsenter(host, criu_binary(), action, '-v4', '-o', log, *args)
         t0 = time.monotonic()
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                            env=criu_env())
@@ -130,10 +129,16 @@ class Criu:
                                  f'{r.stderr}\n{errs[-4000:]}')
         return r
 
-    def dump(self, host, pid, imgdir, plugin=True, tcp='--tcp-established', **kw):
+    def dump(self, host, pid, imgdir, plugin=True, tcp='--tcp-established', lock=None,
+             extra=(), **kw):
+        """With the plugin CRIU locks nothing (the plugin's gate does, in
+        one batch); alone it takes its own nftables lock.  A restore uses
+        the dump's lock method (CRIU ignores --network-lock there)."""
         imgdir.mkdir(exist_ok=True)
         lib = ('--lib', plugin_dir()) if plugin else ()
-        return self.run(host, 'dump', '-t', pid, '-D', imgdir, tcp, *lib, **kw)
+        lock = lock or ('skip' if plugin else 'nftables')
+        return self.run(host, 'dump', '-t', pid, '-D', imgdir, tcp, '--network-lock', lock,
+                        *lib, *extra, **kw)
 
     def restore(self, host, imgdir, plugin=True, tcp='--tcp-close', **kw):
         lib = ('--lib', plugin_dir()) if plugin else ()
