@@ -107,6 +107,13 @@ int tcpcp_gate_open_then(int s, const struct tcpcp_tuple *t, int (*opened)(int s
 int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs);
 int tcpcp_gate_close_many(int s, const struct tcpcp_tuple *t, size_t n);
 int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n);
+/* Batches for the CRIU plugin: closed for @secs only (a CRIU that dies
+ * midway leaves nothing that drops for good), lingering, and opened with
+ * @opened(@arg) called as soon as the gate is open. */
+int tcpcp_gate_close_many_for(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs);
+int tcpcp_gate_linger_many(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs);
+int tcpcp_gate_open_many_then(int s, const struct tcpcp_tuple *t, size_t n,
+			      void (*opened)(void *arg), void *arg);
 
 /* create.c: tcpcp_create_on() for a connection the caller gated already
  * (same 4-tuple as the ICI's), e.g. with tcpcp_gate_close_many(). */

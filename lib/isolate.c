@@ -236,7 +236,8 @@ out:
 /* Remove @n entries, each in any state, absent ones too (as good as
  * removed), then call @opened: the gate is open.  The namespace's hooks
  * go with the last entry. */
-static int gate_del(int s, const struct tcpcp_tuple *t, size_t n, int (*opened)(int s))
+static int gate_del(int s, const struct tcpcp_tuple *t, size_t n,
+		    int (*opened)(int s, void *arg), void *arg)
 {
 	struct tcpcp_gate_key *k = NULL;
 	struct gate_meta m, before;
@@ -251,7 +252,7 @@ static int gate_del(int s, const struct tcpcp_tuple *t, size_t n, int (*opened)(
 	if (err == -ENOENT) {		/* no gate in this namespace */
 		free(k);
 		tcpcp_clear_error();
-		return opened ? opened(s) : 0;
+		return opened ? opened(s, arg) : 0;
 	}
 	if (err)
 		goto out;
@@ -266,7 +267,7 @@ static int gate_del(int s, const struct tcpcp_tuple *t, size_t n, int (*opened)(
 	}
 	meta_put(b.gate, &m, &before);
 	if (!err && opened)
-		err = opened(s);
+		err = opened(s, arg);
 	if (tcpcp_bpf_gate_idle(b.gate))
 		tcpcp_bpf_detach(&b);
 	tcpcp_bpf_close(&b);
@@ -282,7 +283,43 @@ int tcpcp_gate_close_many(int s, const struct tcpcp_tuple *t, size_t n)
 
 int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n)
 {
-	return gate_del(s, t, n, NULL);
+	return gate_del(s, t, n, NULL, NULL);
+}
+
+/* For @secs only: a caller that dies midway leaves nothing that drops
+ * for good (the CRIU plugin's dump and restore). */
+int tcpcp_gate_close_many_for(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs)
+{
+	return gate_put(s, t, n, boottime_ns() + secs * 1000000000ull);
+}
+
+int tcpcp_gate_linger_many(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs)
+{
+	if (!secs)
+		return tcpcp_gate_open_many(s, t, n);
+	return gate_put(s, t, n, boottime_ns() + secs * 1000000000ull);
+}
+
+struct then {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static int call_then(int s, void *arg)
+{
+	struct then *th = arg;
+
+	(void)s;
+	th->fn(th->arg);
+	return 0;
+}
+
+int tcpcp_gate_open_many_then(int s, const struct tcpcp_tuple *t, size_t n,
+			      void (*opened)(void *arg), void *arg)
+{
+	struct then th = { opened, arg };
+
+	return gate_del(s, t, n, opened ? call_then : NULL, &th);
 }
 
 /* Permanent until tcpcp_gate_open(). */
@@ -293,12 +330,19 @@ int tcpcp_gate_close(int s, const struct tcpcp_tuple *t)
 
 int tcpcp_gate_open(int s, const struct tcpcp_tuple *t)
 {
-	return gate_del(s, t, 1, NULL);
+	return gate_del(s, t, 1, NULL, NULL);
+}
+
+static int call_opened(int s, void *arg)
+{
+	int (*opened)(int s) = *(int (**)(int))arg;
+
+	return opened(s);
 }
 
 int tcpcp_gate_open_then(int s, const struct tcpcp_tuple *t, int (*opened)(int s))
 {
-	return gate_del(s, t, 1, opened);
+	return gate_del(s, t, 1, call_opened, &opened);
 }
 
 int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs)
@@ -354,7 +398,7 @@ static int gate_fds(const int *s, size_t n, bool close_)
 		return 0;
 	if (tuples_of(s, n, &t))
 		return -1;
-	err = close_ ? gate_put(s[0], t, n, 0) : gate_del(s[0], t, n, NULL);
+	err = close_ ? gate_put(s[0], t, n, 0) : gate_del(s[0], t, n, NULL, NULL);
 	free(t);
 	return err ? -1 : 0;
 }

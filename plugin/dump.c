@@ -47,7 +47,6 @@
 
 #include <criu-plugin.h>
 
-#include "gate-many.h"
 #include "internal.h"
 #include "plugin.h"
 
@@ -510,5 +509,4 @@ void dump_finish(int criu_ret)
 	}
 out:
 	reset();
-	tcpcp_gate_many_release();
 }

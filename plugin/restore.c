@@ -40,7 +40,6 @@
 
 #include <criu-plugin.h>
 
-#include "gate-many.h"
 #include "internal.h"
 #include "plugin.h"
 
@@ -456,7 +455,6 @@ int restore_fini(bool criu_ok)
 	for (i = 0; i < nconns; i++)
 		free(conns[i].img);
 	free(conns);
-	tcpcp_gate_many_release();	/* the tasks run: no one waits for it */
 	conns = NULL;
 	nconns = 0;
 	return left ? -1 : 0;
