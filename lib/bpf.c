@@ -6,14 +6,14 @@
  *
  * Where they live.  BPF objects outlive the process that loads them only
  * when pinned, in tcpcp's BPF file system /run/tcpcp/bpf.  The programs
- * and the map of gates (one per namespace, by the namespace's cookie)
- * are loaded once for the host and pinned at its top: loading costs
- * 20 ms (BTF parsing, verification), and attached nowhere they hold
- * nothing.  Each network namespace that uses a gate gets a folder,
+ * and the gate map (every namespace's entries, the namespace's cookie in
+ * the key) are loaded once for the host and pinned at its top: loading
+ * costs 20 ms (BTF parsing, verification), and attached nowhere they hold
+ * nothing.  A namespace whose gate has entries gets a folder,
  * net-<cookie>/ (SO_NETNS_COOKIE: never reused while the machine runs,
- * unlike an inode number), with its gate map and one netfilter link per
- * hook: created in microseconds.  The gate map is pinned last in either
- * place, so a folder without it is an interrupted setup, done again.
+ * unlike an inode number), with one netfilter link per hook: attached in
+ * microseconds.  (A map of per-namespace maps was tried first: changing
+ * one from user space waits for an RCU grace period, 10-40 ms here.)
  *
  * Which bpffs.  `ip netns exec` gives its command a private mount
  * namespace with a fresh /sys, where /sys/fs/bpf is not the host's, and
@@ -23,15 +23,15 @@
  * where a mount would be private (`tcpcp gate setup` mounts it there).
  *
  * Lifetime.  A pinned netfilter link holds a reference on its network
- * namespace: while the folder exists the namespace cannot go away, even
- * after `ip netns del`.  So the folder is removed as soon as its gate is
- * empty (isolate.c), a lingering entry that has run out counts as empty,
- * and setting up a new folder retires every other folder whose gate is
- * empty by now.  `tcpcp gate flush` removes one by hand, `tcpcp gate
- * unload` the host's programs once no namespace has a gate.  Links are
- * detached before they are unpinned: an unpinned link is released only
- * after an RCU grace period, and a new one at the same hook and priority
- * would meanwhile fail with EBUSY.
+ * namespace: while its links are pinned the namespace cannot go away,
+ * even after `ip netns del`.  So the links are removed as soon as the
+ * namespace's gate is empty (isolate.c), a lingering entry that has run
+ * out counts as empty, and attaching a namespace retires every other
+ * whose gate is empty by now.  `tcpcp gate flush` removes one by hand,
+ * `tcpcp gate unload` the host's programs once no namespace has a gate.
+ * Links are detached before they are unpinned: an unpinned link is
+ * released only after an RCU grace period, and a new one at the same
+ * hook and priority would meanwhile fail with EBUSY.
  *
  * Locking.  An flock on the tcpcp folder serialises every loader, user
  * and remover of any namespace's objects, so a process never adds to a
@@ -77,7 +77,7 @@
 #define RUN_DIR		"/run/tcpcp"
 #define BPFFS		RUN_DIR "/bpf"
 #define GATE_PIN	"gate"
-#define GATES_PIN	"gates"
+#define LINK_TYPE_NETFILTER	10	/* enum bpf_link_type, Linux 6.4 */
 
 /* The object file, built by clang from bpf/gate.bpf.c (bpf-obj.S). */
 extern const char tcpcp_bpf_obj[], tcpcp_bpf_obj_end[];
@@ -188,30 +188,9 @@ static void unpin_link(const char *path)
 	unlink(path);
 }
 
-/* Remove a namespace's folder, links first: the gate stops dropping
- * before its map goes.  Missing pieces are no error. */
-static void detach_dir(const char *dir);
-
-static void remove_dir(const char *root, const char *dir, uint64_t cookie)
-{
-	char path[PATH_MAX];
-	int gates;
-
-	detach_dir(dir);
-	pin_path(root, GATES_PIN, path, sizeof(path));
-	gates = bpf_obj_get(path);
-	if (gates >= 0) {
-		bpf_map_delete_elem(gates, &cookie);
-		close(gates);
-	}
-	pin_path(dir, GATE_PIN, path, sizeof(path));
-	unlink(path);
-	rmdir(dir);
-}
-
 /* The pinned map must be ours, as this version builds it: a stale pin
  * from another version would be read with the wrong key layout. */
-static int check_map(const char *path, int fd, __u32 type, __u32 key, __u32 value)
+static int check_map(const char *path, int fd)
 {
 	struct bpf_map_info info;
 	__u32 len = sizeof(info);
@@ -219,31 +198,36 @@ static int check_map(const char *path, int fd, __u32 type, __u32 key, __u32 valu
 	memset(&info, 0, sizeof(info));
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return tcpcp_fail(errno, "cannot inspect %s: %s", path, strerror(errno));
-	if (info.type != type || info.key_size != key || info.value_size != value)
-		return tcpcp_fail(EEXIST, "%s is not a map of this tcpcp (type %u, key %u, "
-				  "value %u bytes): remove it with `tcpcp gate flush`",
+	if (info.type != BPF_MAP_TYPE_HASH || info.key_size != sizeof(struct tcpcp_gate_key) ||
+	    info.value_size != sizeof(struct tcpcp_gate_val))
+		return tcpcp_fail(EEXIST, "%s is not the gate map of this tcpcp (type %u, key %u, "
+				  "value %u bytes): remove it with `tcpcp gate unload`",
 				  path, info.type, info.key_size, info.value_size);
 	return 0;
 }
 
-static int check_gate(const char *dir, int fd)
-{
-	char path[PATH_MAX];
-
-	pin_path(dir, GATE_PIN, path, sizeof(path));
-	return check_map(path, fd, BPF_MAP_TYPE_HASH, sizeof(struct tcpcp_gate_key),
-			 sizeof(struct tcpcp_gate_val));
-}
-
 /* Whether the namespace's hooks are attached.  attach() pins them in
  * order and detach_dir() unpins them in reverse, so the last one stands
- * for all four (an interrupted attach or detach lacks it). */
-static bool attached(const char *dir)
+ * for all four (an interrupted attach or detach lacks it); it must be a
+ * netfilter link: anything else there would leave the gate open. */
+static int attached(const char *dir)
 {
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
 	char path[PATH_MAX];
+	int fd, err = 0;
 
 	pin_path(dir, hooks[NHOOKS - 1].prog, path, sizeof(path));
-	return !access(path, F_OK);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : tcpcp_fail(errno, "cannot open %s: %s", path,
+							strerror(errno));
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != LINK_TYPE_NETFILTER)
+		err = tcpcp_fail(EEXIST, "%s is not a netfilter link of tcpcp's: "
+				 "remove it with `tcpcp gate flush`", path);
+	close(fd);
+	return err ? err : 1;
 }
 
 static void detach_dir(const char *dir)
@@ -255,6 +239,7 @@ static void detach_dir(const char *dir)
 		pin_path(dir, hooks[i].prog, path, sizeof(path));
 		unpin_link(path);
 	}
+	rmdir(dir);
 }
 
 static int link_netfilter(int prog, unsigned int pf, unsigned int hook)
@@ -309,7 +294,7 @@ static void unpin_host(const char *root)
 	char path[PATH_MAX];
 	size_t i;
 
-	pin_path(root, GATES_PIN, path, sizeof(path));
+	pin_path(root, GATE_PIN, path, sizeof(path));
 	unlink(path);
 	for (i = 0; i < NHOOKS; i++) {
 		pin_path(root, hooks[i].prog, path, sizeof(path));
@@ -317,7 +302,7 @@ static void unpin_host(const char *root)
 	}
 }
 
-/* The host's programs and map of gates, loaded once; the map goes last. */
+/* The host's programs and gate map, loaded once; the map goes last. */
 static int load_host(const char *root)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "tcpcp");
@@ -348,8 +333,8 @@ static int load_host(const char *root)
 		err = pin_fd(bpf_program__fd(bpf_object__find_program_by_name(obj, hooks[i].prog)),
 			     root, hooks[i].prog);
 	if (!err)
-		err = pin_fd(bpf_map__fd(bpf_object__find_map_by_name(obj, "tcpcp_gates")),
-			     root, GATES_PIN);
+		err = pin_fd(bpf_map__fd(bpf_object__find_map_by_name(obj, "tcpcp_gate")),
+			     root, GATE_PIN);
 out:
 	if (err)
 		unpin_host(root);
@@ -358,13 +343,15 @@ out:
 	return err;
 }
 
-static int open_host(const char *root)
+static int open_host(const char *root, bool load)
 {
 	char path[PATH_MAX];
 	int fd, err;
 
-	pin_path(root, GATES_PIN, path, sizeof(path));
+	pin_path(root, GATE_PIN, path, sizeof(path));
 	fd = bpf_obj_get(path);
+	if (fd < 0 && errno == ENOENT && !load)
+		return -ENOENT;
 	if (fd < 0 && errno == ENOENT) {
 		if ((err = load_host(root)))
 			return err;
@@ -372,7 +359,7 @@ static int open_host(const char *root)
 	}
 	if (fd < 0)
 		return tcpcp_fail(errno, "cannot open %s: %s", path, strerror(errno));
-	if ((err = check_map(path, fd, BPF_MAP_TYPE_HASH_OF_MAPS, sizeof(__u64), sizeof(__u32)))) {
+	if ((err = check_map(path, fd))) {
 		close(fd);
 		return err;
 	}
@@ -387,8 +374,11 @@ static int attach(int s, const char *root, const char *dir)
 	int saved, err;
 	size_t i;
 
+	detach_dir(dir);	/* what an interrupted attach left */
+	if (mkdir(dir, 0700))
+		return tcpcp_fail(errno, "cannot create %s: %s", dir, strerror(errno));
 	if ((err = tcpcp_netns_enter(s, &saved)))
-		return err;
+		goto out;
 	for (i = 0; !err && i < NHOOKS; i++) {
 		int prog, link;
 
@@ -407,43 +397,9 @@ static int attach(int s, const char *root, const char *dir)
 			close(prog);
 	}
 	tcpcp_netns_leave(saved);
-	return err;
-}
-
-/* A gate map for the socket's namespace, in the map of gates under the
- * namespace's cookie; pinned last.  Changing a map of maps from user
- * space waits for an RCU grace period (kernel/bpf/syscall.c,
- * maybe_wait_bpf_programs(): 10-40 ms here), so this is done once per
- * namespace: when its gate empties, only its hooks are detached. */
-static int setup_ns(struct tcpcp_bpf *b)
-{
-	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_NO_PREALLOC);
-	int gates, err = 0;
-
-	remove_dir(b->root, b->dir, b->cookie);
-	if (mkdir(b->dir, 0700))
-		return tcpcp_fail(errno, "cannot create %s: %s", b->dir, strerror(errno));
-	if ((gates = open_host(b->root)) < 0) {
-		err = gates;
-		goto fail;
-	}
-	b->gate = bpf_map_create(BPF_MAP_TYPE_HASH, "tcpcp_gate", sizeof(struct tcpcp_gate_key),
-				 sizeof(struct tcpcp_gate_val), TCPCP_GATE_MAX, &opts);
-	if (b->gate < 0)
-		err = tcpcp_fail(errno, "cannot create a gate map: %s", strerror(errno));
-	else if (bpf_map_update_elem(gates, &b->cookie, &b->gate, BPF_ANY))
-		err = tcpcp_fail(errno, "cannot register the gate of this network namespace "
-				 "(at most %u at a time): %s", TCPCP_NETNS_MAX, strerror(errno));
-	if (!err)
-		err = pin_fd(b->gate, b->dir, GATE_PIN);
-	close(gates);
-	if (!err)
-		return 0;
-fail:
-	remove_dir(b->root, b->dir, b->cookie);
-	if (b->gate >= 0)
-		close(b->gate);
-	b->gate = -1;
+out:
+	if (err)
+		detach_dir(dir);
 	return err;
 }
 
@@ -457,15 +413,11 @@ static bool cookie_of(const char *name, uint64_t *cookie)
 	return !*end;
 }
 
-/* Retire every other namespace's folder whose gate is empty by now: it
- * may be all that keeps a deleted namespace alive (its linger ran out).
- * Detached ones (idle) are removed too: their namespace may be gone for
- * good; one still in use sets its gate up again.  This runs with the
- * setup of a new namespace's gate, which waits for a grace period
- * anyway. */
+/* Detach every other namespace whose gate is empty by now: its links may
+ * be all that keeps a deleted namespace alive (its linger ran out). */
 static void retire_idle(struct tcpcp_bpf *b)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 8];
+	char dir[PATH_MAX];
 	DIR *d = opendir(b->root);
 	struct dirent *e;
 	uint64_t cookie;
@@ -473,18 +425,12 @@ static void retire_idle(struct tcpcp_bpf *b)
 	if (!d)
 		return;
 	while ((e = readdir(d))) {
-		int fd;
-
 		if (!cookie_of(e->d_name, &cookie) || cookie == b->cookie)
 			continue;
 		if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", b->root, e->d_name) >= sizeof(dir))
 			continue;
-		pin_path(dir, GATE_PIN, path, sizeof(path));
-		fd = bpf_obj_get(path);
-		if (fd < 0 || (!check_gate(dir, fd) && tcpcp_bpf_gate_idle(fd)))
-			remove_dir(b->root, dir, cookie);
-		if (fd >= 0)
-			close(fd);
+		if (tcpcp_bpf_gate_idle(b->gate, cookie))
+			detach_dir(dir);
 	}
 	closedir(d);
 	tcpcp_clear_error();
@@ -492,8 +438,7 @@ static void retire_idle(struct tcpcp_bpf *b)
 
 int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b)
 {
-	char path[PATH_MAX];
-	int err;
+	int err, on;
 
 	b->lock = b->gate = -1;
 	b->dir[0] = '\0';
@@ -502,32 +447,22 @@ int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b)
 	snprintf(b->dir, sizeof(b->dir), "%s/net-%016llx", b->root, (unsigned long long)b->cookie);
 	if (mode == TCPCP_BPF_LOCK)
 		return 0;
-	pin_path(b->dir, GATE_PIN, path, sizeof(path));
-	b->gate = bpf_obj_get(path);
-	if (b->gate < 0 && errno != ENOENT) {
-		err = tcpcp_fail(errno, "cannot open %s: %s", path, strerror(errno));
+	if ((b->gate = open_host(b->root, mode == TCPCP_BPF_CREATE)) < 0) {
+		err = b->gate;
+		b->gate = -1;
 		goto fail;
 	}
-	if (b->gate >= 0 && (err = check_gate(b->dir, b->gate)))
-		goto fail;
-	if (mode != TCPCP_BPF_CREATE) {
-		if (b->gate >= 0)
-			return 0;
-		err = -ENOENT;
+	if (mode != TCPCP_BPF_CREATE)
+		return 0;
+	/* The hooks, detached while the gate was empty. */
+	if ((on = attached(b->dir)) < 0) {
+		err = on;
 		goto fail;
 	}
-	if (b->gate < 0) {
-		if ((err = setup_ns(b)))
+	if (!on) {
+		if ((err = attach(s, b->root, b->dir)))
 			goto fail;
 		retire_idle(b);
-	}
-	/* The hooks, detached while the gate was empty. */
-	if (!attached(b->dir)) {
-		detach_dir(b->dir);
-		if ((err = attach(s, b->root, b->dir))) {
-			detach_dir(b->dir);
-			goto fail;
-		}
 	}
 	return 0;
 fail:
@@ -549,15 +484,7 @@ void tcpcp_bpf_detach(struct tcpcp_bpf *b)
 	detach_dir(b->dir);
 }
 
-void tcpcp_bpf_remove(struct tcpcp_bpf *b)
-{
-	if (b->gate >= 0)
-		close(b->gate);
-	b->gate = -1;
-	remove_dir(b->root, b->dir, b->cookie);
-}
-
-/* The host's programs go only when no namespace has a gate. */
+/* The host's programs go only when no namespace has its hooks. */
 int tcpcp_bpf_unload(void)
 {
 	struct tcpcp_bpf b = { .lock = -1, .gate = -1 };
@@ -579,7 +506,7 @@ int tcpcp_bpf_unload(void)
 			err = tcpcp_fail(EBUSY, "network namespace %s still has a gate: "
 					 "flush it first", e->d_name);
 		else
-			remove_dir(b.root, dir, cookie);
+			detach_dir(dir);
 	}
 	if (d)
 		closedir(d);

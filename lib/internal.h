@@ -83,17 +83,16 @@ struct tcpcp_bpf {
 	uint64_t cookie;	/* the namespace's */
 };
 enum tcpcp_bpf_mode {
-	TCPCP_BPF_USE,		/* -ENOENT (no message) if the namespace has none */
-	TCPCP_BPF_CREATE,	/* load them if the namespace has none */
-	TCPCP_BPF_LOCK,		/* only name the folder and lock: for removal */
+	TCPCP_BPF_USE,		/* the gate map; -ENOENT (no message) if none */
+	TCPCP_BPF_CREATE,	/* and the namespace's hooks attached */
+	TCPCP_BPF_LOCK,		/* only name the folder and lock */
 };
 int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b);
 void tcpcp_bpf_close(struct tcpcp_bpf *b);
-/* Between open and close: detach the namespace's hooks (its gate is
- * empty), or remove everything it has. */
+/* Between open and close: detach the namespace's hooks. */
 void tcpcp_bpf_detach(struct tcpcp_bpf *b);
-void tcpcp_bpf_remove(struct tcpcp_bpf *b);
-bool tcpcp_bpf_gate_idle(int gate);
+/* isolate.c: the namespace @netns has no entry that drops. */
+bool tcpcp_bpf_gate_idle(int gate, uint64_t netns);
 /* Mount tcpcp's bpffs here, even in a private mount namespace. */
 int tcpcp_bpf_setup(void);
 /* Unpin the host's programs; refused while a namespace has a gate. */

@@ -36,11 +36,12 @@
 
 #include "internal.h"
 
-static void key_of(const struct tcpcp_tuple *t, struct tcpcp_gate_key *k)
+static void key_of(const struct tcpcp_tuple *t, uint64_t netns, struct tcpcp_gate_key *k)
 {
 	size_t alen = t->family == AF_INET ? 4 : 16;
 
 	memset(k, 0, sizeof(*k));
+	k->netns = netns;
 	k->family = (__u8)t->family;
 	k->lport = htons(t->lport);
 	k->pport = htons(t->pport);
@@ -71,23 +72,25 @@ struct gate_meta {
 	__u64 live, linger, until;
 };
 
-static __u64 meta_read(int gate, int which)
+static __u64 meta_read(int gate, uint64_t netns, int which)
 {
 	struct tcpcp_gate_key k;
 	struct tcpcp_gate_val v = { 0 };
 
 	memset(&k, 0, sizeof(k));
+	k.netns = netns;
 	k.pad[0] = (__u8)which;
 	bpf_map_lookup_elem(gate, &k, &v);
 	return v.expires;
 }
 
-static int meta_write(int gate, int which, __u64 value)
+static int meta_write(int gate, uint64_t netns, int which, __u64 value)
 {
 	struct tcpcp_gate_key k;
 	struct tcpcp_gate_val v = { value };
 
 	memset(&k, 0, sizeof(k));
+	k.netns = netns;
 	k.pad[0] = (__u8)which;
 	if (bpf_map_update_elem(gate, &k, &v, BPF_ANY))
 		return tcpcp_fail(errno, "cannot count the gate's entries: %s", strerror(errno));
@@ -95,24 +98,50 @@ static int meta_write(int gate, int which, __u64 value)
 }
 
 /* Both counts in one value: a gate holds far fewer than 2^32 entries. */
-static void meta_get(int gate, struct gate_meta *m)
+static void meta_get(int gate, uint64_t netns, struct gate_meta *m)
 {
-	__u64 c = meta_read(gate, META_COUNT);
+	__u64 c = meta_read(gate, netns, META_COUNT);
 
 	m->live = c & 0xffffffffu;
 	m->linger = c >> 32;
-	m->until = meta_read(gate, META_UNTIL);
+	m->until = meta_read(gate, netns, META_UNTIL);
 }
 
-static int meta_put(int gate, const struct gate_meta *m, const struct gate_meta *was)
+static int meta_put(int gate, uint64_t netns, const struct gate_meta *m,
+		    const struct gate_meta *was)
 {
 	int err = 0;
 
 	if (m->live != was->live || m->linger != was->linger)
-		err = meta_write(gate, META_COUNT, m->live | m->linger << 32);
+		err = meta_write(gate, netns, META_COUNT, m->live | m->linger << 32);
 	if (!err && m->until != was->until)
-		err = meta_write(gate, META_UNTIL, m->until);
+		err = meta_write(gate, netns, META_UNTIL, m->until);
 	return err;
+}
+
+/* Every entry of @netns, its counts too, in one walk over the map (the
+ * map holds every namespace's): for a gate whose lingering entries have
+ * all run out, and for a flush.  Rare, so a walk is fine. */
+static void clear_ns(int gate, uint64_t netns)
+{
+	struct tcpcp_gate_key next, *keys = NULL, *p;
+	size_t n = 0, i, room = 0;
+
+	for (p = NULL; !bpf_map_get_next_key(gate, p, &next); p = &next) {
+		if (next.netns != netns)
+			continue;
+		if (n == room) {
+			struct tcpcp_gate_key *more = realloc(keys, (room = room * 2 + 64) * sizeof(*keys));
+
+			if (!more)
+				break;
+			keys = more;
+		}
+		keys[n++] = next;
+	}
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(gate, &keys[i]);
+	free(keys);
 }
 
 /* Take an entry out of the counts, as it was before a change. */
@@ -140,35 +169,19 @@ static void count(struct gate_meta *m, __u64 expires)
 
 /* Nothing to drop: no entry, or lingering ones that have all run out
  * (cleared here, once, in one pass over the map). */
-bool tcpcp_bpf_gate_idle(int gate)
+bool tcpcp_bpf_gate_idle(int gate, uint64_t netns)
 {
-	struct tcpcp_gate_key next, *keys = NULL, *p;
-	size_t n, i, room = 0;
 	struct gate_meta m;
 
-	meta_get(gate, &m);
+	meta_get(gate, netns, &m);
 	if (m.live || (m.linger && m.until > boottime_ns()))
 		return false;
-	if (!m.linger)
-		return true;
-	/* One walk, then the deletes: deleting while walking restarts it. */
-	for (n = 0, p = NULL; !bpf_map_get_next_key(gate, p, &next); p = &keys[n - 1]) {
-		if (n == room) {
-			struct tcpcp_gate_key *more = realloc(keys, (room = room * 2 + 64) * sizeof(*keys));
-
-			if (!more)
-				break;
-			keys = more;
-		}
-		keys[n++] = next;
-	}
-	for (i = 0; i < n; i++)
-		bpf_map_delete_elem(gate, &keys[i]);
-	free(keys);
+	if (m.linger)
+		clear_ns(gate, netns);
 	return true;
 }
 
-static struct tcpcp_gate_key *keys_of(const struct tcpcp_tuple *t, size_t n)
+static struct tcpcp_gate_key *keys_of(const struct tcpcp_tuple *t, size_t n, uint64_t netns)
 {
 	struct tcpcp_gate_key *k = calloc(n, sizeof(*k));
 	size_t i;
@@ -178,7 +191,7 @@ static struct tcpcp_gate_key *keys_of(const struct tcpcp_tuple *t, size_t n)
 		return NULL;
 	}
 	for (i = 0; i < n; i++)
-		key_of(&t[i], &k[i]);
+		key_of(&t[i], netns, &k[i]);
 	return k;
 }
 
@@ -200,22 +213,22 @@ static int gate_put(int s, const struct tcpcp_tuple *t, size_t n, __u64 expires)
 
 	if (!n)
 		return 0;
-	if (!(k = keys_of(t, n)) || !(v = calloc(n, sizeof(*v)))) {
+	if ((err = tcpcp_bpf_open(s, TCPCP_BPF_CREATE, &b)))
+		return err;
+	if (!(k = keys_of(t, n, b.cookie)) || !(v = calloc(n, sizeof(*v)))) {
 		err = tcpcp_fail(ENOMEM, "out of memory for %zu gate entries", n);
-		goto out;
+		goto close;
 	}
 	for (i = 0; i < n; i++)
 		v[i].expires = expires;
-	if ((err = tcpcp_bpf_open(s, TCPCP_BPF_CREATE, &b)))
-		goto out;
-	meta_get(b.gate, &m);
+	meta_get(b.gate, b.cookie, &m);
 	before = m;
 	for (i = 0; i < n; i++) {
 		uncount(b.gate, &k[i], &m, &had);
 		count(&m, expires);
 	}
 	/* Counted first: a count too high keeps the hooks, never too low. */
-	if ((err = meta_put(b.gate, &m, &before)))
+	if ((err = meta_put(b.gate, b.cookie, &m, &before)))
 		goto close;
 	if (bpf_map_update_batch(b.gate, k, v, &done, &opts)) {
 		err = tcpcp_fail(errno, "cannot isolate %zu connection%s in the gate: %s",
@@ -223,11 +236,10 @@ static int gate_put(int s, const struct tcpcp_tuple *t, size_t n, __u64 expires)
 		/* The first @done went in: take them out again. */
 		for (i = 0; i < done; i++)
 			bpf_map_delete_elem(b.gate, &k[i]);
-		meta_put(b.gate, &before, &m);
+		meta_put(b.gate, b.cookie, &before, &m);
 	}
 close:
 	tcpcp_bpf_close(&b);
-out:
 	free(v);
 	free(k);
 	return err;
@@ -246,17 +258,18 @@ static int gate_del(int s, const struct tcpcp_tuple *t, size_t n,
 	size_t i;
 	int err;
 
-	if (n && !(k = keys_of(t, n)))
-		return -errno;
 	err = tcpcp_bpf_open(s, TCPCP_BPF_USE, &b);
-	if (err == -ENOENT) {		/* no gate in this namespace */
-		free(k);
+	if (err == -ENOENT) {		/* no gate on this host */
 		tcpcp_clear_error();
 		return opened ? opened(s, arg) : 0;
 	}
 	if (err)
-		goto out;
-	meta_get(b.gate, &m);
+		return err;
+	if (n && !(k = keys_of(t, n, b.cookie))) {
+		err = -errno;
+		goto close;
+	}
+	meta_get(b.gate, b.cookie, &m);
 	before = m;
 	for (i = 0; i < n; i++) {
 		uncount(b.gate, &k[i], &m, &had);
@@ -265,13 +278,13 @@ static int gate_del(int s, const struct tcpcp_tuple *t, size_t n,
 			break;
 		}
 	}
-	meta_put(b.gate, &m, &before);
+	meta_put(b.gate, b.cookie, &m, &before);
 	if (!err && opened)
 		err = opened(s, arg);
-	if (tcpcp_bpf_gate_idle(b.gate))
+	if (tcpcp_bpf_gate_idle(b.gate, b.cookie))
 		tcpcp_bpf_detach(&b);
+close:
 	tcpcp_bpf_close(&b);
-out:
 	free(k);
 	return err;
 }
@@ -448,7 +461,7 @@ TCPCP_EXPORT long tcpcp_gate_entries(int s)
 	}
 	if (err)
 		return -1;
-	meta_get(b.gate, &m);
+	meta_get(b.gate, b.cookie, &m);
 	n = (long)m.live + (m.until > boottime_ns() ? (long)m.linger : 0);
 	tcpcp_bpf_close(&b);
 	return n;
@@ -474,13 +487,24 @@ TCPCP_EXPORT int tcpcp_gate_flush(int s)
 	tcpcp_clear_error();
 	if ((s = any_socket(s, &own)) < 0)
 		return -1;
-	/* Whatever the folder holds, a foreign map or half a load too. */
+	/* The hooks first, whatever the folder holds (a foreign object or
+	 * half an attach too), then the namespace's entries if the host's
+	 * map is there and is ours. */
 	err = tcpcp_bpf_open(s, TCPCP_BPF_LOCK, &b);
+	if (!err) {
+		tcpcp_bpf_detach(&b);
+		tcpcp_bpf_close(&b);
+		err = tcpcp_bpf_open(s, TCPCP_BPF_USE, &b);
+		if (!err) {
+			clear_ns(b.gate, b.cookie);
+			tcpcp_bpf_close(&b);
+		}
+	}
 	if (own >= 0)
 		close(own);
-	if (err)
-		return -1;
-	tcpcp_bpf_remove(&b);
-	tcpcp_bpf_close(&b);
-	return 0;
+	if (err == -ENOENT) {
+		tcpcp_clear_error();
+		err = 0;
+	}
+	return err ? -1 : 0;
 }

@@ -137,18 +137,19 @@ def foreign_map(path):
 
 
 def test_foreign_pin_refused_then_flushed(topo, tmp_path):
-    """Something else pinned where this namespace's gate map belongs: get
-    refuses with one line naming it, the connection is left as it was,
-    and `tcpcp gate flush` clears the way."""
+    """Something else pinned where this namespace's hook belongs (it would
+    leave the gate open): get refuses with one line naming it, the
+    connection is left as it was, and `tcpcp gate flush` clears the way."""
     h = Holder(topo, 'origin', 1)
     d = BPFFS / f'net-{netns_cookie(topo, "origin"):016x}'
     d.mkdir()
-    foreign_map(d / 'gate')
+    foreign_map(d / 'tcpcp_out6')
     r = cli.tcpcp(topo, 'origin', 'get', '--pid', h.pid, '--fd', h.server[0],
                   '-o', tmp_path / 'x.img', check=False)
     assert r.returncode == 1
     err = r.stderr.strip()
-    assert len(err.splitlines()) == 1 and str(d / 'gate') in err and 'gate flush' in err, err
+    assert len(err.splitlines()) == 1 and str(d / 'tcpcp_out6') in err \
+        and 'gate flush' in err, err
     assert not (tmp_path / 'x.img').exists()
     assert h.ask('send') == 'ok' and h.ask('verify') == 'ok 1', 'the refused get broke it'
     cli.tcpcp(topo, 'origin', 'gate', 'flush')

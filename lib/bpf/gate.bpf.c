@@ -4,7 +4,7 @@
  * network namespace.  Four BPF_PROG_TYPE_NETFILTER programs (Linux 6.4+)
  * on the IPv4 and IPv6 LOCAL_IN and LOCAL_OUT hooks, at the priority the
  * nftables gate had (-300, before conntrack), look the segment's 4-tuple
- * up in the hash map of its network namespace.  Same semantics as the nftables table it replaces:
+ * and network namespace up in one hash map.  Same semantics as the nftables table it replaces:
  * before TCP sees a segment and before one leaves (a drop on LOCAL_OUT
  * fails the transmission with EPERM, so TCP keeps the data as not sent),
  * loopback included, for sockets that exist or no longer do.  What
@@ -48,25 +48,17 @@ struct bpf_nf_ctx {
 	struct sk_buff *skb;
 };
 
-/* One gate per network namespace, found by the namespace's cookie: the
- * programs are loaded once for the whole host (loading costs 20 ms, of
- * BTF parsing and verification) and attached to a namespace in
- * microseconds (bpf.c). */
-struct gate_map {
+/* All namespaces' gates in one map, the namespace's cookie in the key:
+ * the programs are loaded once for the host (loading costs 20 ms, of BTF
+ * parsing and verification) and attached to a namespace in microseconds
+ * (bpf.c). */
+struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, TCPCP_GATE_MAX);
-	/* Sizes, not types: libbpf 1.1 cannot size an inner map's BTF key. */
-	__uint(key_size, sizeof(struct tcpcp_gate_key));
-	__uint(value_size, sizeof(struct tcpcp_gate_val));
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
-	__uint(max_entries, TCPCP_NETNS_MAX);
-	__type(key, __u64);
-	__array(values, struct gate_map);
-} tcpcp_gates SEC(".maps");
+	__type(key, struct tcpcp_gate_key);
+	__type(value, struct tcpcp_gate_val);
+} tcpcp_gate SEC(".maps");
 
 struct ip4 {
 	__u8 vihl, tos;
@@ -85,14 +77,10 @@ struct ip6 {
 
 static __always_inline int verdict(struct bpf_nf_ctx *ctx, struct tcpcp_gate_key *k)
 {
-	__u64 cookie = BPF_CORE_READ(ctx->state, net, net_cookie);
 	struct tcpcp_gate_val *v;
-	void *gate;
 
-	gate = bpf_map_lookup_elem(&tcpcp_gates, &cookie);
-	if (!gate)
-		return NF_ACCEPT;
-	v = bpf_map_lookup_elem(gate, k);
+	k->netns = BPF_CORE_READ(ctx->state, net, net_cookie);
+	v = bpf_map_lookup_elem(&tcpcp_gate, k);
 	if (!v)
 		return NF_ACCEPT;
 	/* A lingering entry that has run out lets everything through; only

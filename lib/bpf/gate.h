@@ -10,9 +10,11 @@
 
 #include <linux/types.h>
 
-/* The 4-tuple as the local end sees it on the wire.  Keys with family 0
- * never match a segment: the library keeps its counts there. */
+/* The 4-tuple as the local end sees it on the wire, in its network
+ * namespace.  Keys with family 0 never match a segment: the library
+ * keeps each namespace's counts there. */
 struct tcpcp_gate_key {
+	__u64 netns;		/* the namespace's cookie (SO_NETNS_COOKIE) */
 	__u8 family;		/* AF_INET (2) or AF_INET6 (10) */
 	__u8 pad[3];		/* zero */
 	__be16 lport, pport;	/* network order, as in the TCP header */
@@ -30,9 +32,7 @@ struct tcpcp_gate_val {
  * closed gate on input. */
 #define TCPCP_GATE_INJECT_MARK	0x7c9c0001u
 
-/* A gate holds at most this many 4-tuples; this many namespaces can
- * have one at a time. */
-#define TCPCP_GATE_MAX		(1u << 17)
-#define TCPCP_NETNS_MAX		4096
+/* The host's gates hold at most this many 4-tuples at a time. */
+#define TCPCP_GATE_MAX		(1u << 18)
 
 #endif
