@@ -139,7 +139,7 @@ $(O)/bench/op_cost: bench/op_cost.c $(O)/libtcpcp.so
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< -L$(O) -ltcpcp
 
 bench: all $(O)/bench/op_cost
-	bench/op_cost.sh
+	bench/op_cost.sh 1 10 100 1000 9000
 	TCPCP_BUILD=$(abspath $(O)) bench/cli_pass_latency.py --passes 20 \
 		--csv $(O)/bench/cli_pass_latency.csv --png $(O)/bench/cli_pass_latency.png
 	TCPCP_BUILD=$(abspath $(O)) bench/pass_latency.py -n 50
