@@ -9,6 +9,7 @@
  * after exactly its stream.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <netinet/tcp.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -49,6 +50,29 @@ static void setup(struct zconn *c, unsigned int n, const struct zopts *o)
 	}
 }
 
+/* Our FIN came back: FIN_WAIT1/2, or already past them because the
+ * peer's FIN arrived between the restore and this check (the peer runs
+ * on; a capture of a failed run showed its FIN 8 ms after the restored
+ * socket's window probe, which moved it through TIME_WAIT, so the socket
+ * reads CLOSE): that is the kernel's next state for the same half-close,
+ * told from a reset by the socket's pending error.  Without our FIN
+ * replayed, the peer's would have made it CLOSE_WAIT instead. */
+static bool our_fin_state(const struct zconn *c, int st)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (st == TCP_FIN_WAIT1 || st == TCP_FIN_WAIT2 || st == TCP_CLOSING ||
+	    st == TCP_TIME_WAIT)
+		return true;
+	if (st != TCP_CLOSE)
+		return false;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) || err)
+		zdtm_fail("connection %u: closed after the restore: %s", c->idx,
+			  strerror(err ? err : errno));
+	return true;
+}
+
 static void resumed(struct zconn *c, unsigned int n, const struct zopts *o)
 {
 	unsigned int i;
@@ -57,10 +81,10 @@ static void resumed(struct zconn *c, unsigned int n, const struct zopts *o)
 	for (i = 0; i < n; i++) {
 		int st = tcp_state(&c[i]);
 
-		if (c[i].fin_early ? st != TCP_FIN_WAIT1 && st != TCP_FIN_WAIT2
-				   : st != TCP_CLOSE_WAIT)
+		if (c[i].fin_early ? !our_fin_state(&c[i], st) : st != TCP_CLOSE_WAIT)
 			zdtm_fail("connection %u: state %d after the restore, want %s", c[i].idx, st,
-				  c[i].fin_early ? "FIN_WAIT1/2" : "CLOSE_WAIT");
+				  c[i].fin_early ? "FIN_WAIT1/2 (or past them by the peer's FIN)"
+						 : "CLOSE_WAIT");
 	}
 }
 
