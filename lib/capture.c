@@ -256,6 +256,39 @@ static void capture_free(struct capture *c)
 	tcpcp_sockopts_free(&c->sockopts);
 }
 
+/* A paced socket (BBR, fq, SO_MAX_PACING_RATE) stamps each segment with
+ * its earliest departure time, not the clock: after a segment leaves,
+ * tp->tcp_wstamp_ns moves on by the segment's length at the pacing rate
+ * (net/ipv4/tcp_output.c, tcp_update_skb_after_send()), and whatever it
+ * sends next, a pure ACK too, carries that later TSval.  At a slow rate
+ * that is hundreds of milliseconds past what TCP_TIMESTAMP reads (seen:
+ * 376 ms, BBR at ~170 KB/s, after a 64 KB segment), and a destination
+ * resuming from TCP_TIMESTAMP would stamp older TSvals than the peer has
+ * seen: its PAWS drops them until the clock catches up.
+ *
+ * No socket option shows tcp_wstamp_ns (a BPF fentry or kprobe on
+ * tcp_get_info() could read it; both are refused where tcpcp is tested),
+ * so the clock is moved past the most it can lead by: one segment of at
+ * most GSO's 64 KB at the current pacing rate.  A later clock costs the
+ * peer nothing (PAWS only refuses older TSvals); a segment built larger
+ * (BIG TCP) or a rate that fell since it left can still lead by more.
+ * Bit 0 of TCP_TIMESTAMP's value flags microsecond ticks; an even number
+ * of ticks is added, rounded up. */
+#define PACING_SEG_MAX	65536u
+
+static uint32_t past_last_stamp(uint32_t ts, const struct tcp_info *ti)
+{
+	uint64_t tick = (ts & 1) ? 1000 : 1000000, rate = ti->tcpi_pacing_rate, ticks;
+
+	if (!rate || rate == UINT64_MAX)
+		return ts;		/* not paced */
+	ticks = ((uint64_t)PACING_SEG_MAX * 1000000000ull / rate + tick - 1) / tick;
+	if (ticks > INT32_MAX / 2)
+		ticks = INT32_MAX / 2;
+	ticks = (ticks + 1) & ~1ull;
+	return ((ts & ~1u) + (uint32_t)ticks) | (ts & 1);
+}
+
 static int capture_state(int s, struct capture *c)
 {
 	struct tcp_info ti;
@@ -291,6 +324,7 @@ static int capture_state(int s, struct capture *c)
 		c->ici.has_timestamp = true;
 		if ((err = get_u32(s, TCP_TIMESTAMP, &c->ici.timestamp, "TCP_TIMESTAMP")))
 			return err;
+		c->ici.timestamp = past_last_stamp(c->ici.timestamp, &ti);
 	}
 	if ((err = read_queues(s, &c->ici)) || (err = read_window(s, &c->window)))
 		return err;

@@ -35,6 +35,22 @@ def test_pass(topo, tmp_path, family, opts):
     s.finish()
 
 
+@pytest.mark.parametrize('family', [4, 6])
+def test_pass_paced(topo, tmp_path, family):
+    """A socket the kernel paces (SO_MAX_PACING_RATE here; BBR or fq do
+    the same) stamps each segment with its departure time, up to a
+    segment's worth of pacing ahead of its clock: at 16 KB/s, 2 segments
+    are ~180 ms.  The destination's clock resumes past the last stamp, or
+    the peer's PAWS drops its segments until the clock catches up and
+    finish() sees TSval go back.  The service writes slowly enough to
+    be still established at the pass."""
+    s = Stream(topo, tmp_path, family, 256 * 1024, peer_bytes=4 * MB,
+               origin_args=('--rate', '64K', '--max-pacing-rate', 16 * 1024))
+    time.sleep(1.5)
+    simple_pass(s)
+    s.finish()
+
+
 def big_buffers(topo):
     """Buffers that can hold MBs of queued data on every host, as on
     servers tuned for bulk transfer."""

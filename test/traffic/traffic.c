@@ -76,6 +76,7 @@ struct opts {
 	uint64_t tx_total, rx_total, tx_seed, rx_seed;
 	bool have_tx_total, have_rx_total, have_tx_seed, have_rx_seed;
 	uint64_t rate;
+	unsigned int max_pacing;	/* SO_MAX_PACING_RATE, bytes/s; 0: none */
 	struct stall rstall, wstall;
 	unsigned int linger_ms;
 };
@@ -224,7 +225,8 @@ static void usage(void)
 	      "         --bytes N | --tx-bytes N --rx-bytes N\n"
 	      "         [--tx-seed S] [--rx-seed S] [--rate BYTES/S]\n"
 	      "         [--read-stall OFF:MS] [--write-stall OFF:MS]\n"
-	      "         [--state-out FILE] [--ready FILE] [--linger MS]\n", stderr);
+	      "         [--state-out FILE] [--ready FILE] [--linger MS]\n"
+	      "         [--max-pacing-rate BYTES/S]\n", stderr);
 	exit(EXIT_USAGE);
 }
 
@@ -238,7 +240,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "tx-seed", 1, NULL, 't' }, { "rx-seed", 1, NULL, 'r' },
 		{ "rate", 1, NULL, 'R' }, { "read-stall", 1, NULL, 'S' },
 		{ "write-stall", 1, NULL, 'W' }, { "ready", 1, NULL, 'y' },
-		{ "linger", 1, NULL, 'L' },
+		{ "linger", 1, NULL, 'L' }, { "max-pacing-rate", 1, NULL, 'P' },
 		{ "help", 0, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	int c, modes;
@@ -261,6 +263,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 't': o->tx_seed = parse_size(optarg, "seed"); o->have_tx_seed = true; break;
 		case 'r': o->rx_seed = parse_size(optarg, "seed"); o->have_rx_seed = true; break;
 		case 'R': o->rate = parse_size(optarg, "rate"); break;
+		case 'P': o->max_pacing = (unsigned int)parse_size(optarg, "pacing rate"); break;
 		case 'S': parse_stall(optarg, &o->rstall); break;
 		case 'W': parse_stall(optarg, &o->wstall); break;
 		case 'y': o->ready = optarg; break;
@@ -694,6 +697,11 @@ static int open_socket(struct opts *o, struct traffic *t)
 		fd = open_connect(o->connect);
 	else
 		fd = o->fd;
+	/* The kernel paces this socket itself and stamps each segment with
+	 * its departure time, ahead of the clock (TCP's EDT). */
+	if (o->max_pacing && setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE,
+					&o->max_pacing, sizeof(o->max_pacing)))
+		die(1, "SO_MAX_PACING_RATE: %s", strerror(errno));
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK))
 		die(1, "fd %d: %s", fd, strerror(errno));
 	return fd;
