@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Frames of the pass protocol: BE u32 body length, the protobuf body,
- * and an HMAC-SHA256 tag over (label, sender role, sequence number,
- * length, body).  The sequence number is implicit, one counter per
- * direction, so a replayed, dropped or reordered frame fails its MAC.
- * The key is the pre-shared key for the greeting and a per-session key
- * afterwards (pass.c).
+ * Frames of the pass protocol: BE u32 body length, an HMAC-SHA256 tag
+ * over (length label, sender role, sequence number, length), the
+ * protobuf body, and an HMAC-SHA256 tag over (label, sender role,
+ * sequence number, length, body).  The sequence number is implicit, one
+ * counter per direction, so a replayed, dropped or reordered frame fails
+ * its MAC.  The key is the pre-shared key for the greeting and a
+ * per-session key afterwards (pass.c).
+ *
+ * Why the length has a tag of its own: the body is read into memory
+ * before its tag can be checked, and the length says how much.  Checked
+ * first, it lets no one without the key make a receiver allocate or wait
+ * for more than a header: 36 bytes, whatever length they claim.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,7 +30,9 @@
 
 #include "pass.h"
 
-static const char mac_label[] = "tcpcp-pass-1";
+/* -2: the length's own tag; a -1 peer fails the first tag, "bad MAC". */
+static const char mac_label[] = "tcpcp-pass-2";
+static const char len_label[] = "tcpcp-pass-2-length";
 
 int tcpcp_mac(const uint8_t *key, const struct iovec *iov, int n, uint8_t out[TCPCP_MAC_LEN])
 {
@@ -55,25 +63,24 @@ out:
 	return 0;
 }
 
+/* The body's tag, or with @body NULL the length's (another label). */
 static int frame_mac(const uint8_t *key, uint8_t role, uint64_t seq,
 		     const uint8_t hdr[4], const void *body, size_t len, uint8_t *tag)
 {
 	uint8_t seqb[8];
-	struct iovec iov[4] = {
-		{ (void *)mac_label, sizeof(mac_label) },
+	struct iovec iov[5] = {
+		{ body ? (void *)mac_label : (void *)len_label,
+		  body ? sizeof(mac_label) : sizeof(len_label) },
 		{ &role, 1 },
 		{ seqb, 8 },
 		{ (void *)hdr, 4 },
+		{ (void *)body, len },
 	};
-	struct iovec all[5];
 	int i;
 
 	for (i = 0; i < 8; i++)
 		seqb[i] = (uint8_t)(seq >> (56 - 8 * i));
-	memcpy(all, iov, sizeof(iov));
-	all[4].iov_base = (void *)body;
-	all[4].iov_len = len;
-	return tcpcp_mac(key, all, 5, tag);
+	return tcpcp_mac(key, iov, body ? 5 : 4, tag);
 }
 
 static int64_t now_ms(void)
@@ -163,7 +170,7 @@ static int io_fail(const struct tcpcp_pass *p, int err, const char *what)
 
 int tcpcp_frame_send(struct tcpcp_pass *p, const TcpcpPassMsg *m)
 {
-	uint8_t hdr[4], tag[TCPCP_MAC_LEN];
+	uint8_t hdr[4], htag[TCPCP_MAC_LEN], tag[TCPCP_MAC_LEN];
 	int64_t deadline = now_ms() + p->timeout_ms;
 	size_t len = tcpcp_pass_msg__get_packed_size(m);
 	uint8_t *body;
@@ -178,16 +185,27 @@ int tcpcp_frame_send(struct tcpcp_pass *p, const TcpcpPassMsg *m)
 	tcpcp_pass_msg__pack(m, body);
 	be = htonl((uint32_t)len);
 	memcpy(hdr, &be, 4);
-	err = frame_mac(p->key, (uint8_t)p->role, p->tx_seq, hdr, body, len, tag);
+	err = frame_mac(p->key, (uint8_t)p->role, p->tx_seq, hdr, NULL, 0, htag);
+	if (!err)
+		err = frame_mac(p->key, (uint8_t)p->role, p->tx_seq, hdr, body, len, tag);
 	if (!err) {
-		struct iovec iov[3] = { { hdr, 4 }, { body, len }, { tag, sizeof(tag) } };
+		struct iovec iov[4] = {
+			{ hdr, 4 }, { htag, sizeof(htag) }, { body, len }, { tag, sizeof(tag) },
+		};
 
-		if ((err = io_full(p, iov, 3, true, deadline)))
+		if ((err = io_full(p, iov, 4, true, deadline)))
 			err = io_fail(p, err, "sending");
 	}
 	p->tx_seq++;
 	free(body);
 	return err;
+}
+
+static void bad_mac(const struct tcpcp_pass *p)
+{
+	tcpcp_fail(EACCES, "control connection: authentication failed: the %s's message "
+		   "has a bad MAC (different key, replay, corruption or another tcpcp version)",
+		   peer_name(p));
 }
 
 /* The message, or NULL with the error set.  @what names the step for it. */
@@ -200,8 +218,16 @@ TcpcpPassMsg *tcpcp_frame_recv(struct tcpcp_pass *p, int timeout_ms, const char 
 	uint32_t len;
 	int err;
 
-	if ((err = read_full(p, hdr, 4, deadline))) {
+	if ((err = read_full(p, hdr, 4, deadline)) ||
+	    (err = read_full(p, tag, sizeof(tag), deadline))) {
 		io_fail(p, err, what);
+		return NULL;
+	}
+	/* The length is trusted only once its tag is right. */
+	if (frame_mac(p->key, (uint8_t)!p->role, p->rx_seq, hdr, NULL, 0, want))
+		return NULL;
+	if (CRYPTO_memcmp(tag, want, sizeof(want))) {
+		bad_mac(p);
 		return NULL;
 	}
 	memcpy(&len, hdr, 4);
@@ -224,9 +250,7 @@ TcpcpPassMsg *tcpcp_frame_recv(struct tcpcp_pass *p, int timeout_ms, const char 
 	if (frame_mac(p->key, (uint8_t)!p->role, p->rx_seq, hdr, body, len, want))
 		goto out;
 	if (CRYPTO_memcmp(tag, want, sizeof(want))) {
-		tcpcp_fail(EACCES, "control connection: authentication failed: the %s's "
-			   "message has a bad MAC (different key, replay or corruption)",
-			   peer_name(p));
+		bad_mac(p);
 		goto out;
 	}
 	p->rx_seq++;

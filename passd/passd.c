@@ -6,15 +6,24 @@
  * state in a file:
  *
  *   tcpcp-passd --listen ADDR:PORT --key FILE [--once] [--timeout MS]
- *               [--state-dir DIR] -- COMMAND [ARGS...]
+ *               [--max-sessions N] [--state-dir DIR] -- COMMAND [ARGS...]
  *
  * In ARGS, {state} becomes the state file and {id} the session number.
  * Each session runs in a child, so a slow or hostile origin holds up no
  * other pass.  Failures are logged as one line naming the cause.
+ *
+ * Bounds, against clients without the key: a session lasts at most
+ * --timeout per message (the greeting included), a frame's length is
+ * believed only under a valid tag (lib/pass-frame.c), so a session holds
+ * a few KB until it is authenticated, and at most --max-sessions
+ * sessions are in progress at once (a connection beyond is closed, with
+ * a line in the log).  A session stops counting when its handler starts:
+ * each child holds a pipe's write end, close-on-exec.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,21 +32,29 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "tcpcp-cli.h"
 #include "tcpcp.h"
 
-const char *prog = "tcpcp-passd";
+#define SESSIONS_MAX	1024	/* what --max-sessions may say */
 
 struct args {
 	const char *listen, *key, *state_dir;
-	int timeout_ms, once;
+	int timeout_ms, once, max_sessions;
 	char **cmd;
 };
 
-static void usage(void)
+static const char usage_text[] =
+	"usage: tcpcp passd --listen ADDR:PORT --key FILE [--once] [--timeout MS]\n"
+	"                   [--max-sessions N] [--state-dir DIR] -- COMMAND [ARGS...]\n"
+	"(also as tcpcp-passd)  Accept connections passed by tcpcp pass and run\n"
+	"COMMAND with each (fd 3, TCPCP_FD=3; the origin's state in the file\n"
+	"{state} names).  --timeout: per message (10000 ms); --max-sessions:\n"
+	"sessions in progress at once (16).\n";
+
+static __attribute__((noreturn)) void usage(int status)
 {
-	fputs("usage: tcpcp-passd --listen ADDR:PORT --key FILE [--once] [--timeout MS]\n"
-	      "                   [--state-dir DIR] -- COMMAND [ARGS...]\n", stderr);
-	exit(2);
+	fputs(usage_text, status ? stderr : stdout);
+	exit(status);
 }
 
 static void parse(int argc, char **argv, struct args *a)
@@ -48,11 +65,13 @@ static void parse(int argc, char **argv, struct args *a)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "once", no_argument, NULL, '1' },
+		{ "max-sessions", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	*a = (struct args){ .timeout_ms = 10000, .state_dir = "/tmp" };
+	*a = (struct args){ .timeout_ms = 10000, .state_dir = "/tmp", .max_sessions = 16 };
 	while ((c = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
 		switch (c) {
 		case 'l': a->listen = optarg; break;
@@ -60,11 +79,17 @@ static void parse(int argc, char **argv, struct args *a)
 		case 'T': a->timeout_ms = atoi(optarg); break;
 		case 'd': a->state_dir = optarg; break;
 		case '1': a->once = 1; break;
-		default: usage();
+		case 'm': a->max_sessions = atoi(optarg); break;
+		case 'h': usage(EXIT_OK);
+		default: usage(EXIT_USAGE);
 		}
 	}
 	if (!a->listen || !a->key || optind >= argc)
-		usage();
+		usage(EXIT_USAGE);
+	if (a->max_sessions < 1 || a->max_sessions > SESSIONS_MAX)
+		die("--max-sessions must be 1 to %d", SESSIONS_MAX);
+	if (a->timeout_ms < 1)
+		die("--timeout must be a positive number of milliseconds");
 	a->cmd = argv + optind;
 }
 
@@ -152,13 +177,44 @@ static void session(const struct args *a, const uint8_t *key, int ctl, unsigned 
 	run_handler(a, s, state, len, id);
 }
 
-int main(int argc, char **argv)
+/* Drop the sessions whose pipe closed: their handler runs, or they ended. */
+static int reap(int *busy, int n)
+{
+	struct pollfd pfd;
+	int i = 0;
+
+	while (i < n) {
+		pfd = (struct pollfd){ .fd = busy[i], .events = POLLIN };
+		if (poll(&pfd, 1, 0) == 1) {
+			close(busy[i]);
+			busy[i] = busy[--n];
+		} else {
+			i++;
+		}
+	}
+	return n;
+}
+
+static void refuse(int ctl, unsigned long id, int n)
+{
+	struct sockaddr_storage from;
+	socklen_t flen = sizeof(from);
+	char who[64] = "?";
+
+	if (!getpeername(ctl, (struct sockaddr *)&from, &flen))
+		sockaddr_str(&from, who, sizeof(who));
+	warnx("session %lu from %s refused: %d sessions in progress (--max-sessions)",
+	      id, who, n);
+}
+
+int cmd_passd(int argc, char **argv)
 {
 	uint8_t key[TCPCP_PASS_KEY_LEN];
 	struct sigaction sa = { .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT };
+	int busy[SESSIONS_MAX], nbusy = 0, done[2];
 	unsigned long id = 0;
 	struct args a;
-	int l, ctl, status;
+	int l, ctl, status, i;
 	pid_t pid;
 
 	parse(argc, argv, &a);
@@ -172,13 +228,26 @@ int main(int argc, char **argv)
 	fprintf(stderr, "%s: listening on %s\n", prog, a.listen);
 	for (;;) {
 		ctl = accept_next(l);
+		nbusy = reap(busy, nbusy);
+		if (nbusy >= a.max_sessions) {
+			refuse(ctl, id++, nbusy);
+			close(ctl);
+			continue;
+		}
+		if (pipe2(done, O_CLOEXEC))
+			die("pipe: %s", strerror(errno));
 		pid = fork();
 		if (pid < 0)
 			die("fork: %s", strerror(errno));
 		if (!pid) {
 			close(l);
+			close(done[0]);
+			for (i = 0; i < nbusy; i++)
+				close(busy[i]);
 			session(&a, key, ctl, id);
 		}
+		close(done[1]);
+		busy[nbusy++] = done[0];
 		close(ctl);
 		id++;
 		if (a.once) {

@@ -42,12 +42,12 @@ class Live:
         self.daemons = {}
         self.count = {}
 
-    def passd(self, host, key=None):
+    def passd(self, host, key=None, args=()):
         rate = ('--rate', self.s.rate) if self.s.rate else ()
         # The control connection uses the stream's family: IPv6 tests
         # also cover [addr]:port control addresses.
         d = Passd(self.topo, host, key or self.key, self.tmp, family=self.family,
-                  traffic_args=rate)
+                  traffic_args=rate, args=args)
         self.daemons[host] = d
         self.count[host] = 0
         return d
@@ -117,6 +117,71 @@ def test_wrong_key(topo, tmp_path):
     wait_for(lambda: d.log_text().count('refused') == 2, 5, 'passd to refuse the junk')
     assert d.proc.poll() is None, 'passd died'
     assert not [c for c in cli.established(topo, 'dest') if c['local'][1] == 5001]
+    live.finish()
+
+
+HOSTILE = """
+import socket, sys, time
+host, port, n, hold, claim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+conns = [socket.create_connection((host, port)) for _ in range(n)]
+if claim:
+    for c in conns:
+        c.sendall(claim.to_bytes(4, 'big') + bytes(32) + b'x' * 1000)
+print('connected', flush=True)
+time.sleep(hold)
+"""
+
+
+def hostile(topo, d, n, hold, claim=0):
+    """n clients without the key on d's control port, from the peer; each
+    claims a frame of `claim` bytes (0: says nothing) and stays hold s."""
+    host, port = d.addr.rsplit(':', 1)
+    p = topo.popen('peer', 'python3', '-c', HOSTILE, host.strip('[]'), port, n, hold, claim,
+                   stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == 'connected'
+    return p
+
+
+def test_hostile_length(topo, tmp_path):
+    """A client without the key claims a 1 GiB frame: passd believes no
+    length before its tag, so it refuses at once, without waiting for
+    (or allocating) the body, and passes go on."""
+    live = Live(topo, tmp_path, 4, 3 * MB)
+    d = live.passd('dest')
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    p = hostile(topo, d, 3, 8, claim=1 << 30)
+    wait_for(lambda: d.log_text().count('bad MAC') == 3, 5, 'passd to refuse the claims')
+    # Well before the 10 s a session may wait for its next bytes.
+    assert time.monotonic() - t0 < 5
+    live.count['dest'] = 3      # passd numbers sessions, refused ones too
+    r, res = live.pass_to('dest')
+    assert res['result'] == 'passed', r.stderr
+    p.kill()
+    p.wait()
+    live.finish()
+
+
+def test_max_sessions(topo, tmp_path):
+    """Idle clients without the key take at most --max-sessions sessions,
+    each for at most --timeout: a pass meanwhile is refused before the
+    connection is touched, one after they time out goes through."""
+    live = Live(topo, tmp_path, 4, 4 * MB)
+    d = live.passd('dest', args=('--max-sessions', 2, '--timeout', 2000))
+    time.sleep(0.5)
+    p = hostile(topo, d, 2, 30)
+    r, res = live.pass_to('dest', check=False)
+    # Refused before the connection was touched: no result, one line.
+    assert r.returncode == 1 and res is None, r.stderr
+    assert 'closed it while authenticating' in one_line(r)
+    assert live.s.server.running()
+    wait_for(lambda: 'sessions in progress' in d.log_text(), 5, 'passd to say it is full')
+    wait_for(lambda: d.log_text().count('refused') == 3, 5, 'the idle sessions to time out')
+    live.count['dest'] = 3
+    r, res = live.pass_to('dest')
+    assert res['result'] == 'passed', r.stderr
+    p.kill()
+    p.wait()
     live.finish()
 
 

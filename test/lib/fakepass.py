@@ -16,7 +16,8 @@ import socket
 import struct
 import sys
 
-MAC_LABEL = b'tcpcp-pass-1\0'
+MAC_LABEL = b'tcpcp-pass-2\0'
+LEN_LABEL = b'tcpcp-pass-2-length\0'
 SESSION_LABEL = b'tcpcp-pass-session-1\0'
 ORIGIN, DEST = 0, 1
 HELLO, WELCOME, OFFER, CREATED, ACTIVATE, ACTIVE, ABORT = range(1, 8)
@@ -65,8 +66,10 @@ class Session:
     def __init__(self, conn, key):
         self.c, self.key, self.tx, self.rx = conn, key, 0, 0
 
-    def tag(self, role, seq, hdr, body):
-        return hmac.new(self.key, MAC_LABEL + bytes([role]) + struct.pack('>Q', seq) + hdr + body,
+    def tag(self, role, seq, hdr, body=None):
+        """The body's tag, or without a body the length's."""
+        label, rest = (LEN_LABEL, b'') if body is None else (MAC_LABEL, body)
+        return hmac.new(self.key, label + bytes([role]) + struct.pack('>Q', seq) + hdr + rest,
                         hashlib.sha256).digest()
 
     def send(self, body, corrupt=False):
@@ -74,7 +77,7 @@ class Session:
         t = bytearray(self.tag(DEST, self.tx, hdr, body))
         if corrupt:
             t[0] ^= 1
-        self.c.sendall(hdr + body + bytes(t))
+        self.c.sendall(hdr + self.tag(DEST, self.tx, hdr) + body + bytes(t))
         self.tx += 1
 
     def recv(self):
@@ -87,6 +90,7 @@ class Session:
                 b += chunk
             return b
         hdr = full(4)
+        assert hmac.compare_digest(full(32), self.tag(ORIGIN, self.rx, hdr)), 'bad length tag'
         body = full(struct.unpack('>I', hdr)[0])
         t = full(32)
         assert hmac.compare_digest(t, self.tag(ORIGIN, self.rx, hdr, body)), 'bad tag'
