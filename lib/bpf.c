@@ -368,21 +368,21 @@ static int open_host(const char *root, bool load)
 
 /* Attach the host's programs in the socket's network namespace (a
  * netfilter link attaches where its creator is) and pin the links. */
-static int attach(int s, const char *root, const char *dir)
-{
-	char path[PATH_MAX];
-	int saved, err;
-	size_t i;
+struct where {
+	const char *root, *dir;
+};
 
-	detach_dir(dir);	/* what an interrupted attach left */
-	if (mkdir(dir, 0700))
-		return tcpcp_fail(errno, "cannot create %s: %s", dir, strerror(errno));
-	if ((err = tcpcp_netns_enter(s, &saved)))
-		goto out;
+static int link_all(void *arg)
+{
+	const struct where *w = arg;
+	char path[PATH_MAX];
+	size_t i;
+	int err = 0;
+
 	for (i = 0; !err && i < NHOOKS; i++) {
 		int prog, link;
 
-		pin_path(root, hooks[i].prog, path, sizeof(path));
+		pin_path(w->root, hooks[i].prog, path, sizeof(path));
 		prog = bpf_obj_get(path);
 		link = prog >= 0 ? link_netfilter(prog, hooks[i].pf, hooks[i].hook) : -1;
 		if (link < 0)
@@ -390,15 +390,24 @@ static int attach(int s, const char *root, const char *dir)
 					 "(BPF netfilter links need Linux 6.4 and CAP_BPF): %s",
 					 hooks[i].prog, strerror(errno));
 		else
-			err = pin_fd(link, dir, hooks[i].prog);
+			err = pin_fd(link, w->dir, hooks[i].prog);
 		if (link >= 0)
 			close(link);
 		if (prog >= 0)
 			close(prog);
 	}
-	tcpcp_netns_leave(saved);
-out:
-	if (err)
+	return err;
+}
+
+static int attach(int s, const char *root, const char *dir)
+{
+	struct where w = { root, dir };
+	int err;
+
+	detach_dir(dir);	/* what an interrupted attach left */
+	if (mkdir(dir, 0700))
+		return tcpcp_fail(errno, "cannot create %s: %s", dir, strerror(errno));
+	if ((err = tcpcp_netns_run(s, link_all, &w)))
 		detach_dir(dir);
 	return err;
 }

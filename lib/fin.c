@@ -130,6 +130,22 @@ static uint16_t tcp_checksum(const struct tcpcp_tuple *t, const struct tcphdr *t
 _Static_assert(sizeof(struct iphdr) == 20 && sizeof(struct ip6_hdr) == 40 &&
 	       sizeof(struct tcphdr) == 20, "headers back to back, no padding");
 
+struct raw_ask {
+	int family, fd;
+};
+
+/* IPPROTO_RAW: we write the IP header, with the peer's source. */
+static int raw_socket(void *arg)
+{
+	struct raw_ask *a = arg;
+
+	a->fd = socket(a->family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	if (a->fd < 0)
+		return tcpcp_fail(errno, "restoring a half-closed connection needs a raw socket "
+				  "(CAP_NET_RAW): %s", strerror(errno));
+	return 0;
+}
+
 /* A segment from the peer's address and port to our socket, sent on a raw
  * socket of the socket's own netns so that it arrives through loopback.
  * Built by hand rather than with libnet: libnet's raw open probes the
@@ -145,7 +161,8 @@ static int inject(int s, const TcpcpIci *ici, uint32_t seq, uint32_t ack, bool f
 	struct sockaddr_storage dst;
 	struct tcpcp_tuple t;
 	struct tcphdr *th;
-	int raw = -1, saved, err;
+	struct raw_ask raw_ask;
+	int raw, err;
 	size_t len;
 
 	if ((err = tcpcp_tuple_from_socket(s, &t)))
@@ -188,22 +205,18 @@ static int inject(int s, const TcpcpIci *ici, uint32_t seq, uint32_t ack, bool f
 		sin6->sin6_addr = t.local.v6;
 		len = sizeof(pkt.v6);
 	}
-	if ((err = tcpcp_netns_enter(s, &saved)))
+	/* A socket stays in the namespace it was made in. */
+	raw_ask.family = t.family;
+	if ((err = tcpcp_netns_run(s, raw_socket, &raw_ask)))
 		return err;
-	/* IPPROTO_RAW: we write the IP header, with the peer's source. */
-	raw = socket(t.family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-	if (raw < 0)
-		err = tcpcp_fail(errno, "restoring a half-closed connection needs a raw socket (CAP_NET_RAW): %s",
-				 strerror(errno));
-	else if (setsockopt(raw, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)))
+	raw = raw_ask.fd;
+	if (setsockopt(raw, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)))
 		err = tcpcp_fail(errno, "marking the injected %s (SO_MARK): %s",
 				 fin ? "FIN" : "ACK", strerror(errno));
 	else if (sendto(raw, &pkt, len, 0, (struct sockaddr *)&dst, sizeof(dst)) != (ssize_t)len)
 		err = tcpcp_fail(errno, "injecting the peer's %s: %s", fin ? "FIN" : "ACK",
 				 strerror(errno));
-	if (raw >= 0)
-		close(raw);
-	tcpcp_netns_leave(saved);
+	close(raw);
 	return err;
 }
 

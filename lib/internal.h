@@ -136,9 +136,10 @@ bool tcpcp_state_passable(int state);
 struct tcpcp_fins tcpcp_fins_of(uint32_t state);
 int tcpcp_fins_restore(int s, const TcpcpIci *ici);
 
-/* netns.c: run in a socket's network namespace; leave(-1) is a no-op. */
-int tcpcp_netns_enter(int s, int *saved);
-void tcpcp_netns_leave(int saved);
+/* netns.c: run @fn(@arg) in the network namespace of socket @s (or of the
+ * namespace fd @ns), on a thread of its own unless it is ours. */
+int tcpcp_netns_run(int s, int (*fn)(void *), void *arg);
+int tcpcp_netns_run_at(int ns, int (*fn)(void *), void *arg);
 
 /* repair.c: thin wrappers with the kernel's names. */
 int tcpcp_repair(int s, int mode);

@@ -17,29 +17,32 @@
 
 #include "switch.h"
 
+struct step {
+	int (*fn)(const struct tcpcp_switch *, const struct tcpcp_tuple *);
+	const struct tcpcp_switch *sw;
+	const struct tcpcp_tuple *t;
+};
+
+static int run_step(void *arg)
+{
+	const struct step *st = arg;
+
+	return st->fn(st->sw, st->t);
+}
+
 int tcpcp_in_netns(const char *path, int (*fn)(const struct tcpcp_switch *,
 		   const struct tcpcp_tuple *), const struct tcpcp_switch *sw,
 		   const struct tcpcp_tuple *t)
 {
-	int ns, saved, err;
+	struct step st = { fn, sw, t };
+	int ns, err;
 
 	if (!path)
 		return fn(sw, t);
 	ns = open(path, O_RDONLY | O_CLOEXEC);
 	if (ns < 0)
 		return tcpcp_fail(errno, "switch: network namespace %s: %s", path, strerror(errno));
-	saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (saved < 0 || setns(ns, CLONE_NEWNET)) {
-		err = tcpcp_fail(errno, "switch: cannot enter %s: %s", path, strerror(errno));
-		goto out;
-	}
-	err = fn(sw, t);
-	/* Staying in the gateway's namespace would be far worse than dying. */
-	if (setns(saved, CLONE_NEWNET))
-		abort();
-out:
-	if (saved >= 0)
-		close(saved);
+	err = tcpcp_netns_run_at(ns, run_step, &st);
 	close(ns);
 	return err;
 }
@@ -126,8 +129,16 @@ TCPCP_EXPORT struct tcpcp_switch *tcpcp_switch_new(const char *spec)
 		return NULL;
 	}
 	if (parse(sw, spec)) {
-		tcpcp_fail(EINVAL, "bad switch spec '%s' (route:NETNS:VIA[,VIA], "
-			   "flow:NETNS:MARK, arp:NETNS:IFNAME:MAC or exec:COMMAND)", spec);
+		char shown[80];
+		size_t i;
+
+		/* Quoted as one line, whatever it holds (found by fuzz-parse). */
+		for (i = 0; spec[i] && i < sizeof(shown) - 1; i++)
+			shown[i] = spec[i] >= 0x20 && spec[i] < 0x7f ? spec[i] : '?';
+		shown[i] = '\0';
+		tcpcp_fail(EINVAL, "bad switch spec '%s%s' (route:NETNS:VIA[,VIA], "
+			   "flow:NETNS:MARK, arp:NETNS:IFNAME:MAC or exec:COMMAND)",
+			   shown, spec[i] ? "..." : "");
 		tcpcp_switch_free(sw);
 		return NULL;
 	}
