@@ -19,7 +19,7 @@ SONAME    = libtcpcp.so.$(SOVERSION)
 LIB_SRC  = $(wildcard lib/*.c)
 TOOL_SRC = $(wildcard tools/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/ici.pb-c.o $(O)/gen/pass.pb-c.o $(O)/lib/bpf-obj.o
-TOOL_OBJ = $(TOOL_SRC:%.c=$(O)/%.o)
+TOOL_OBJ = $(TOOL_SRC:%.c=$(O)/%.o) $(O)/passd/pass.o $(O)/passd/passd.o $(O)/passd/common.o
 
 # The CRIU plugin builds against Debian 12's criu-plugin.h (package criu)
 # and declares the two hooks CRIU 4.0 added itself (plugin/plugin.c).
@@ -59,7 +59,7 @@ $(O)/lib/%.o: lib/%.c $(O)/gen/ici.pb-c.h $(O)/gen/pass.pb-c.h $(wildcard lib/*.
 
 $(O)/tools/%.o: tools/%.c $(O)/gen/ici.pb-c.h include/tcpcp.h $(wildcard tools/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Ilib $(WARN) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) -Ilib -DTCPCP_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) -c -o $@ $<
 
 $(O)/libtcpcp.so: $(LIB_OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -o $(O)/$(SONAME) $^ $(LIB_LDLIBS)
@@ -73,12 +73,13 @@ $(O)/libtcpcp.a: $(LIB_OBJ)
 $(O)/tcpcp: $(TOOL_OBJ) $(O)/libtcpcp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(O)/libtcpcp.a $(LIB_LDLIBS)
 
-# Live passing between hosts: daemon, origin CLI and demo programs.
+# Live passing between hosts: `tcpcp passd` and `tcpcp pass` (also under
+# their own names, links to tcpcp) and the demo programs.
 PASS_BINS = $(O)/tcpcp-passd $(O)/tcpcp-pass $(O)/tcpcp-dispatcher $(O)/tcpcp-worker $(O)/tcpcp-fileserver
 pass: $(PASS_BINS)
 
 $(O)/passd/%.o $(O)/demo/%.o: CPPFLAGS += -Ipassd -Itools
-$(O)/passd/%.o: passd/%.c include/tcpcp.h passd/common.h
+$(O)/passd/%.o: passd/%.c include/tcpcp.h passd/common.h $(wildcard tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
 
@@ -86,11 +87,8 @@ $(O)/demo/%.o: demo/%.c include/tcpcp.h passd/common.h $(wildcard demo/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
 
-$(O)/tcpcp-passd: $(O)/passd/passd.o $(O)/passd/common.o $(O)/libtcpcp.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
-
-$(O)/tcpcp-pass: $(O)/passd/pass.o $(O)/passd/common.o $(O)/tools/freeze.o $(O)/libtcpcp.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
+$(O)/tcpcp-passd $(O)/tcpcp-pass: $(O)/tcpcp
+	ln -sf tcpcp $@
 
 $(O)/tcpcp-%: $(O)/demo/%.o $(O)/demo/demo-lib.o $(O)/passd/common.o $(O)/libtcpcp.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIB_LDLIBS)
@@ -120,7 +118,8 @@ traffic:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(O)/tcpcp $(DESTDIR)$(PREFIX)/bin/tcpcp
-	install -m 755 $(O)/tcpcp-passd $(O)/tcpcp-pass $(DESTDIR)$(PREFIX)/bin/
+	ln -sf tcpcp $(DESTDIR)$(PREFIX)/bin/tcpcp-passd
+	ln -sf tcpcp $(DESTDIR)$(PREFIX)/bin/tcpcp-pass
 	install -m 755 $(O)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtcpcp.so
 	install -m 644 $(O)/libtcpcp.a $(DESTDIR)$(LIBDIR)/libtcpcp.a
@@ -148,12 +147,27 @@ bench: all $(O)/bench/op_cost
 	TCPCP_BUILD=$(abspath $(O)) bench/criu_scaling.py \
 		--csv $(O)/bench/criu_scaling.csv --png $(O)/bench/criu_scaling.png
 
-# libFuzzer on ICI decoding and validation (clang; see test/fuzz/).
+# libFuzzer targets (clang; see test/fuzz/): ICI decoding and validation,
+# pass-protocol frames, and the small text parsers.
 FUZZ_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link
+FUZZ_CC    = clang $(CPPFLAGS:$(O)/gen=build-fuzz/gen) -Ilib $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer
 fuzz:
 	$(MAKE) O=build-fuzz CC=clang CFLAGS="$(FUZZ_FLAGS)" build-fuzz/libtcpcp.a
-	clang $(CPPFLAGS:$(O)/gen=build-fuzz/gen) -Ilib $(WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer \
-		-o build-fuzz/fuzz-ici test/fuzz/fuzz_ici.c build-fuzz/libtcpcp.a $(LIB_LDLIBS)
+	$(FUZZ_CC) -o build-fuzz/fuzz-ici test/fuzz/fuzz_ici.c build-fuzz/libtcpcp.a $(LIB_LDLIBS)
+	$(FUZZ_CC) -o build-fuzz/fuzz-frame test/fuzz/fuzz_frame.c build-fuzz/libtcpcp.a $(LIB_LDLIBS)
+	$(FUZZ_CC) -Ipassd -Itools -o build-fuzz/fuzz-parse test/fuzz/fuzz_parse.c passd/common.c \
+		build-fuzz/libtcpcp.a $(LIB_LDLIBS)
+
+# The long run: each fuzzer for FUZZ_LONG seconds (an hour in all by
+# default), new inputs kept in build-fuzz/found-*; CI runs slices of them.
+FUZZ_LONG ?= 1200
+fuzz-long: fuzz
+	for t in ici frame parse; do \
+		c=test/fuzz/corpus; [ $$t = ici ] || c=test/fuzz/corpus-$$t; \
+		mkdir -p build-fuzz/found-$$t; \
+		build-fuzz/fuzz-$$t -max_total_time=$(FUZZ_LONG) -max_len=8192 \
+			-artifact_prefix=build-fuzz/ build-fuzz/found-$$t $$c || exit 1; \
+	done
 
 # The test command of README.md.
 check: all
@@ -165,4 +179,4 @@ check-asan: asan
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all traffic pass zdtm install asan fuzz bench check check-asan clean
+.PHONY: all traffic pass zdtm install asan fuzz fuzz-long bench check check-asan clean

@@ -21,14 +21,23 @@ echo "== tests, ASan/UBSan build"
 TCPCP_BUILD="$PWD/build-asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	pytest-3 -q -p no:cacheprovider test/ "$@"
-echo "== fuzzing ICI decode + validate for ${FUZZ_SECONDS:=60} s"
+# Bounded slices of each fuzzer, FUZZ_SECONDS in all; `make fuzz-long`
+# runs them for an hour.
+echo "== fuzzing for ${FUZZ_SECONDS:=120} s in all"
 fuzz_new=$(mktemp -d)
 trap 'rm -rf "$fuzz_new"' EXIT
-if ! build-fuzz/fuzz-ici -max_total_time="$FUZZ_SECONDS" -max_len=8192 \
-	-artifact_prefix="$PWD/build-fuzz/" "$fuzz_new" test/fuzz/corpus >"$fuzz_new.log" 2>&1; then
-	tail -n 60 "$fuzz_new.log"
-	echo "fuzz-ici failed; the input is in build-fuzz/ (crash-*, leak-*)" >&2
-	exit 1
-fi
-grep -E "^Done" "$fuzz_new.log"
-rm -f "$fuzz_new.log"
+for t in ici:3 frame:2 parse:1; do
+	name=${t%:*}
+	secs=$((FUZZ_SECONDS * ${t#*:} / 6))
+	corpus=test/fuzz/corpus
+	[ "$name" = ici ] || corpus=test/fuzz/corpus-$name
+	mkdir -p "$fuzz_new/$name"
+	if ! build-fuzz/fuzz-$name -max_total_time="$secs" -max_len=8192 \
+		-artifact_prefix="$PWD/build-fuzz/" "$fuzz_new/$name" "$corpus" \
+		>"$fuzz_new/$name.log" 2>&1; then
+		tail -n 60 "$fuzz_new/$name.log"
+		echo "fuzz-$name failed; the input is in build-fuzz/ (crash-*, leak-*)" >&2
+		exit 1
+	fi
+	echo "fuzz-$name: $(grep -E "^Done" "$fuzz_new/$name.log")"
+done
