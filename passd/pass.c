@@ -30,25 +30,29 @@
 #include <unistd.h>
 
 #include "common.h"
-#include "freeze.h"
+#include "tcpcp-cli.h"
 #include "tcpcp.h"
 
-const char *prog = "tcpcp-pass";
-
 struct args {
-	const char *to, *key, *state_file, *state, *sw_to, *sw_back;
-	long pid, fd;
+	const char *to, *key, *state_file, *state, *sw_to, *sw_back, *pid_s, *fd_s;
+	long pid;
 	unsigned int linger;
 	int timeout_ms;
 };
 
-static void usage(void)
+static const char usage_text[] =
+	"usage: tcpcp pass --to ADDR:PORT --key FILE --pid PID --fd FD\n"
+	"                  [--state-file FILE | --state TEXT]\n"
+	"                  [--switch-to SPEC] [--switch-back SPEC]\n"
+	"                  [--linger SECONDS] [--timeout MS]\n"
+	"(also as tcpcp-pass)  Pass the connection on fd FD of process PID to the\n"
+	"tcpcp passd at ADDR:PORT; prints {\"result\": passed|released|unconfirmed}.\n"
+	"Exit status: 0 passed; 1 released, it continues here; 3 unconfirmed.\n";
+
+static __attribute__((noreturn)) void usage(int status)
 {
-	fputs("usage: tcpcp-pass --to ADDR:PORT --key FILE --pid PID --fd FD\n"
-	      "                  [--state-file FILE | --state TEXT]\n"
-	      "                  [--switch-to SPEC] [--switch-back SPEC]\n"
-	      "                  [--linger SECONDS] [--timeout MS]\n", stderr);
-	exit(2);
+	fputs(usage_text, status ? stderr : stdout);
+	exit(status);
 }
 
 static void parse(int argc, char **argv, struct args *a)
@@ -64,42 +68,32 @@ static void parse(int argc, char **argv, struct args *a)
 		{ "switch-back", required_argument, NULL, 'b' },
 		{ "linger", required_argument, NULL, 'l' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
-	*a = (struct args){ .pid = -1, .fd = -1, .linger = 60, .timeout_ms = 5000 };
+	*a = (struct args){ .linger = 60, .timeout_ms = 5000 };
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 't': a->to = optarg; break;
 		case 'k': a->key = optarg; break;
-		case 'p': a->pid = strtol(optarg, NULL, 10); break;
-		case 'f': a->fd = strtol(optarg, NULL, 10); break;
+		case 'p': a->pid_s = optarg; break;
+		case 'f': a->fd_s = optarg; break;
 		case 'S': a->state_file = optarg; break;
 		case 's': a->state = optarg; break;
 		case 'w': a->sw_to = optarg; break;
 		case 'b': a->sw_back = optarg; break;
 		case 'l': a->linger = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case 'T': a->timeout_ms = atoi(optarg); break;
-		default: usage();
+		case 'h': usage(EXIT_OK);
+		default: usage(EXIT_USAGE);
 		}
 	}
-	if (optind != argc || !a->to || !a->key || a->pid <= 0 || a->fd < 0 ||
-	    a->pid > INT_MAX || a->fd > INT_MAX || (a->state && a->state_file))
-		usage();
-}
-
-static int take_fd(long pid, long fd)
-{
-	int pidfd = pidfd_open((pid_t)pid, 0), s;
-
-	if (pidfd < 0)
-		die("cannot open process %ld: %s", pid, strerror(errno));
-	s = pidfd_getfd(pidfd, (int)fd, 0);
-	if (s < 0)
-		die("cannot take fd %ld of process %ld: %s", fd, pid, strerror(errno));
-	close(pidfd);
-	return s;
+	if (optind != argc || !a->to || !a->key || !a->pid_s || !a->fd_s ||
+	    (a->state && a->state_file))
+		usage(EXIT_USAGE);
+	a->pid = strtol(a->pid_s, NULL, 10);	/* target_fd() checks it */
 }
 
 /* The process writes its state (atomically) once it sees the isolation;
@@ -141,7 +135,7 @@ static struct tcpcp_switch *switch_or_die(const char *spec)
 	return sw;
 }
 
-int main(int argc, char **argv)
+int cmd_pass(int argc, char **argv)
 {
 	uint8_t key[TCPCP_PASS_KEY_LEN];
 	struct tcpcp_pass_send_opts so = { 0 };
@@ -160,7 +154,9 @@ int main(int argc, char **argv)
 	so.linger_s = a.linger;
 	if (tcpcp_pass_key_load(a.key, key))
 		die("%s", tcpcp_strerror());
-	s = take_fd(a.pid, a.fd);
+	s = target_fd(a.pid_s, a.fd_s);
+	if (s < 0)
+		return EXIT_FAIL;
 	ctl = connect_to(a.to, a.timeout_ms);
 	if (ctl < 0)
 		die("cannot reach the destination %s: %s", a.to, strerror(-ctl));

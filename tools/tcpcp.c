@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* tcpcp: take, inspect and recreate TCP connection endpoints. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,14 @@ static const char usage[] =
 	"       [--only-local ADDR] [--only-port PORT] FILE...\n"
 	"                                  rewrite addresses/ports of images (e.g. CRIU's\n"
 	"                                  tcpcp-*.img) for a restore behind NAT\n"
+	"  gate [status|flush|setup|unload] the BPF gate of this network namespace\n"
+	"Live passing of a running program (also as tcpcp-pass, tcpcp-passd):\n"
+	"  pass --to ADDR:PORT --key FILE --pid PID --fd FD ...\n"
+	"                                  pass it to the tcpcp passd at ADDR:PORT\n"
+	"  passd --listen ADDR:PORT --key FILE ... -- COMMAND [ARGS...]\n"
+	"                                  take passed connections, run COMMAND with each\n"
+	"\n"
+	"Every command answers --help; tcpcp --version prints the version.\n"
 	"\n"
 	"Exit status: 0 success; 1 the operation failed and the connection was left as\n"
 	"it was (the message names the cause); 2 bad command line.\n"
@@ -75,29 +84,90 @@ int fail(const char *fmt, ...)
 static const struct {
 	const char *name;
 	int (*fn)(int, char **);
+	const char *prog;	/* its messages' name, if not "tcpcp" */
 } commands[] = {
-	{ "get", cmd_get },
-	{ "release", cmd_release },
-	{ "close", cmd_close },
-	{ "create", cmd_create },
-	{ "activate", cmd_activate },
-	{ "show", cmd_show },
-	{ "edit", cmd_edit },
-	{ "gate", cmd_gate },
+	{ "get", cmd_get, NULL },
+	{ "release", cmd_release, NULL },
+	{ "close", cmd_close, NULL },
+	{ "create", cmd_create, NULL },
+	{ "activate", cmd_activate, NULL },
+	{ "show", cmd_show, NULL },
+	{ "edit", cmd_edit, NULL },
+	{ "gate", cmd_gate, NULL },
+	{ "pass", cmd_pass, "tcpcp-pass" },
+	{ "passd", cmd_passd, "tcpcp-passd" },
 };
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* tcpcp-pass and tcpcp-passd are links to tcpcp: the name says which. */
+static int by_name(int argc, char **argv)
+{
+	const char *base = strrchr(argv[0], '/');
+	size_t i;
+
+	base = base ? base + 1 : argv[0];
+	for (i = 0; i < NCOMMANDS; i++)
+		if (commands[i].prog && !strcmp(base, commands[i].prog)) {
+			prog = commands[i].prog;
+			return commands[i].fn(argc, argv);
+		}
+	return -1;
+}
+
+/* `tcpcp COMMAND --help`: the command's lines of the usage above (its
+ * own line and the more deeply indented ones after it), one source for
+ * both. */
+static int command_help(const char *name)
+{
+	const char *line = usage, *next;
+	size_t n = strlen(name);
+	bool in = false, first = true;
+
+	for (; *line; line = next) {
+		next = strchr(line, '\n');
+		next = next ? next + 1 : line + strlen(line);
+		if (!strncmp(line, "  ", 2) && line[2] != ' ')
+			in = !strncmp(line + 2, name, n) && line[2 + n] == ' ';
+		else if (strncmp(line, "   ", 3))
+			in = false;
+		if (in && first)
+			printf("Usage: tcpcp %.*s", (int)(next - line - 2), line + 2);
+		else if (in)	/* shifted as far as the first line was */
+			printf("%11s%.*s", "", (int)(next - line), line);
+		first = first && !in;
+	}
+	return EXIT_OK;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+	return argc > 2 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"));
+}
 
 int main(int argc, char **argv)
 {
 	size_t i;
+	int ret;
 
+	if (argc > 0 && (ret = by_name(argc, argv)) >= 0)
+		return ret;
 	if (argc < 2)
 		die_usage("missing command");
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		fputs(usage, stdout);
 		return EXIT_OK;
 	}
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
+	if (!strcmp(argv[1], "--version")) {
+		printf("tcpcp %s\n", TCPCP_VERSION);
+		return EXIT_OK;
+	}
+	for (i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(argv[1], commands[i].name)) {
+			if (commands[i].prog)
+				prog = commands[i].prog;
+			else if (wants_help(argc, argv) && strcmp(argv[1], "gate"))
+				return command_help(argv[1]);
 			return commands[i].fn(argc - 1, argv + 1);
+		}
 	die_usage("unknown command '%s'", argv[1]);
 }
