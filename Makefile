@@ -61,8 +61,9 @@ $(O)/tools/%.o: tools/%.c $(O)/gen/ici.pb-c.h include/tcpcp.h $(wildcard tools/*
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Ilib -DTCPCP_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) -c -o $@ $<
 
-$(O)/libtcpcp.so: $(LIB_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -o $(O)/$(SONAME) $^ $(LIB_LDLIBS)
+$(O)/libtcpcp.so: $(LIB_OBJ) lib/libtcpcp.map
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libtcpcp.map \
+		-o $(O)/$(SONAME) $(LIB_OBJ) $(LIB_LDLIBS)
 	ln -sf $(SONAME) $@
 
 $(O)/libtcpcp.a: $(LIB_OBJ)
