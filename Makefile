@@ -59,7 +59,7 @@ $(O)/lib/%.o: lib/%.c $(O)/gen/ici.pb-c.h $(O)/gen/pass.pb-c.h $(wildcard lib/*.
 
 $(O)/tools/%.o: tools/%.c $(O)/gen/ici.pb-c.h include/tcpcp.h $(wildcard tools/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Ilib -DTCPCP_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) -DTCPCP_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) -c -o $@ $<
 
 $(O)/libtcpcp.so: $(LIB_OBJ) lib/libtcpcp.map
 	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libtcpcp.map \
@@ -69,10 +69,13 @@ $(O)/libtcpcp.so: $(LIB_OBJ) lib/libtcpcp.map
 $(O)/libtcpcp.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
-# The CLI links the archive: it also uses the image helpers that the
-# shared library keeps hidden.
-$(O)/tcpcp: $(TOOL_OBJ) $(O)/libtcpcp.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(O)/libtcpcp.a $(LIB_LDLIBS)
+# The CLI is a user of the shared library like any other: include/tcpcp.h
+# and the schema's generated header, nothing of lib/'s.  It finds the
+# library beside it (the build) or in ../lib (an install).
+$(O)/tcpcp: $(TOOL_OBJ) $(O)/libtcpcp.so
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_OBJ) -L$(O) -ltcpcp \
+		-Wl,-rpath,'$$ORIGIN:$$ORIGIN/../lib'
+
 
 # Live passing between hosts: `tcpcp passd` and `tcpcp pass` (also under
 # their own names, links to tcpcp) and the demo programs.

@@ -39,14 +39,6 @@ static void usage(void)
 	exit(2);
 }
 
-static struct tcpcp_switch *switch_or_die(const char *spec)
-{
-	struct tcpcp_switch *sw = tcpcp_switch_new(spec);
-
-	if (!sw)
-		die("%s", tcpcp_strerror());
-	return sw;
-}
 
 static void add_worker(struct worker *w, char *arg)
 {
@@ -55,7 +47,7 @@ static void add_worker(struct worker *w, char *arg)
 	w->ctl = arg;
 	if (eq) {
 		*eq = '\0';
-		w->to = switch_or_die(eq + 1);
+		w->to = switch_new_or_die(eq + 1);
 	}
 }
 
@@ -72,7 +64,8 @@ static void refuse(int s, int code, const char *reason)
 static void dispatch(int s, struct worker *w, const struct tcpcp_switch *back,
 		     const uint8_t *key)
 {
-	struct tcpcp_pass_send_opts o = { .to = w->to, .back = back, .linger_s = 60 };
+	struct tcpcp_pass_send_opts o = { .size = sizeof(o), .to = w->to, .back = back,
+					  .linger_s = 60 };
 	char path[1024];
 	int err;
 
@@ -116,7 +109,7 @@ int main(int argc, char **argv)
 				die("at most %d workers", MAX_WORKERS);
 			add_worker(&workers[n++], optarg);
 			break;
-		case 'b': back = switch_or_die(optarg); break;
+		case 'b': back = switch_new_or_die(optarg); break;
 		default: usage();
 		}
 	}

@@ -143,7 +143,7 @@ static int check_download(void *arg, const void *state, size_t len, const char *
 static void take_download(struct cfg *c, int ctl)
 {
 	struct download d = { .root = c->root, .fd = -1 };
-	struct tcpcp_pass_recv_opts o = { .check = check_download, .arg = &d };
+	struct tcpcp_pass_recv_opts o = { .size = sizeof(o), .check = check_download, .arg = &d };
 	char *state = NULL;
 	int s;
 
@@ -182,8 +182,7 @@ static void parse(int argc, char **argv, struct cfg *c)
 		case 'a': c->pass_after = atoll(optarg); break;
 		case 't':
 		case 'b':
-			if (!(*(o == 't' ? &c->o.to : &c->o.back) = tcpcp_switch_new(optarg)))
-				die("%s", tcpcp_strerror());
+			*(o == 't' ? &c->o.to : &c->o.back) = switch_new_or_die(optarg);
 			break;
 		default: usage();
 		}
@@ -207,7 +206,7 @@ static int listener(const char *addr)
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT };
-	struct cfg c = { .o.linger_s = 60 };
+	struct cfg c = { .o = { .size = sizeof(c.o), .linger_s = 60 } };
 	struct pollfd pfd[2];
 	int i, s;
 

@@ -56,7 +56,14 @@ enum tcpcp_port_mode {
 	TCPCP_PORT_ANY,		/* any free port */
 };
 
+/* Option structures grow at their end.  Each starts with its size: set
+ * .size = sizeof(struct ...) (or use the _INIT macro).  A library older
+ * than the program takes the members it knows and refuses (E2BIG) only
+ * if the program set one it does not; a newer library gives the members
+ * the program does not know their zero defaults.  A NULL pointer means
+ * all defaults. */
 struct tcpcp_create_opts {
+	size_t size;
 	enum tcpcp_port_mode port_mode;
 	int s;				/* TCPCP_PORT_BOUND: the bound socket */
 	const struct sockaddr *local;	/* NULL: the ICI's local address */
@@ -64,6 +71,7 @@ struct tcpcp_create_opts {
 	int transparent;		/* IP_TRANSPARENT for a foreign address */
 	int keep_timestamp;		/* don't advance TSval by transit time */
 };
+#define TCPCP_CREATE_OPTS_INIT { .size = sizeof(struct tcpcp_create_opts) }
 
 int tcpcp_create_ex(const void *ici, size_t len,
 		    const struct tcpcp_create_opts *opts);
@@ -103,9 +111,32 @@ int tcpcp_gate_setup(void);
  * has a gate. */
 int tcpcp_gate_unload(void);
 
-/* Explicitly sized ICI access, for images read from files. */
+/* Explicitly sized ICI access, for images read from files.  Validate:
+ * 0 if tcpcp_create_ex() would accept the image's fields, else -1 with
+ * the first field it refuses named. */
 void *tcpcp_get_ex(int s, size_t *len);
 int tcpcp_validate(const void *ici, size_t len);
+
+/* An image as an object, to read or rewrite without recreating anything
+ * (`tcpcp edit`, a restore under another address).  Read: decoded and
+ * validated, or NULL with the cause.  Ends: the connection's local and
+ * peer addresses and ports (either pointer may be NULL).  Set ends: a new
+ * address and, unless its port is 0, port for either end (NULL: keep it);
+ * the family must stay, and on -1 the image is unchanged.  Write: the
+ * image encoded again (malloc'd), validated first, or NULL. */
+struct tcpcp_image;
+struct tcpcp_image *tcpcp_image_read(const void *buf, size_t len);
+int tcpcp_image_ends(const struct tcpcp_image *img, struct sockaddr_storage *local,
+		     struct sockaddr_storage *peer);
+int tcpcp_image_set_ends(struct tcpcp_image *img, const struct sockaddr *local,
+			 const struct sockaddr *peer);
+void *tcpcp_image_write(const struct tcpcp_image *img, size_t *len);
+void tcpcp_image_free(struct tcpcp_image *img);
+/* Every field, as images/ici.proto defines them, in protobuf-c's
+ * generated structure (build/gen/ici.pb-c.h): for a program that shows
+ * them all, like `crit show`.  Valid until tcpcp_image_free(). */
+struct TcpcpIci;
+const struct TcpcpIci *tcpcp_image_ici(const struct tcpcp_image *img);
 
 /* tcpcp_activate() that also puts back what leaving repair mode resets
  * (SO_REUSEADDR), taken from the image the socket was created from. */
@@ -140,10 +171,12 @@ struct tcpcp_pass *tcpcp_pass_open(int ctl, enum tcpcp_pass_role role,
 void tcpcp_pass_free(struct tcpcp_pass *p);
 
 struct tcpcp_pass_send_opts {
+	size_t size;
 	const struct tcpcp_switch *to;		/* NULL: someone else switches */
 	const struct tcpcp_switch *back;	/* undoes @to on rollback */
-	unsigned int linger_s;			/* for tcpcp_close() */
+	unsigned int linger_s;			/* for tcpcp_close(); NULL opts: 60 */
 };
+#define TCPCP_PASS_SEND_OPTS_INIT { .size = sizeof(struct tcpcp_pass_send_opts) }
 
 /* Results of tcpcp_pass_send() besides -1 (not passed: @s was released
  * and the connection continues here). */
@@ -156,6 +189,7 @@ int tcpcp_pass_send(struct tcpcp_pass *p, int s, const void *ici, size_t ici_len
 		    const struct tcpcp_pass_send_opts *o);
 
 struct tcpcp_pass_recv_opts {
+	size_t size;
 	const struct tcpcp_create_opts *create;	/* NULL: the defaults */
 	/* Sees the application state before anything is created; nonzero
 	 * refuses the pass (the origin keeps the connection) and *why, if
@@ -163,6 +197,7 @@ struct tcpcp_pass_recv_opts {
 	int (*check)(void *arg, const void *state, size_t len, const char **why);
 	void *arg;
 };
+#define TCPCP_PASS_RECV_OPTS_INIT { .size = sizeof(struct tcpcp_pass_recv_opts) }
 
 /* Destination: returns the active socket and the origin's application
  * state (malloc'd and NUL-terminated, free with free()), or -1 with
@@ -174,9 +209,17 @@ int tcpcp_pass_recv(struct tcpcp_pass *p, const struct tcpcp_pass_recv_opts *o,
  *   route:NETNS:VIA        route the connection's local address via VIA
  *   flow:NETNS:MARK        mark only this 4-tuple (0: unmark) at a gateway
  *   arp:NETNS:IFNAME:MAC   gratuitous ARP / unsolicited NA: local addr at MAC
- *   exec:COMMAND           run COMMAND with the 4-tuple in the environment
- * NETNS is a name under /run/netns, a path, or "-" for our own. */
+ * NETNS is a name under /run/netns, a path, or "-" for our own.  NULL on
+ * a bad spec.  (The tcpcp command's exec:COMMAND is its own: the library
+ * runs no commands.) */
 struct tcpcp_switch *tcpcp_switch_new(const char *spec);
+/* A step that is the caller's function: @fn(@arg, s, why, len) gets the
+ * connection's socket, returns 0 when traffic is switched, or nonzero
+ * with a reason written to @why (at most @len bytes, NUL-terminated),
+ * which becomes tcpcp_strerror()'s line.  NULL if out of memory. */
+struct tcpcp_switch *tcpcp_switch_call(int (*fn)(void *arg, int s, char *why, size_t len),
+				       void *arg);
+/* Run the step for the connection of @s: 0, or -1 with the cause. */
 int tcpcp_switch_run(const struct tcpcp_switch *sw, int s);
 void tcpcp_switch_free(struct tcpcp_switch *sw);
 

@@ -412,23 +412,25 @@ fail:
 
 TCPCP_EXPORT int tcpcp_create_ex(const void *img, size_t len, const struct tcpcp_create_opts *opts)
 {
-	static const struct tcpcp_create_opts defaults;
-	const struct tcpcp_create_opts *o = opts ? opts : &defaults;
+	struct tcpcp_create_opts o;
 
 	tcpcp_clear_error();
-	if (o->port_mode == TCPCP_PORT_BOUND)
-		return create_on(o->s, false, false, img, len, o);
-	return create_on(-1, true, false, img, len, o);
+	if (tcpcp_opts_copy(&o, sizeof(o), opts, "tcpcp_create_opts"))
+		return -1;
+	if (o.port_mode == TCPCP_PORT_BOUND)
+		return create_on(o.s, false, false, img, len, &o);
+	return create_on(-1, true, false, img, len, &o);
 }
 
 static int rebuild_on(int s, bool pregated, const void *img, size_t len,
 		      const struct tcpcp_create_opts *opts)
 {
-	static const struct tcpcp_create_opts defaults;
-	const struct tcpcp_create_opts *o = opts ? opts : &defaults;
+	struct tcpcp_create_opts copy, *o = &copy;
 	int state = -1;
 
 	tcpcp_clear_error();
+	if (tcpcp_opts_copy(&copy, sizeof(copy), opts, "tcpcp_create_opts"))
+		return -1;
 	/* Only a socket in CLOSE (never connected, or disconnected) can take
 	 * the repair sequence; the check names anything else. */
 	if (!tcpcp_check_tcp_socket(s, &state) ||

@@ -54,6 +54,8 @@ struct tcpcp_tuple {
 int tcpcp_fail(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void tcpcp_clear_error(void);
+/* Option structures that grow (tcpcp.h): copy the caller's into @ours. */
+int tcpcp_opts_copy(void *ours, size_t size, const void *theirs, const char *what);
 
 /* capture.c: for the CRIU plugin, which links the archive. */
 void *tcpcp_capture_repaired(int s, size_t *len);

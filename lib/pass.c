@@ -259,13 +259,14 @@ TCPCP_EXPORT int tcpcp_pass_send(struct tcpcp_pass *p, int s, const void *ici, s
 				 const void *state, size_t state_len,
 				 const struct tcpcp_pass_send_opts *o)
 {
-	static const struct tcpcp_pass_send_opts defaults = { .linger_s = 60 };
+	struct tcpcp_pass_send_opts copy = { .linger_s = 60 };
 	TcpcpPassMsg m, *r;
 
 	tcpcp_clear_error();
 	errno = 0;
-	if (!o)
-		o = &defaults;
+	if (o && tcpcp_opts_copy(&copy, sizeof(copy), o, "tcpcp_pass_send_opts"))
+		return -1;
+	o = &copy;
 	if (p->role != TCPCP_PASS_ORIGIN) {
 		tcpcp_fail(EINVAL, "tcpcp_pass_send() on a destination's session");
 		return rollback(p, s, o, false);
@@ -395,7 +396,7 @@ static int activate(struct tcpcp_pass *p, int s, const TcpcpPassMsg *offer_msg)
 TCPCP_EXPORT int tcpcp_pass_recv(struct tcpcp_pass *p, const struct tcpcp_pass_recv_opts *o,
 				 void **state, size_t *state_len)
 {
-	static const struct tcpcp_pass_recv_opts defaults;
+	struct tcpcp_pass_recv_opts copy;
 	TcpcpPassMsg *r;
 	int s;
 
@@ -403,6 +404,8 @@ TCPCP_EXPORT int tcpcp_pass_recv(struct tcpcp_pass *p, const struct tcpcp_pass_r
 	errno = 0;
 	*state = NULL;
 	*state_len = 0;
+	if (tcpcp_opts_copy(&copy, sizeof(copy), o, "tcpcp_pass_recv_opts"))
+		return -1;
 	if (p->role != TCPCP_PASS_DEST) {
 		tcpcp_fail(EINVAL, "tcpcp_pass_recv() on an origin's session");
 		return -1;
@@ -410,7 +413,7 @@ TCPCP_EXPORT int tcpcp_pass_recv(struct tcpcp_pass *p, const struct tcpcp_pass_r
 	r = expect(p, TCPCP_PASS_MSG__TYPE__OFFER, "waiting for an offer");
 	if (!r)
 		return -1;
-	s = take_offer(p, o ? o : &defaults, r, state, state_len);
+	s = take_offer(p, &copy, r, state, state_len);
 	if (s >= 0 && activate(p, s, r)) {
 		free(*state);
 		*state = NULL;

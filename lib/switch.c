@@ -84,11 +84,8 @@ static int parse(struct tcpcp_switch *sw, const char *spec)
 	const char *ns, *rest, *mac;
 	char *end;
 
-	if (!strncmp(spec, "exec:", 5)) {
-		sw->kind = TCPCP_SW_EXEC;
-		sw->arg = strdup(spec + 5);
-		return sw->arg && *sw->arg ? 0 : -EINVAL;
-	}
+	if (!strncmp(spec, "exec:", 5))
+		return -ENOTSUP;
 	if (!strncmp(spec, "route:", 6))
 		sw->kind = TCPCP_SW_ROUTE;
 	else if (!strncmp(spec, "flow:", 5))
@@ -121,6 +118,7 @@ static int parse(struct tcpcp_switch *sw, const char *spec)
 TCPCP_EXPORT struct tcpcp_switch *tcpcp_switch_new(const char *spec)
 {
 	struct tcpcp_switch *sw;
+	int err;
 
 	tcpcp_clear_error();
 	sw = calloc(1, sizeof(*sw));
@@ -128,7 +126,13 @@ TCPCP_EXPORT struct tcpcp_switch *tcpcp_switch_new(const char *spec)
 		tcpcp_fail(ENOMEM, "out of memory");
 		return NULL;
 	}
-	if (parse(sw, spec)) {
+	if ((err = parse(sw, spec)) == -ENOTSUP) {
+		tcpcp_fail(ENOTSUP, "exec: switch steps run commands, which the library does "
+			   "not do: the tcpcp command takes them, a program uses tcpcp_switch_call()");
+		tcpcp_switch_free(sw);
+		return NULL;
+	}
+	if (err) {
 		char shown[80];
 		size_t i;
 
@@ -137,7 +141,7 @@ TCPCP_EXPORT struct tcpcp_switch *tcpcp_switch_new(const char *spec)
 			shown[i] = spec[i] >= 0x20 && spec[i] < 0x7f ? spec[i] : '?';
 		shown[i] = '\0';
 		tcpcp_fail(EINVAL, "bad switch spec '%s%s' (route:NETNS:VIA[,VIA], "
-			   "flow:NETNS:MARK, arp:NETNS:IFNAME:MAC or exec:COMMAND)",
+			   "flow:NETNS:MARK or arp:NETNS:IFNAME:MAC)",
 			   shown, spec[i] ? "..." : "");
 		tcpcp_switch_free(sw);
 		return NULL;
@@ -155,43 +159,38 @@ TCPCP_EXPORT void tcpcp_switch_free(struct tcpcp_switch *sw)
 	free(sw);
 }
 
-static void setenv_tuple(const struct tcpcp_tuple *t)
+TCPCP_EXPORT struct tcpcp_switch *tcpcp_switch_call(int (*fn)(void *arg, int s, char *why,
+								 size_t len), void *arg)
 {
-	char a[INET6_ADDRSTRLEN], port[8];
+	struct tcpcp_switch *sw;
 
-	inet_ntop(t->family, &t->local, a, sizeof(a));
-	setenv("TCPCP_LOCAL_ADDR", a, 1);
-	snprintf(port, sizeof(port), "%u", t->lport);
-	setenv("TCPCP_LOCAL_PORT", port, 1);
-	inet_ntop(t->family, &t->peer, a, sizeof(a));
-	setenv("TCPCP_PEER_ADDR", a, 1);
-	snprintf(port, sizeof(port), "%u", t->pport);
-	setenv("TCPCP_PEER_PORT", port, 1);
-	setenv("TCPCP_FAMILY", t->family == AF_INET ? "4" : "6", 1);
+	tcpcp_clear_error();
+	if (!fn) {
+		tcpcp_fail(EINVAL, "tcpcp_switch_call() without a function");
+		return NULL;
+	}
+	sw = calloc(1, sizeof(*sw));
+	if (!sw) {
+		tcpcp_fail(ENOMEM, "out of memory");
+		return NULL;
+	}
+	sw->kind = TCPCP_SW_CALL;
+	sw->fn = fn;
+	sw->fn_arg = arg;
+	return sw;
 }
 
-/* A hook for whatever the mechanisms here do not cover. */
-static int run_exec(const struct tcpcp_switch *sw, const struct tcpcp_tuple *t)
+static int run_call(const struct tcpcp_switch *sw, int s)
 {
-	int status;
-	pid_t pid;
+	char why[256] = "";
 
-	pid = fork();
-	if (pid < 0)
-		return tcpcp_fail(errno, "switch: fork: %s", strerror(errno));
-	if (!pid) {
-		setenv_tuple(t);
-		execl("/bin/sh", "sh", "-c", sw->arg, (char *)NULL);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return tcpcp_fail(errno, "switch: waitpid: %s", strerror(errno));
-	if (WIFEXITED(status) && !WEXITSTATUS(status))
+	if (!sw->fn(sw->fn_arg, s, why, sizeof(why)))
 		return 0;
-	return tcpcp_fail(EIO, "switch command '%s' failed (%s %d)", sw->arg,
-			  WIFEXITED(status) ? "exit" : "signal",
-			  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	why[sizeof(why) - 1] = '\0';
+	for (char *c = why; *c; c++)	/* one line, whatever it wrote */
+		if (*c == '\n' || *c == '\r')
+			*c = ' ';
+	return tcpcp_fail(EIO, "switch step failed: %s", *why ? why : "(no reason given)");
 }
 
 TCPCP_EXPORT int tcpcp_switch_run(const struct tcpcp_switch *sw, int s)
@@ -200,11 +199,12 @@ TCPCP_EXPORT int tcpcp_switch_run(const struct tcpcp_switch *sw, int s)
 		[TCPCP_SW_ROUTE] = tcpcp_switch_route,
 		[TCPCP_SW_FLOW] = tcpcp_switch_flow,
 		[TCPCP_SW_ARP] = tcpcp_switch_arp,
-		[TCPCP_SW_EXEC] = run_exec,
 	};
 	struct tcpcp_tuple t;
 
 	tcpcp_clear_error();
+	if (sw->kind == TCPCP_SW_CALL)
+		return run_call(sw, s) ? -1 : 0;
 	if (tcpcp_tuple_from_socket(s, &t))
 		return -1;
 	return tcpcp_in_netns(sw->netns, fns[sw->kind], sw, &t) ? -1 : 0;

@@ -8,13 +8,15 @@ enum tcpcp_switch_kind {
 	TCPCP_SW_ROUTE,
 	TCPCP_SW_FLOW,
 	TCPCP_SW_ARP,
-	TCPCP_SW_EXEC,
+	TCPCP_SW_CALL,		/* the caller's function (tcpcp_switch_call) */
 };
 
 struct tcpcp_switch {
 	enum tcpcp_switch_kind kind;
 	char *netns;		/* path; NULL: the caller's */
-	char *arg;		/* VIA list, IFNAME or COMMAND */
+	char *arg;		/* VIA list or IFNAME */
+	int (*fn)(void *arg, int s, char *why, size_t len);	/* call */
+	void *fn_arg;
 	uint32_t mark;		/* flow */
 	uint8_t mac[6];		/* arp */
 	/* flow: an nftables context kept from the first run on, opened in

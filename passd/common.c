@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
+#include "tcpcp.h"
 
 static void vwarnx(const char *fmt, va_list ap)
 {
@@ -156,4 +158,83 @@ double now_real(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* exec:COMMAND: /bin/sh -c COMMAND with the connection's 4-tuple in the
+ * environment, for whatever the library's mechanisms do not cover.  Run
+ * here rather than in the library, which starts no processes. */
+static void setenv_end(const struct sockaddr_storage *ss, const char *addr_var,
+		       const char *port_var)
+{
+	const void *a = ss->ss_family == AF_INET ?
+		(const void *)&((const struct sockaddr_in *)ss)->sin_addr :
+		(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+	uint16_t port = ntohs(ss->ss_family == AF_INET ?
+			      ((const struct sockaddr_in *)ss)->sin_port :
+			      ((const struct sockaddr_in6 *)ss)->sin6_port);
+	char buf[INET6_ADDRSTRLEN], pbuf[8];
+
+	inet_ntop(ss->ss_family, a, buf, sizeof(buf));
+	snprintf(pbuf, sizeof(pbuf), "%u", port);
+	setenv(addr_var, buf, 1);
+	setenv(port_var, pbuf, 1);
+}
+
+static int run_exec(void *arg, int s, char *why, size_t len)
+{
+	const char *cmd = arg;
+	struct sockaddr_storage l, p;
+	socklen_t ll = sizeof(l), pl = sizeof(p);
+	int status;
+	pid_t pid;
+
+	if (getsockname(s, (struct sockaddr *)&l, &ll) || getpeername(s, (struct sockaddr *)&p, &pl)) {
+		snprintf(why, len, "exec: the connection's addresses: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(why, len, "exec: fork: %s", strerror(errno));
+		return -1;
+	}
+	if (!pid) {
+		setenv_end(&l, "TCPCP_LOCAL_ADDR", "TCPCP_LOCAL_PORT");
+		setenv_end(&p, "TCPCP_PEER_ADDR", "TCPCP_PEER_PORT");
+		setenv("TCPCP_FAMILY", l.ss_family == AF_INET ? "4" : "6", 1);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR) {
+			snprintf(why, len, "exec: waitpid: %s", strerror(errno));
+			return -1;
+		}
+	if (WIFEXITED(status) && !WEXITSTATUS(status))
+		return 0;
+	snprintf(why, len, "switch command '%s' failed (%s %d)", cmd,
+		 WIFEXITED(status) ? "exit" : "signal",
+		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	return -1;
+}
+
+struct tcpcp_switch *switch_new_or_die(const char *spec)
+{
+	struct tcpcp_switch *sw;
+
+	if (!spec)
+		return NULL;
+	if (!strncmp(spec, "exec:", 5)) {
+		if (!spec[5]) {
+			fprintf(stderr, "%s: exec: needs a command\n", prog);
+			exit(2);
+		}
+		sw = tcpcp_switch_call(run_exec, (void *)(spec + 5));
+	} else {
+		sw = tcpcp_switch_new(spec);
+	}
+	if (!sw) {
+		fprintf(stderr, "%s: %s\n", prog, tcpcp_strerror());
+		exit(2);
+	}
+	return sw;
 }

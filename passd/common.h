@@ -19,5 +19,9 @@ int listen_on(const char *hostport);
 int accept_next(int l);
 void sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len);
 double now_real(void);
+/* A switch step from a spec: tcpcp_switch_new()'s, or exec:COMMAND (the
+ * spec must outlive the step).  NULL for NULL; exits 2 on a bad one. */
+struct tcpcp_switch;
+struct tcpcp_switch *switch_new_or_die(const char *spec);
 
 #endif

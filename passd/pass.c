@@ -121,24 +121,11 @@ static char *wait_state(const char *path, int timeout_ms, size_t *len)
 	return buf;
 }
 
-static struct tcpcp_switch *switch_or_die(const char *spec)
-{
-	struct tcpcp_switch *sw;
-
-	if (!spec)
-		return NULL;
-	sw = tcpcp_switch_new(spec);
-	if (!sw) {
-		fprintf(stderr, "%s: %s\n", prog, tcpcp_strerror());
-		exit(2);
-	}
-	return sw;
-}
 
 int cmd_pass(int argc, char **argv)
 {
 	uint8_t key[TCPCP_PASS_KEY_LEN];
-	struct tcpcp_pass_send_opts so = { 0 };
+	struct tcpcp_pass_send_opts so = TCPCP_PASS_SEND_OPTS_INIT;
 	struct frozen frozen;
 	struct tcpcp_pass *p;
 	size_t ici_len, state_len = 0;
@@ -149,8 +136,8 @@ int cmd_pass(int argc, char **argv)
 	void *ici;
 
 	parse(argc, argv, &a);
-	so.to = switch_or_die(a.sw_to);
-	so.back = switch_or_die(a.sw_back);
+	so.to = switch_new_or_die(a.sw_to);
+	so.back = switch_new_or_die(a.sw_back);
 	so.linger_s = a.linger;
 	if (tcpcp_pass_key_load(a.key, key))
 		die("%s", tcpcp_strerror());

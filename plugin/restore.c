@@ -280,7 +280,7 @@ static bool image_reuseaddr(const void *img, size_t len)
 /* Rebuild on the placeholder; it stays gated and in repair mode. */
 static int rebuild_conn(int pidfd, struct conn *c)
 {
-	struct tcpcp_create_opts o = { .port_mode = TCPCP_PORT_SAME };
+	struct tcpcp_create_opts o = { .size = sizeof(o), .port_mode = TCPCP_PORT_SAME };
 	char name[64], conn[128] = "";
 	int s, err = 0;
 

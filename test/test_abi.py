@@ -41,3 +41,40 @@ def test_checker_sees_a_leak():
     """The comparison above would notice one generated symbol."""
     assert 'tcpcp_ici__pack' not in declared()
     assert len(declared()) > 20
+
+
+GROWTH = r"""
+import ctypes, os, sys
+lib = ctypes.CDLL(sys.argv[1], use_errno=True)
+lib.tcpcp_strerror.restype = ctypes.c_char_p
+img = b'not an image'
+def create(opts):
+    r = lib.tcpcp_create_ex(img, len(img), opts)
+    return r, ctypes.get_errno(), lib.tcpcp_strerror().decode()
+def opts(size, total=64, tail=0):
+    b = bytearray(total)
+    b[:8] = size.to_bytes(8, 'little')
+    if tail:
+        b[total - 1] = tail
+    return ctypes.create_string_buffer(bytes(b), total)
+for name, o in [('unset', opts(0)), ('older', opts(8)),
+                ('newer-zero', opts(64)), ('newer-set', opts(64, tail=1))]:
+    r, e, msg = create(o)
+    print(name, r, os.strerror(e), '|', msg)
+"""
+
+
+def test_option_structs_grow():
+    """.size unset is refused by name; an older program's shorter struct
+    and a newer one's longer struct with zero tail reach the image check;
+    a newer one that sets a member this library lacks gets E2BIG."""
+    r = subprocess.run(['python3', '-c', GROWTH, str(build.build_dir() / 'libtcpcp.so')],
+                       capture_output=True, text=True, env=build.ctypes_env(), timeout=30)
+    assert r.returncode == 0, r.stderr
+    out = dict(line.split(' ', 1) for line in r.stdout.splitlines())
+    assert out['unset'].startswith('-1 Invalid argument') and '.size 0' in out['unset']
+    for name in ('older', 'newer-zero'):
+        assert 'ICI' in out[name] or 'image' in out[name], out[name]
+        assert '.size' not in out[name] and 'members' not in out[name]
+    assert out['newer-set'].startswith('-1 Argument list too long'), out['newer-set']
+    assert 'does not know' in out['newer-set']

@@ -147,6 +147,7 @@ int cmd_create(int argc, char **argv)
 	int s, ret = EXIT_FAIL;
 
 	memset(&a, 0, sizeof(a));
+	a.opts.size = sizeof(a.opts);
 	parse(argc, argv, &a);
 	img = image_read(a.image, &len);
 	if (!img)

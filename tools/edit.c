@@ -13,13 +13,14 @@
  * the others byte for byte as they were.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "tcpcp.h"
 #include "tcpcp-cli.h"
 
 struct addr {
@@ -54,65 +55,76 @@ static int parse_port(const char *s, const char *opt)
 	return (int)v;
 }
 
-static bool addr_is(const TcpcpEndpoint *ep, const struct addr *a)
+static const void *addr_of(const struct sockaddr_storage *ss)
 {
-	return (int)ep->family == a->family &&
-	       ep->addr.len == (a->family == AF_INET ? 4u : 16u) &&
-	       !memcmp(ep->addr.data, a->bytes, ep->addr.len);
+	return ss->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr :
+		(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
 }
 
-static bool selected(const TcpcpIci *ici, const struct edit *e)
+static int port_of(const struct sockaddr_storage *ss)
 {
-	if (e->only_local.set && !addr_is(ici->local, &e->only_local))
+	return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port :
+		     ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+static bool selected(const struct sockaddr_storage *local, const struct edit *e)
+{
+	if (e->only_local.set && (local->ss_family != e->only_local.family ||
+				  memcmp(addr_of(local), e->only_local.bytes,
+					 local->ss_family == AF_INET ? 4 : 16)))
 		return false;
-	return e->only_port < 0 || (int)ici->local->port == e->only_port;
+	return e->only_port < 0 || port_of(local) == e->only_port;
 }
 
-static int set_endpoint(TcpcpEndpoint *ep, const struct addr *a, int port,
-			const char *path, const char *which)
+/* @ss with the new address and port, where given (port 0: keep it). */
+static int new_end(struct sockaddr_storage *ss, const struct addr *a, int port,
+		   const char *path, const char *which)
 {
-	if (a->set) {
-		if ((int)ep->family != a->family)
-			return fail("%s: the %s address is IPv%d, the new one is not",
-				    path, which, ep->family == AF_INET ? 4 : 6);
-		memcpy(ep->addr.data, a->bytes, ep->addr.len);
-	}
-	if (port >= 0)
-		ep->port = (uint32_t)port;
+	if (a->set && a->family != ss->ss_family)
+		return fail("%s: the %s address is IPv%d, the new one is not",
+			    path, which, ss->ss_family == AF_INET ? 4 : 6);
+	if (a->set)
+		memcpy((void *)addr_of(ss), a->bytes, ss->ss_family == AF_INET ? 4 : 16);
+	if (port >= 0 && ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	else if (port >= 0)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
 	return 0;
 }
 
-static void endpoint_str(const TcpcpEndpoint *ep, char *buf, size_t len)
+static void end_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN];
 
-	inet_ntop((int)ep->family, ep->addr.data, a, sizeof(a));
-	snprintf(buf, len, ep->family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, ep->port);
+	inet_ntop(ss->ss_family, addr_of(ss), a, sizeof(a));
+	snprintf(buf, len, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port_of(ss));
 }
 
 static int edit_one(const char *path, const struct edit *e)
 {
+	struct sockaddr_storage local, peer;
 	char before[64], after[64];
+	struct tcpcp_image *img;
 	struct image_out io;
-	TcpcpIci *ici;
 	void *out = NULL;
 	size_t olen;
 	int rc = EXIT_FAIL;
 
-	ici = image_load(path);
-	if (!ici)
+	img = image_load(path);
+	if (!img)
 		return EXIT_FAIL;
-	if (!selected(ici, e)) {
+	tcpcp_image_ends(img, &local, &peer);
+	if (!selected(&local, e)) {
 		rc = EXIT_OK;
 		goto out;
 	}
-	endpoint_str(ici->local, before, sizeof(before));
-	if (set_endpoint(ici->local, &e->local, e->local_port, path, "local") ||
-	    set_endpoint(ici->peer, &e->peer, e->peer_port, path, "peer"))
+	end_str(&local, before, sizeof(before));
+	if (new_end(&local, &e->local, e->local_port, path, "local") ||
+	    new_end(&peer, &e->peer, e->peer_port, path, "peer"))
 		goto out;
-	endpoint_str(ici->local, after, sizeof(after));
-	out = tcpcp_image_encode(ici, &olen);
-	if (!out) {
+	end_str(&local, after, sizeof(after));
+	if (tcpcp_image_set_ends(img, (struct sockaddr *)&local, (struct sockaddr *)&peer) ||
+	    !(out = tcpcp_image_write(img, &olen))) {
 		fail("%s: %s", path, tcpcp_strerror());
 		goto out;
 	}
@@ -123,7 +135,7 @@ static int edit_one(const char *path, const struct edit *e)
 	rc = EXIT_OK;
 out:
 	free(out);
-	tcpcp_ici__free_unpacked(ici, NULL);
+	tcpcp_image_free(img);
 	return rc;
 }
 

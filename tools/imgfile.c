@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "tcpcp.h"
 #include "tcpcp-cli.h"
 
 /* Well above any real ICI (queues are bounded by socket buffers) and
@@ -111,18 +111,18 @@ void image_abort(struct image_out *o)
 }
 
 /* An image file, read, decoded and validated; NULL after saying why. */
-TcpcpIci *image_load(const char *path)
+struct tcpcp_image *image_load(const char *path)
 {
-	TcpcpIci *ici;
+	struct tcpcp_image *img;
 	size_t len;
-	void *img;
+	void *buf;
 
-	img = image_read(path, &len);
-	if (!img)
+	buf = image_read(path, &len);
+	if (!buf)
 		return NULL;
-	ici = tcpcp_image_decode(img, len);
-	free(img);
-	if (!ici)
+	img = tcpcp_image_read(buf, len);
+	free(buf);
+	if (!img)
 		fail("%s: %s", path, tcpcp_strerror());
-	return ici;
+	return img;
 }

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "ici.pb-c.h"	/* images/ici.proto: the fields, public as the schema is */
+#include "tcpcp.h"
 #include "tcpcp-cli.h"
 
 static void addr(const TcpcpEndpoint *ep, char *buf, size_t len)
@@ -165,7 +166,7 @@ int cmd_show(int argc, char **argv)
 {
 	const char *path = NULL;
 	bool json = false;
-	TcpcpIci *ici;
+	struct tcpcp_image *img;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -178,13 +179,13 @@ int cmd_show(int argc, char **argv)
 	}
 	if (!path)
 		die_usage("show: image FILE is required");
-	ici = image_load(path);
-	if (!ici)
+	img = image_load(path);
+	if (!img)
 		return EXIT_FAIL;
 	if (json)
-		show_json(ici);
+		show_json(tcpcp_image_ici(img));
 	else
-		show_text(ici);
-	tcpcp_ici__free_unpacked(ici, NULL);
+		show_text(tcpcp_image_ici(img));
+	tcpcp_image_free(img);
 	return EXIT_OK;
 }

@@ -21,8 +21,8 @@ int target_fd(const char *pid, const char *fd);
 
 /* imgfile.c */
 void *image_read(const char *path, size_t *len);
-struct TcpcpIci;
-struct TcpcpIci *image_load(const char *path);
+struct tcpcp_image;
+struct tcpcp_image *image_load(const char *path);
 struct image_out {
 	const char *path;
 	char tmp[4096];

@@ -4,7 +4,7 @@
  * another host wrote.  The first input byte picks one, the rest is the
  * text:
  *
- *   0  a switch spec (tcpcp_switch_new: route:, flow:, arp:, exec:)
+ *   0  a switch spec (tcpcp_switch_new: route:, flow:, arp:; exec: refused)
  *   1  a pre-shared key file (tcpcp_pass_key_load)
  *   2  /etc/tcpcp.conf (read by tcpcp_need_create_caps, via $TCPCP_CONFIG)
  *   3  an ADDR:PORT of tcpcp-pass and tcpcp-passd (passd/common.c)
