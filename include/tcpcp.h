@@ -30,23 +30,30 @@ extern "C" {
 
 /* Isolate @s and return its ICI, malloc'd (free with free()).  Nothing
  * else may use @s meanwhile: in repair mode the kernel accepts a send()
- * into whichever queue is being read.  `tcpcp get` stops the owner. */
+ * into whichever queue is being read.  `tcpcp get` stops the owner.
+ * On NULL the connection is as it was: not isolated, not in repair mode. */
 void *tcpcp_get(int s);
-/* Size in bytes of an ICI returned by tcpcp_get(), or -1. */
+/* Size in bytes of an ICI returned by tcpcp_get(), or -1 (bad header). */
 int tcpcp_size(const void *ici);
-/* Upper bound of the ICI size of @s right now, or -1. */
+/* Upper bound of the ICI size of @s right now, or -1; @s is untouched. */
 int tcpcp_maxicisize(int s);
 /* Recreate the endpoint described by @ici (same local port); returns a
- * socket that is neither sending nor receiving until tcpcp_activate(). */
+ * socket that is neither sending nor receiving until tcpcp_activate().
+ * On -1 nothing is left: no socket, no gate entry, nothing sent. */
 int tcpcp_create(const void *ici);
-/* Let the recreated endpoint run: it sends queued data or a window probe. */
+/* Let the recreated endpoint run: it sends queued data or a window probe.
+ * On -1 it is still gated and in repair mode (closing it sends nothing);
+ * the call may be repeated. */
 int tcpcp_activate(int s);
 
-/* Rollback on the origin: undo tcpcp_get()'s isolation. */
+/* Rollback on the origin: undo tcpcp_get()'s isolation.  Idempotent; on
+ * -1 (@s not a TCP socket, the gate unreachable) @s is as it was. */
 int tcpcp_release(int s);
 /* Close an isolated origin socket without a word to the peer.  Segments
  * for the connection that still reach this host are dropped for
- * @linger_s seconds rather than answered with a reset. */
+ * @linger_s seconds rather than answered with a reset.  Refused (-1, @s
+ * still open and as it was) for a socket that is not isolated: closing
+ * it would end the connection. */
 int tcpcp_close(int s, unsigned int linger_s);
 
 /* Port selection at the destination (paper section 2.1). */
@@ -73,6 +80,7 @@ struct tcpcp_create_opts {
 };
 #define TCPCP_CREATE_OPTS_INIT { .size = sizeof(struct tcpcp_create_opts) }
 
+/* tcpcp_create() with options and the image's length; the same on -1. */
 int tcpcp_create_ex(const void *ici, size_t len,
 		    const struct tcpcp_create_opts *opts);
 
@@ -95,8 +103,10 @@ long tcpcp_gate_entries(int s);
  * all in one network namespace, in one batch: no repair mode, no state
  * read.  For a caller that stops the owners and reads the state itself
  * (the CRIU plugin), or that isolates many connections at once.  Close
- * is all or nothing; opening a connection that is not gated is no
- * error. */
+ * is all or nothing: on -1 no connection was gated (EXDEV: the sockets
+ * are in more than one namespace).  Opening a connection that is not
+ * gated is no error; on -1 some may be open, the rest still gated.
+ * Setup and unload: -1 leaves things as they were. */
 int tcpcp_gate_close_fds(const int *s, size_t n);
 int tcpcp_gate_open_fds(const int *s, size_t n);
 int tcpcp_gate_flush(int s);
@@ -139,7 +149,8 @@ struct TcpcpIci;
 const struct TcpcpIci *tcpcp_image_ici(const struct tcpcp_image *img);
 
 /* tcpcp_activate() that also puts back what leaving repair mode resets
- * (SO_REUSEADDR), taken from the image the socket was created from. */
+ * (SO_REUSEADDR), taken from the image the socket was created from.  On
+ * -1 as tcpcp_activate(), or, if only the socket option failed, active. */
 int tcpcp_activate_ex(int s, const void *ici, size_t len);
 
 /*
@@ -160,11 +171,15 @@ enum tcpcp_pass_role {
 	TCPCP_PASS_DEST,
 };
 
-/* A key file holds 64 hex digits (whitespace around them is ignored). */
+/* A key file holds 64 hex digits (whitespace around them is ignored);
+ * refused (-1, and @key holds nothing of it) if others may read it or
+ * it holds anything else. */
 int tcpcp_pass_key_load(const char *path, uint8_t key[TCPCP_PASS_KEY_LEN]);
 
 /* Authenticate the connected stream socket @ctl (the caller keeps owning
- * it); @timeout_ms bounds every wait for the other side. */
+ * it); @timeout_ms bounds every wait for the other side.  NULL if the
+ * other side is not a peer with the key, is silent or goes away; no
+ * connection has been touched then. */
 struct tcpcp_pass *tcpcp_pass_open(int ctl, enum tcpcp_pass_role role,
 				   const uint8_t key[TCPCP_PASS_KEY_LEN],
 				   int timeout_ms);
@@ -183,7 +198,9 @@ struct tcpcp_pass_send_opts {
 #define TCPCP_PASS_DONE		0	/* destination active, @s closed */
 #define TCPCP_PASS_UNCONFIRMED	1	/* activation sent, no answer: @s closed */
 
-/* Origin: @s was isolated by tcpcp_get_ex(), which gave @ici. */
+/* Origin: @s was isolated by tcpcp_get_ex(), which gave @ici.  On -1 the
+ * pass is rolled back: traffic switched back (@o->back), @s released,
+ * the connection continues here, and tcpcp_strerror() says why. */
 int tcpcp_pass_send(struct tcpcp_pass *p, int s, const void *ici, size_t ici_len,
 		    const void *state, size_t state_len,
 		    const struct tcpcp_pass_send_opts *o);
