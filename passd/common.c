@@ -41,6 +41,12 @@ void warnx(const char *fmt, ...)
 	va_end(ap);
 }
 
+void usage_exit(const char *text, int status)
+{
+	fputs(text, status ? stderr : stdout);
+	exit(status);
+}
+
 int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct sockaddr_in6 *s6 = (void *)ss;

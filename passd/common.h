@@ -9,6 +9,8 @@ extern const char *prog;
 
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* --help (status 0: stdout) or a bad command line (stderr), then exit. */
+void usage_exit(const char *text, int status) __attribute__((noreturn));
 
 /* ADDR:PORT, IPv6 in brackets. */
 int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len);

@@ -53,8 +53,7 @@ static const char usage_text[] =
 
 static __attribute__((noreturn)) void usage(int status)
 {
-	fputs(usage_text, status ? stderr : stdout);
-	exit(status);
+	usage_exit(usage_text, status);
 }
 
 static void parse(int argc, char **argv, struct args *a)

@@ -142,6 +142,17 @@ def hostile(topo, d, n, hold, claim=0):
     return p
 
 
+def pass_after_hostile(live, p, sessions):
+    """A pass that goes through; passd numbered the `sessions` before it,
+    refused ones too.  Then the hostile clients go and the stream ends."""
+    live.count['dest'] = sessions
+    r, res = live.pass_to('dest')
+    assert res['result'] == 'passed', r.stderr
+    p.kill()
+    p.wait()
+    live.finish()
+
+
 def test_hostile_length(topo, tmp_path):
     """A client without the key claims a 1 GiB frame: passd believes no
     length before its tag, so it refuses at once, without waiting for
@@ -154,12 +165,7 @@ def test_hostile_length(topo, tmp_path):
     wait_for(lambda: d.log_text().count('bad MAC') == 3, 5, 'passd to refuse the claims')
     # Well before the 10 s a session may wait for its next bytes.
     assert time.monotonic() - t0 < 5
-    live.count['dest'] = 3      # passd numbers sessions, refused ones too
-    r, res = live.pass_to('dest')
-    assert res['result'] == 'passed', r.stderr
-    p.kill()
-    p.wait()
-    live.finish()
+    pass_after_hostile(live, p, 3)
 
 
 def test_max_sessions(topo, tmp_path):
@@ -177,12 +183,7 @@ def test_max_sessions(topo, tmp_path):
     assert live.s.server.running()
     wait_for(lambda: 'sessions in progress' in d.log_text(), 5, 'passd to say it is full')
     wait_for(lambda: d.log_text().count('refused') == 3, 5, 'the idle sessions to time out')
-    live.count['dest'] = 3
-    r, res = live.pass_to('dest')
-    assert res['result'] == 'passed', r.stderr
-    p.kill()
-    p.wait()
-    live.finish()
+    pass_after_hostile(live, p, 3)
 
 
 def test_dest_refuses(topo, tmp_path):
