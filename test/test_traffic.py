@@ -210,3 +210,25 @@ def test_passd_tsval_rule():
     assert not tsval_regressions([seg(0, 100, 50, 1000), seg(0, 99, 50, 0)], src)
     assert tsval_regressions([seg(0, 100, 50, 1000), seg(0, 99, 50, 1000)], src)
     assert tsval_regressions([seg(0, 100, 50, 1000), seg(0, 99 - EDT_SLACK, 50, 0)], src)
+
+
+def test_criu_rst_rule():
+    """The CRIU tests' RST count: an RST from the peer after both FINs were
+    exchanged and acknowledged (a retransmitted FIN that crossed the last
+    ACK) is not counted; one while the connection lives is."""
+    from lib.capture import Packet
+    from lib.criu import after_close, closes
+    X, P = ('10.77.9.1', 5001), ('10.77.1.2', 40000)
+
+    def pkt(t, src, dst, flags, seq, ack, length=0):
+        return Packet(t, src[0], dst[0], src[1], dst[1], flags, seq, ack, 0, length)
+    close = [pkt(0.0, X, P, 0x19, 100, 500, 4),      # service's FIN after 4 bytes
+             pkt(0.1, P, X, 0x10, 500, 105),         # ... acknowledged
+             pkt(0.1, P, X, 0x11, 500, 105),         # the peer's FIN
+             pkt(0.2, X, P, 0x10, 105, 501)]         # ... acknowledged
+    late = pkt(0.3, P, X, 0x04, 501, 0)
+    closed = closes(close + [late], ('10.77.9.1',))
+    assert after_close(late, closed)
+    early = pkt(0.05, P, X, 0x04, 500, 0)
+    closed = closes([close[0], early], ('10.77.9.1',))
+    assert not after_close(early, closed)
