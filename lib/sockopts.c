@@ -43,6 +43,25 @@ static int set(int s, int level, int opt, uint32_t val, const char *name)
 			so->field = v_ != 0;				\
 	} while (0)
 
+/* Linux 5.14: which buffer sizes the application fixed (SO_SNDBUF /
+ * SO_RCVBUF lock them) and which the kernel autotunes. */
+#ifndef SO_BUF_LOCK
+#define SO_BUF_LOCK 72
+#endif
+#define SNDBUF_LOCK	1	/* SOCK_SNDBUF_LOCK */
+#define RCVBUF_LOCK	2	/* SOCK_RCVBUF_LOCK */
+
+static void save_buf_lock(int s, TcpcpSockopts *so)
+{
+	uint32_t v;
+
+	if (!get(s, SOL_SOCKET, SO_BUF_LOCK, &v))
+		return;		/* older kernel: unknown */
+	so->has_sndbuf_locked = so->has_rcvbuf_locked = true;
+	so->sndbuf_locked = v & SNDBUF_LOCK;
+	so->rcvbuf_locked = v & RCVBUF_LOCK;
+}
+
 int tcpcp_sockopts_save(int s, int family, TcpcpSockopts *so)
 {
 	char ca[TCPCP_CA_NAME_MAX + 1] = "";
@@ -60,6 +79,7 @@ int tcpcp_sockopts_save(int s, int family, TcpcpSockopts *so)
 	SAVE(IPPROTO_TCP, TCP_WINDOW_CLAMP, window_clamp);
 	SAVE(SOL_SOCKET, SO_SNDBUF, sndbuf);
 	SAVE(SOL_SOCKET, SO_RCVBUF, rcvbuf);
+	save_buf_lock(s, so);
 	SAVE(SOL_SOCKET, SO_MARK, mark);
 	SAVE(SOL_SOCKET, SO_PRIORITY, priority);
 	SAVE_BOOL(SOL_SOCKET, SO_REUSEADDR, reuseaddr);
@@ -136,6 +156,15 @@ int tcpcp_sockopts_restore_late(int s, int family, const TcpcpSockopts *so)
 	RESTORE(SOL_SOCKET, SO_PRIORITY, priority, "SO_PRIORITY");
 	if (so->has_mark && so->mark)
 		RESTORE(SOL_SOCKET, SO_MARK, mark, "SO_MARK");
+	/* Forcing the sizes to take the queues back locked both; what the
+	 * origin autotuned autotunes here again, from the size it had. */
+	if (so->has_sndbuf_locked && so->has_rcvbuf_locked &&
+	    (err = set(s, SOL_SOCKET, SO_BUF_LOCK, (so->sndbuf_locked ? SNDBUF_LOCK : 0) |
+		       (so->rcvbuf_locked ? RCVBUF_LOCK : 0), "SO_BUF_LOCK")))
+		return err;
+	/* 0 is "unset" and refused on a connected socket. */
+	if (so->window_clamp)
+		RESTORE(IPPROTO_TCP, TCP_WINDOW_CLAMP, window_clamp, "TCP_WINDOW_CLAMP");
 	if (family == AF_INET6) {
 		RESTORE(IPPROTO_IPV6, IPV6_TCLASS, tos, "IPV6_TCLASS");
 		RESTORE(IPPROTO_IPV6, IPV6_UNICAST_HOPS, ttl, "IPV6_UNICAST_HOPS");

@@ -51,6 +51,28 @@ def test_pass_paced(topo, tmp_path, family):
     s.finish()
 
 
+@pytest.mark.parametrize('family', [4, 6])
+def test_pass_buffer_locks(topo, tmp_path, family):
+    """A receive buffer the application fixed stays fixed, at its size; a
+    send buffer the kernel autotuned at the origin autotunes again at the
+    destination (creating forces both sizes, which locks them, and
+    SO_BUF_LOCK puts the origin's locks back).  Read back by taking the
+    destination's socket again and releasing it."""
+    s = Stream(topo, tmp_path, family, 4 * MB, origin_args=('--rcvbuf', 150000))
+    time.sleep(1)
+    so = cli.show(simple_pass(s))['sockopts']
+    assert so['rcvbuf_locked'] and not so['sndbuf_locked'], so
+    assert so['rcvbuf'] == 300000, so       # as the kernel reports it: doubled
+    again = tmp_path / 'again.img'
+    sock = cli.tcp_socket(topo, 'dest', s.server.pid)
+    cli.get(topo, 'dest', s.server.pid, sock['fd'], again)
+    cli.release(topo, 'dest', s.server.pid, sock['fd'])
+    dest = cli.show(again)['sockopts']
+    assert dest['rcvbuf_locked'] and not dest['sndbuf_locked'], dest
+    assert dest['rcvbuf'] == 300000, dest
+    s.finish()
+
+
 def big_buffers(topo):
     """Buffers that can hold MBs of queued data on every host, as on
     servers tuned for bulk transfer."""

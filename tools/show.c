@@ -56,7 +56,8 @@ static void json_sockopts(const TcpcpSockopts *so)
 	printf("\"sockopts\": {");
 	J_BOOL(so, nodelay); J_BOOL(so, keepalive); J_OPT(so, keepidle);
 	J_OPT(so, keepintvl); J_OPT(so, keepcnt); J_OPT(so, user_timeout);
-	J_OPT(so, sndbuf); J_OPT(so, rcvbuf); J_OPT(so, tos); J_OPT(so, ttl);
+	J_OPT(so, sndbuf); J_OPT(so, rcvbuf); J_BOOL(so, sndbuf_locked);
+	J_BOOL(so, rcvbuf_locked); J_OPT(so, tos); J_OPT(so, ttl);
 	J_OPT(so, mark); J_OPT(so, notsent_lowat); J_BOOL(so, reuseaddr);
 	J_BOOL(so, reuseport); J_OPT(so, priority); J_OPT(so, window_clamp);
 	if (so->congestion) {

@@ -77,6 +77,7 @@ struct opts {
 	bool have_tx_total, have_rx_total, have_tx_seed, have_rx_seed;
 	uint64_t rate;
 	unsigned int max_pacing;	/* SO_MAX_PACING_RATE, bytes/s; 0: none */
+	unsigned int rcvbuf;		/* SO_RCVBUF (which locks it); 0: autotuned */
 	struct stall rstall, wstall;
 	unsigned int linger_ms;
 };
@@ -226,7 +227,7 @@ static void usage(void)
 	      "         [--tx-seed S] [--rx-seed S] [--rate BYTES/S]\n"
 	      "         [--read-stall OFF:MS] [--write-stall OFF:MS]\n"
 	      "         [--state-out FILE] [--ready FILE] [--linger MS]\n"
-	      "         [--max-pacing-rate BYTES/S]\n", stderr);
+	      "         [--max-pacing-rate BYTES/S] [--rcvbuf BYTES]\n", stderr);
 	exit(EXIT_USAGE);
 }
 
@@ -241,6 +242,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "rate", 1, NULL, 'R' }, { "read-stall", 1, NULL, 'S' },
 		{ "write-stall", 1, NULL, 'W' }, { "ready", 1, NULL, 'y' },
 		{ "linger", 1, NULL, 'L' }, { "max-pacing-rate", 1, NULL, 'P' },
+		{ "rcvbuf", 1, NULL, 'B' },
 		{ "help", 0, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	int c, modes;
@@ -264,6 +266,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'r': o->rx_seed = parse_size(optarg, "seed"); o->have_rx_seed = true; break;
 		case 'R': o->rate = parse_size(optarg, "rate"); break;
 		case 'P': o->max_pacing = (unsigned int)parse_size(optarg, "pacing rate"); break;
+		case 'B': o->rcvbuf = (unsigned int)parse_size(optarg, "receive buffer"); break;
 		case 'S': parse_stall(optarg, &o->rstall); break;
 		case 'W': parse_stall(optarg, &o->wstall); break;
 		case 'y': o->ready = optarg; break;
@@ -702,6 +705,8 @@ static int open_socket(struct opts *o, struct traffic *t)
 	if (o->max_pacing && setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE,
 					&o->max_pacing, sizeof(o->max_pacing)))
 		die(1, "SO_MAX_PACING_RATE: %s", strerror(errno));
+	if (o->rcvbuf && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o->rcvbuf, sizeof(o->rcvbuf)))
+		die(1, "SO_RCVBUF: %s", strerror(errno));
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK))
 		die(1, "fd %d: %s", fd, strerror(errno));
 	return fd;
