@@ -16,15 +16,19 @@
  * --timeout per message (the greeting included), a frame's length is
  * believed only under a valid tag (lib/pass-frame.c), so a session holds
  * a few KB until it is authenticated, and at most --max-sessions
- * sessions are in progress at once (a connection beyond is closed, with
- * a line in the log).  A session stops counting when its handler starts:
- * each child holds a pipe's write end, close-on-exec.
+ * sessions are in progress at once.  When they are, a newcomer takes the
+ * room of the oldest session whose client has not shown the key yet
+ * (killed, with a line in the log), so clients without the key cannot
+ * keep an origin out; it is refused only when all of them have.  Each
+ * session holds a pipe's write end, close-on-exec: a byte says it is
+ * authenticated, EOF that its handler started or it ended.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,8 +155,11 @@ static void run_handler(const struct args *a, int s, const void *state, size_t l
 	die("cannot run %s: %s", argv[0], strerror(errno));
 }
 
-/* One session, in its own process: it becomes the handler. */
-static void session(const struct args *a, const uint8_t *key, int ctl, unsigned long id)
+/* One session, in its own process: it becomes the handler.  It tells
+ * the daemon through @told (close-on-exec) once the origin proved it
+ * has the key: from then on the session is not dropped to make room. */
+static void session(const struct args *a, const uint8_t *key, int ctl, unsigned long id,
+		    int told)
 {
 	struct sockaddr_storage from;
 	socklen_t flen = sizeof(from);
@@ -167,6 +174,8 @@ static void session(const struct args *a, const uint8_t *key, int ctl, unsigned 
 	p = tcpcp_pass_open(ctl, TCPCP_PASS_DEST, key, a->timeout_ms);
 	if (!p)
 		die("session %lu from %s refused: %s", id, who, tcpcp_strerror());
+	if (write(told, "A", 1) != 1)
+		die("session %lu: cannot tell the daemon: %s", id, strerror(errno));
 	s = tcpcp_pass_recv(p, NULL, &state, &len);
 	if (s < 0)
 		die("session %lu from %s: not passed: %s", id, who, tcpcp_strerror());
@@ -176,44 +185,80 @@ static void session(const struct args *a, const uint8_t *key, int ctl, unsigned 
 	run_handler(a, s, state, len, id);
 }
 
-/* Drop the sessions whose pipe closed: their handler runs, or they ended. */
-static int reap(int *busy, int n)
-{
-	struct pollfd pfd;
-	int i = 0;
+/* The sessions running the protocol, each with the read end of a pipe
+ * whose write end it holds: a byte when the origin has authenticated, EOF
+ * when the handler starts or the session ends. */
+struct sessions {
+	int fd[SESSIONS_MAX];
+	pid_t pid[SESSIONS_MAX];
+	unsigned long id[SESSIONS_MAX];
+	bool authed[SESSIONS_MAX];
+	int n;			/* oldest first */
+};
 
-	while (i < n) {
-		pfd = (struct pollfd){ .fd = busy[i], .events = POLLIN };
-		if (poll(&pfd, 1, 0) == 1) {
-			close(busy[i]);
-			busy[i] = busy[--n];
-		} else {
-			i++;
-		}
-	}
-	return n;
+static void drop(struct sessions *ss, int i)
+{
+	close(ss->fd[i]);
+	ss->n--;
+	memmove(&ss->fd[i], &ss->fd[i + 1], (size_t)(ss->n - i) * sizeof(ss->fd[0]));
+	memmove(&ss->pid[i], &ss->pid[i + 1], (size_t)(ss->n - i) * sizeof(ss->pid[0]));
+	memmove(&ss->id[i], &ss->id[i + 1], (size_t)(ss->n - i) * sizeof(ss->id[0]));
+	memmove(&ss->authed[i], &ss->authed[i + 1], (size_t)(ss->n - i) * sizeof(ss->authed[0]));
 }
 
-static void refuse(int ctl, unsigned long id, int n)
+static void reap(struct sessions *ss)
+{
+	struct pollfd pfd;
+	char c;
+	int i = 0;
+
+	while (i < ss->n) {
+		pfd = (struct pollfd){ .fd = ss->fd[i], .events = POLLIN };
+		if (poll(&pfd, 1, 0) == 1 && read(ss->fd[i], &c, 1) == 1) {
+			ss->authed[i] = true;
+			continue;	/* and look again: it may have ended too */
+		}
+		if (pfd.revents)
+			drop(ss, i);
+		else
+			i++;
+	}
+}
+
+/* Full: the oldest session whose client has not shown the key yet makes
+ * room (clients without the key cannot keep others out); if every one
+ * has, the newcomer is refused. */
+static bool make_room(struct sessions *ss, int ctl, unsigned long id)
 {
 	struct sockaddr_storage from;
 	socklen_t flen = sizeof(from);
 	char who[64] = "?";
+	int i;
 
+	for (i = 0; i < ss->n && ss->authed[i]; i++)
+		;
+	if (i < ss->n) {
+		warnx("session %lu dropped: not authenticated yet, and session %lu needs its room "
+		      "(--max-sessions)", ss->id[i], id);
+		kill(ss->pid[i], SIGKILL);
+		drop(ss, i);
+		return true;
+	}
 	if (!getpeername(ctl, (struct sockaddr *)&from, &flen))
 		sockaddr_str(&from, who, sizeof(who));
 	warnx("session %lu from %s refused: %d sessions in progress (--max-sessions)",
-	      id, who, n);
+	      id, who, ss->n);
+	return false;
 }
 
 int cmd_passd(int argc, char **argv)
 {
 	uint8_t key[TCPCP_PASS_KEY_LEN];
 	struct sigaction sa = { .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT };
-	int busy[SESSIONS_MAX], nbusy = 0, done[2];
+	static struct sessions ss;
 	unsigned long id = 0;
 	struct args a;
-	int l, ctl, status, i;
+	int l, ctl, status, i, done[2];
 	pid_t pid;
 
 	parse(argc, argv, &a);
@@ -227,10 +272,10 @@ int cmd_passd(int argc, char **argv)
 	fprintf(stderr, "%s: listening on %s\n", prog, a.listen);
 	for (;;) {
 		ctl = accept_next(l);
-		nbusy = reap(busy, nbusy);
-		if (nbusy >= a.max_sessions) {
-			refuse(ctl, id++, nbusy);
+		reap(&ss);
+		if (ss.n >= a.max_sessions && !make_room(&ss, ctl, id)) {
 			close(ctl);
+			id++;
 			continue;
 		}
 		if (pipe2(done, O_CLOEXEC))
@@ -241,12 +286,15 @@ int cmd_passd(int argc, char **argv)
 		if (!pid) {
 			close(l);
 			close(done[0]);
-			for (i = 0; i < nbusy; i++)
-				close(busy[i]);
-			session(&a, key, ctl, id);
+			for (i = 0; i < ss.n; i++)
+				close(ss.fd[i]);
+			session(&a, key, ctl, id, done[1]);
 		}
 		close(done[1]);
-		busy[nbusy++] = done[0];
+		ss.fd[ss.n] = done[0];
+		ss.pid[ss.n] = pid;
+		ss.id[ss.n] = id;
+		ss.authed[ss.n++] = false;
 		close(ctl);
 		id++;
 		if (a.once) {
