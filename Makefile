@@ -119,8 +119,18 @@ $(O)/tcpcp.pc: tcpcp.pc.in
 traffic:
 	$(MAKE) -C test/traffic O=$(abspath $(O)) CFLAGS="$(CFLAGS)" LDFLAGS="$(LDFLAGS)"
 
+# The CRIU plugin goes where CRIU loads plugins without --lib, so that
+# runc and podman get it: the plugin directory the criu at hand was built
+# with (its --help names it; the project's CRIU: /opt/tcpcp-criu/lib/criu),
+# else Debian's /usr/lib/criu.
+CRIU           ?= $(or $(TCPCP_CRIU),$(wildcard /opt/tcpcp-criu/sbin/criu),criu)
+CRIU_PLUGINDIR ?= $(or $(shell $(CRIU) --help 2>/dev/null | \
+	sed -n 's/.*plugin directory (by default \(.*\))/\1/p'),/usr/lib/criu)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -d $(DESTDIR)$(CRIU_PLUGINDIR)
+	install -m 755 $(PLUGIN_SO) $(DESTDIR)$(CRIU_PLUGINDIR)/tcpcp_plugin.so
 	install -m 755 $(O)/tcpcp $(DESTDIR)$(PREFIX)/bin/tcpcp
 	ln -sf tcpcp $(DESTDIR)$(PREFIX)/bin/tcpcp-passd
 	ln -sf tcpcp $(DESTDIR)$(PREFIX)/bin/tcpcp-pass

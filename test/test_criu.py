@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import shutil
 import time
 
 import pytest
@@ -136,13 +137,13 @@ ZDTM = {
 }
 
 
-def run_zdtm(topo, tmp, criu, test, where, capture=True):
+def run_zdtm(topo, tmp, criu, test, where, capture=True, plugin=True):
     args, settle = ZDTM[test]
     cap = Capture(topo, 'peer', tmp / 'peer.pcap').start() if capture else None
     pair = ZdtmPair(topo, tmp, test, args, PORT)
     time.sleep(settle)
     host = 'origin' if where == 'same' else 'dest'
-    dump, restore = pair.checkpoint(criu, tmp / 'img', host=host)
+    dump, restore = pair.checkpoint(criu, tmp / 'img', host=host, plugin=plugin)
     topo.switch_to(host)
     pair.go()
     peer, server = pair.finish()
@@ -521,3 +522,47 @@ def test_restore_forgot_tcp_close(topo, tmp_path, criu):
     r = criu.restore('origin', imgs, tcp='--tcp-established')
     assert 'was restored by CRIU itself' in r.log
     finish_stream(topo, 4, cap, server, peer, nbytes)
+
+
+@pytest.fixture
+def installed():
+    """The plugin where CRIU loads plugins without --lib, as `make install`
+    puts it (runc and podman pass no --lib); gone again afterwards."""
+    from lib.criu import default_plugin_dir, plugin_dir
+    d = default_plugin_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    dst = d / 'tcpcp_plugin.so'
+    assert not dst.exists(), f'{dst} is there already: not for this test to replace'
+    shutil.copy(plugin_dir() / 'tcpcp_plugin.so', dst)
+    try:
+        yield dst
+    finally:
+        dst.unlink()
+
+
+def test_installed_plugin(topo, tmp_path, criu, installed):
+    """Installed, the plugin serves a plain `criu dump` / `criu restore`
+    (no --lib) to another host; and a tree without a TCP connection, a
+    listener only, dumps and restores without --tcp-established, with
+    not a word from the plugin and no image of its."""
+    conns = tmp_path / 'conns'
+    conns.mkdir()
+    dump, restore = run_zdtm(topo, conns, criu, 'tcp_stream', 'other', plugin='installed')
+    assert list((conns / 'img').glob('tcpcp-*.img')), 'the plugin was not loaded'
+    assert 'locked and captured' in dump.log and 'restored' in restore.log
+
+    from lib import build
+    idle = tmp_path / 'idle'
+    idle.mkdir()
+    lst = Task(topo, 'origin', [build.traffic(), '--listen', hostport(topo.ipx(4), 7001),
+                                '--bytes', 1], idle, 'listener')
+    cli.wait_listening(topo, 'origin', 7001)
+    (idle / 'img').mkdir()
+    d = criu.run('origin', 'dump', '-t', lst.pid, '-D', idle / 'img')
+    lst.restored()
+    r = criu.run('origin', 'restore', '-D', idle / 'img', '-d')
+    assert not list((idle / 'img').glob('tcpcp-*')), 'an image of the plugin\'s'
+    for log in (d.log, r.log):
+        said = [line for line in log.splitlines() if 'tcpcp: ' in line]
+        assert not said, said
+    cli.wait_listening(topo, 'origin', 7001)    # the restored listener

@@ -7,6 +7,7 @@ started with nsenter --net (not `ip netns exec`), in their own session,
 with stdio on files, so that CRIU can dump and restore them as they are.
 """
 import os
+import re
 import signal
 import subprocess
 import time
@@ -45,6 +46,14 @@ def criu_env():
 
 def plugin_dir():
     return build.build_dir() / 'criu-plugin'
+
+
+def default_plugin_dir():
+    """Where this criu loads plugins when given no --lib (its --help says)."""
+    r = subprocess.run([criu_binary(), '--help'], capture_output=True, text=True)
+    m = re.search(r'plugin directory \(by default (\S+)\)', r.stdout + r.stderr)
+    assert m, 'criu --help names no plugin directory'
+    return Path(m.group(1))
 
 
 def asan_build():
@@ -135,13 +144,15 @@ class Criu:
         one batch); alone it takes its own nftables lock.  A restore uses
         the dump's lock method (CRIU ignores --network-lock there)."""
         imgdir.mkdir(exist_ok=True)
-        lib = ('--lib', plugin_dir()) if plugin else ()
+        lib = ('--lib', plugin_dir()) if plugin is True else ()
         lock = lock or ('skip' if plugin else 'nftables')
         return self.run(host, 'dump', '-t', pid, '-D', imgdir, tcp, '--network-lock', lock,
                         *lib, *extra, **kw)
 
     def restore(self, host, imgdir, plugin=True, tcp='--tcp-close', **kw):
-        lib = ('--lib', plugin_dir()) if plugin else ()
+        """plugin: True, through --lib; 'installed', from CRIU's own plugin
+        directory (no --lib, as runc and podman run it); False, none."""
+        lib = ('--lib', plugin_dir()) if plugin is True else ()
         return self.run(host, 'restore', '-D', imgdir, '-d', tcp, *lib, **kw)
 
 
