@@ -99,9 +99,11 @@ def soak_short(tmp, requests, minutes):
         topo.popen('dest', binary('tcpcp-worker'), '--ctl', ctl, '--key', key, '--name', 'w',
                    '--root', root, stderr=open(wlog, 'w'))
         wait_for(lambda: 'taking' in wlog.read_text(), 10, 'worker')
+        from lib import build
+        env = dict(build.env(), TCPCP_DEMO_TIMES='1')   # a line per pass, with its result
         topo.popen('origin', binary('tcpcp-dispatcher'), '--listen', f'{IPX}:8080',
                    '--key', key, '--worker', f'{ctl}=flow:{gw}:3', '--switch-back',
-                   f'flow:{gw}:0', stderr=open(dlog, 'w'))
+                   f'flow:{gw}:0', stderr=open(dlog, 'w'), env=env)
         wait_for(lambda: 'listening' in dlog.read_text(), 10, 'dispatcher')
         t0 = time.time()
         r = topo.run('peer', 'sh', '-c',
