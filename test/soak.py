@@ -107,7 +107,7 @@ def soak_short(tmp, requests, minutes):
         wait_for(lambda: 'listening' in dlog.read_text(), 10, 'dispatcher')
         t0 = time.time()
         r = topo.run('peer', 'sh', '-c',
-                     f'end=$(($(date +%s) + {minutes * 60})); ok=0; '
+                     f'end=$(($(date +%s) + {int(minutes * 60)})); ok=0; '
                      f'for i in $(seq {requests}); do '
                      f'[ $(date +%s) -lt $end ] || break; '
                      f'h=$(curl -sf --max-time 20 http://{IPX}:8080/f | sha256sum | cut -c1-64); '
