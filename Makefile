@@ -138,6 +138,8 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtcpcp.so
 	install -m 644 $(O)/libtcpcp.a $(DESTDIR)$(LIBDIR)/libtcpcp.a
 	install -m 644 include/tcpcp.h $(DESTDIR)$(PREFIX)/include/tcpcp.h
+	install -d $(DESTDIR)$(PREFIX)/share/tcpcp
+	install -m 644 images/ici.proto $(DESTDIR)$(PREFIX)/share/tcpcp/ici.proto
 	install -m 644 $(O)/tcpcp.pc $(DESTDIR)$(LIBDIR)/pkgconfig/tcpcp.pc
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -142,9 +142,10 @@ int tcpcp_image_set_ends(struct tcpcp_image *img, const struct sockaddr *local,
 			 const struct sockaddr *peer);
 void *tcpcp_image_write(const struct tcpcp_image *img, size_t *len);
 void tcpcp_image_free(struct tcpcp_image *img);
-/* Every field, as images/ici.proto defines them, in protobuf-c's
- * generated structure (build/gen/ici.pb-c.h): for a program that shows
- * them all, like `crit show`.  Valid until tcpcp_image_free(). */
+/* Every field, as images/ici.proto defines them (installed as
+ * share/tcpcp/ici.proto), in the structure protoc-c generates from it:
+ * for a program that shows them all, like `crit show`.  Valid until
+ * tcpcp_image_free(). */
 struct TcpcpIci;
 const struct TcpcpIci *tcpcp_image_ici(const struct tcpcp_image *img);
 
