@@ -269,12 +269,16 @@ static void capture_free(struct capture *c)
  * No socket option shows tcp_wstamp_ns (a BPF fentry or kprobe on
  * tcp_get_info() could read it; both are refused where tcpcp is tested),
  * so the clock is moved past the most it can lead by: one segment of at
- * most GSO's 64 KB at the current pacing rate.  A later clock costs the
- * peer nothing (PAWS only refuses older TSvals); a segment built larger
- * (BIG TCP) or a rate that fell since it left can still lead by more.
- * Bit 0 of TCP_TIMESTAMP's value flags microsecond ticks; an even number
- * of ticks is added, rounded up. */
-#define PACING_SEG_MAX	65536u
+ * most GSO's 64 KB at a quarter of the current pacing rate.  The rate the
+ * segment left at may have been lower than today's: BBR paces at 0.35 of
+ * its estimate while draining and at 0.75 or 1.25 in turns while probing,
+ * and the soak saw 251 ms where 64 KB at today's rate gave less.  A later
+ * clock costs the peer nothing (PAWS only refuses older TSvals; each end
+ * times its round trips with its own clock).  A segment built larger (BIG
+ * TCP) can still lead by more.  Bit 0 of TCP_TIMESTAMP's value flags
+ * microsecond ticks; an even number of ticks is added, rounded up. */
+#define PACING_SEG_MAX		65536u
+#define PACING_RATE_FALL	4	/* how far the rate may have risen since */
 
 static uint32_t past_last_stamp(uint32_t ts, const struct tcp_info *ti)
 {
@@ -282,7 +286,8 @@ static uint32_t past_last_stamp(uint32_t ts, const struct tcp_info *ti)
 
 	if (!rate || rate == UINT64_MAX)
 		return ts;		/* not paced */
-	ticks = ((uint64_t)PACING_SEG_MAX * 1000000000ull / rate + tick - 1) / tick;
+	ticks = ((uint64_t)PACING_SEG_MAX * PACING_RATE_FALL * 1000000000ull / rate + tick - 1) /
+		tick;
 	if (ticks > INT32_MAX / 2)
 		ticks = INT32_MAX / 2;
 	ticks = (ticks + 1) & ~1ull;
