@@ -12,7 +12,11 @@ Needs root and a build (TCPCP_BUILD); `make soak` runs it.
           going back (the tests' rules).
   short   REQUESTS HTTP downloads from tcpcp-dispatcher, each connection
           passed to a tcpcp-worker on dest (flow steering at the gateway)
-          and checked by its sha256 at the client.
+          and checked by its sha256 at the client.  Each from a port of
+          its own: a new connection on the 4-tuple of a passed one fails
+          today (the gateway's steering entry outlives the connection;
+          docs/pass.md, Limits), one in about a thousand with ports the
+          kernel picks.
 
 Afterwards no gate entry is left in either namespace once the passes'
 lingers run out, and no namespace of ours pins a BPF folder.  Bounded by
@@ -46,10 +50,10 @@ def soak_long(tmp, passes, loss, minutes, chunk=100):
     length is set from the pace of the passes so far, so that it ends
     soon after its last pass and finish() checks it whole."""
     done, took, dropped = 0, [], 0
-    est, deadline, t0 = 0.5, time.time() + minutes * 60, time.time()
+    est, deadline, t0 = 0.15, time.time() + minutes * 60, time.time()
     while done < passes and time.time() < deadline:
         n = min(chunk, passes - done)
-        secs = n * est * 1.5 + 3
+        secs = n * est * 1.3 + 4
         topo = netns.Topology()
         try:
             seg = tmp / f'seg{done}'
@@ -110,11 +114,14 @@ def soak_short(tmp, requests, minutes):
                      f'end=$(($(date +%s) + {int(minutes * 60)})); ok=0; '
                      f'for i in $(seq {requests}); do '
                      f'[ $(date +%s) -lt $end ] || break; '
-                     f'h=$(curl -sf --max-time 20 http://{IPX}:8080/f | sha256sum | cut -c1-64); '
+                     f'h=$(curl -sf --max-time 20 --local-port $((20000 + i)) http://{IPX}:8080/f '
+                     f'| sha256sum | cut -c1-64); '
                      f'[ "$h" = {want} ] || {{ echo "request $i: got $h"; exit 1; }}; '
                      f'ok=$((ok + 1)); done; echo ok=$ok',
                      timeout=minutes * 60 + 60, check=False)
-        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.returncode == 0, (r.stdout + r.stderr + '\ndispatcher: ' +
+                                   dlog.read_text()[-1500:] + '\nworker: ' +
+                                   wlog.read_text()[-1500:])
         done = int(r.stdout.split('ok=')[-1])
         wall = time.time() - t0
         passed = dlog.read_text().count('result=0')
@@ -144,7 +151,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / 'long').mkdir()
         (Path(d) / 'short').mkdir()
-        n_long = soak_long(Path(d) / 'long', a.passes, a.loss, a.minutes)
+        n_long = soak_long(Path(d) / 'long', a.passes, a.loss, a.minutes) if a.passes else 0
         n_short = soak_short(Path(d) / 'short', a.requests, a.minutes)
     pins, ours = leftovers()
     assert set(pins) <= set(before), f'BPF folders left: {sorted(set(pins) - set(before))}'

@@ -59,6 +59,13 @@ class Handler:
         except ProcessLookupError:
             pass
 
+    def wait(self, timeout=60):
+        """Like Traffic.wait(): until it has ended, or timeout seconds."""
+        try:
+            wait_for(lambda: not self.running(), timeout, f'{self.prefix} to end', 0.05)
+        except AssertionError:
+            pass
+
     def describe(self):
         out = Path(f'{self.prefix}.out')
         err = Path(f'{self.prefix}.err')
