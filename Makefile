@@ -59,7 +59,7 @@ $(O)/lib/%.o: lib/%.c $(O)/gen/ici.pb-c.h $(O)/gen/pass.pb-c.h $(wildcard lib/*.
 
 $(O)/tools/%.o: tools/%.c $(O)/gen/ici.pb-c.h include/tcpcp.h $(wildcard tools/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -DTCPCP_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) -Ipassd -DTCPCP_VERSION='"$(VERSION)"' $(WARN) $(CFLAGS) -c -o $@ $<
 
 $(O)/libtcpcp.so: $(LIB_OBJ) lib/libtcpcp.map
 	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libtcpcp.map \

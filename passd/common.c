@@ -15,7 +15,7 @@
 #include "common.h"
 #include "tcpcp.h"
 
-static void vwarnx(const char *fmt, va_list ap)
+void vsay(const char *fmt, va_list ap)
 {
 	fprintf(stderr, "%s: ", prog);
 	vfprintf(stderr, fmt, ap);
@@ -27,7 +27,7 @@ void die(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vwarnx(fmt, ap);
+	vsay(fmt, ap);
 	va_end(ap);
 	exit(1);
 }
@@ -37,7 +37,7 @@ void warnx(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vwarnx(fmt, ap);
+	vsay(fmt, ap);
 	va_end(ap);
 }
 

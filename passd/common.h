@@ -2,11 +2,14 @@
 #ifndef TCPCP_PASSD_COMMON_H
 #define TCPCP_PASSD_COMMON_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
 extern const char *prog;
 
+/* "PROG: message" on stderr: every line the tools print about a failure. */
+void vsay(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* --help (status 0: stdout) or a bad command line (stderr), then exit. */

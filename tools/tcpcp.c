@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "tcpcp-cli.h"
 
 const char *prog = "tcpcp";
@@ -53,19 +54,12 @@ static const char usage[] =
 	"it was (the message names the cause); 2 bad command line.\n"
 	"Taking or creating a connection needs CAP_NET_ADMIN in its network namespace.\n";
 
-static void say(const char *fmt, va_list ap)
-{
-	fprintf(stderr, "%s: ", prog);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-}
-
 void die_usage(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	say(fmt, ap);
+	vsay(fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "Try '%s --help'.\n", prog);
 	exit(EXIT_USAGE);
@@ -76,7 +70,7 @@ int fail(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	say(fmt, ap);
+	vsay(fmt, ap);
 	va_end(ap);
 	return EXIT_FAIL;
 }
