@@ -60,9 +60,6 @@
 #include "internal.h"
 #include "bpf/gate.h"
 
-#ifndef SO_NETNS_COOKIE
-#define SO_NETNS_COOKIE 71
-#endif
 /* Linux 6.4's netfilter programs, newer than Debian 12's headers and
  * libbpf 1.1 (which loads them once told their type). */
 #define PROG_TYPE_NETFILTER	32
@@ -156,16 +153,6 @@ static int root_open(struct tcpcp_bpf *b)
 	b->lock = open(b->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (b->lock < 0 || flock(b->lock, LOCK_EX))
 		return tcpcp_fail(errno, "cannot lock %s: %s", b->root, strerror(errno));
-	return 0;
-}
-
-static int netns_cookie(int s, uint64_t *cookie)
-{
-	socklen_t len = sizeof(*cookie);
-
-	if (getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len))
-		return tcpcp_fail(errno, "cannot name the network namespace of fd %d "
-				  "(SO_NETNS_COOKIE, Linux 5.14): %s", s, strerror(errno));
 	return 0;
 }
 
@@ -451,7 +438,7 @@ int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b)
 
 	b->lock = b->gate = -1;
 	b->dir[0] = '\0';
-	if ((err = netns_cookie(s, &b->cookie)) || (err = root_open(b)))
+	if ((err = tcpcp_netns_cookie(s, &b->cookie)) || (err = root_open(b)))
 		goto fail;
 	snprintf(b->dir, sizeof(b->dir), "%s/net-%016llx", b->root, (unsigned long long)b->cookie);
 	if (mode == TCPCP_BPF_LOCK)

@@ -142,6 +142,8 @@ int tcpcp_fins_restore(int s, const TcpcpIci *ici);
  * namespace fd @ns), on a thread of its own unless it is ours. */
 int tcpcp_netns_run(int s, int (*fn)(void *), void *arg);
 int tcpcp_netns_run_at(int ns, int (*fn)(void *), void *arg);
+/* The SO_NETNS_COOKIE of @s's namespace. */
+int tcpcp_netns_cookie(int s, uint64_t *cookie);
 
 /* repair.c: thin wrappers with the kernel's names. */
 int tcpcp_repair(int s, int mode);

@@ -57,6 +57,12 @@ static __u64 boottime_ns(void)
 	return (__u64)now.tv_sec * 1000000000ull + (__u64)now.tv_nsec;
 }
 
+/* When an entry that drops for @secs more stops dropping. */
+static __u64 expiry(unsigned int secs)
+{
+	return boottime_ns() + secs * 1000000000ull;
+}
+
 /*
  * Accounting.  Whether a gate is empty decides when its hooks go, and a
  * hash map cannot say so cheaply: the first key is found by scanning
@@ -303,14 +309,14 @@ int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n)
  * for good (the CRIU plugin's dump and restore). */
 int tcpcp_gate_close_many_for(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs)
 {
-	return gate_put(s, t, n, boottime_ns() + secs * 1000000000ull);
+	return gate_put(s, t, n, expiry(secs));
 }
 
 int tcpcp_gate_linger_many(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs)
 {
 	if (!secs)
 		return tcpcp_gate_open_many(s, t, n);
-	return gate_put(s, t, n, boottime_ns() + secs * 1000000000ull);
+	return gate_put(s, t, n, expiry(secs));
 }
 
 struct then {
@@ -360,9 +366,7 @@ int tcpcp_gate_open_then(int s, const struct tcpcp_tuple *t, int (*opened)(int s
 
 int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs)
 {
-	if (!secs)
-		return tcpcp_gate_open(s, t);
-	return gate_put(s, t, 1, boottime_ns() + secs * 1000000000ull);
+	return tcpcp_gate_linger_many(s, t, 1, secs);
 }
 
 /* Batches of sockets, for callers that capture the state themselves
@@ -371,7 +375,6 @@ int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs)
 static int tuples_of(const int *s, size_t n, struct tcpcp_tuple **t)
 {
 	uint64_t first = 0, cookie;
-	socklen_t len;
 	size_t i;
 
 	*t = calloc(n ? n : 1, sizeof(**t));
@@ -380,13 +383,9 @@ static int tuples_of(const int *s, size_t n, struct tcpcp_tuple **t)
 	for (i = 0; i < n; i++) {
 		int state;
 
-		len = sizeof(cookie);
-		if (tcpcp_check_tcp_socket(s[i], &state) || tcpcp_tuple_from_socket(s[i], &(*t)[i]))
+		if (tcpcp_check_tcp_socket(s[i], &state) || tcpcp_tuple_from_socket(s[i], &(*t)[i]) ||
+		    tcpcp_netns_cookie(s[i], &cookie))
 			goto fail;
-		if (getsockopt(s[i], SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len)) {
-			tcpcp_fail(errno, "fd %d: SO_NETNS_COOKIE: %s", s[i], strerror(errno));
-			goto fail;
-		}
 		if (i && cookie != first) {
 			tcpcp_fail(EXDEV, "fd %d is in another network namespace than fd %d: "
 				   "one batch per namespace", s[i], s[0]);

@@ -82,3 +82,14 @@ int tcpcp_netns_run(int s, int (*fn)(void *), void *arg)
 	close(ns);
 	return err;
 }
+
+/* The namespace's name that is never reused while the machine runs. */
+int tcpcp_netns_cookie(int s, uint64_t *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+
+	if (getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len))
+		return tcpcp_fail(errno, "cannot name the network namespace of fd %d "
+				  "(SO_NETNS_COOKIE, Linux 5.14): %s", s, strerror(errno));
+	return 0;
+}
