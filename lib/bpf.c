@@ -149,10 +149,9 @@ static int root_open(struct tcpcp_bpf *b)
 
 	if ((err = ensure_bpffs(false)))
 		return err;
-	snprintf(b->root, sizeof(b->root), "%s", BPFFS);
-	b->lock = open(b->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	b->lock = open(BPFFS, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (b->lock < 0 || flock(b->lock, LOCK_EX))
-		return tcpcp_fail(errno, "cannot lock %s: %s", b->root, strerror(errno));
+		return tcpcp_fail(errno, "cannot lock %s: %s", BPFFS, strerror(errno));
 	return 0;
 }
 
@@ -276,21 +275,21 @@ static int pin_fd(int fd, const char *dir, const char *name)
 	return 0;
 }
 
-static void unpin_host(const char *root)
+static void unpin_host(void)
 {
 	char path[PATH_MAX];
 	size_t i;
 
-	pin_path(root, GATE_PIN, path, sizeof(path));
+	pin_path(BPFFS, GATE_PIN, path, sizeof(path));
 	unlink(path);
 	for (i = 0; i < NHOOKS; i++) {
-		pin_path(root, hooks[i].prog, path, sizeof(path));
+		pin_path(BPFFS, hooks[i].prog, path, sizeof(path));
 		unlink(path);
 	}
 }
 
 /* The host's programs and gate map, loaded once; the map goes last. */
-static int load_host(const char *root)
+static int load_host(void)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "tcpcp");
 	libbpf_print_fn_t old = libbpf_set_print(keep_libbpf_line);
@@ -299,7 +298,7 @@ static int load_host(const char *root)
 	size_t i;
 	int err = 0;
 
-	unpin_host(root);
+	unpin_host();
 	libbpf_said[0] = '\0';
 	obj = bpf_object__open_mem(tcpcp_bpf_obj, (size_t)(tcpcp_bpf_obj_end - tcpcp_bpf_obj),
 				   &opts);
@@ -318,29 +317,29 @@ static int load_host(const char *root)
 	}
 	for (i = 0; !err && i < NHOOKS; i++)
 		err = pin_fd(bpf_program__fd(bpf_object__find_program_by_name(obj, hooks[i].prog)),
-			     root, hooks[i].prog);
+			     BPFFS, hooks[i].prog);
 	if (!err)
 		err = pin_fd(bpf_map__fd(bpf_object__find_map_by_name(obj, "tcpcp_gate")),
-			     root, GATE_PIN);
+			     BPFFS, GATE_PIN);
 out:
 	if (err)
-		unpin_host(root);
+		unpin_host();
 	bpf_object__close(obj);
 	libbpf_set_print(old);
 	return err;
 }
 
-static int open_host(const char *root, bool load)
+static int open_host(bool load)
 {
 	char path[PATH_MAX];
 	int fd, err;
 
-	pin_path(root, GATE_PIN, path, sizeof(path));
+	pin_path(BPFFS, GATE_PIN, path, sizeof(path));
 	fd = bpf_obj_get(path);
 	if (fd < 0 && errno == ENOENT && !load)
 		return -ENOENT;
 	if (fd < 0 && errno == ENOENT) {
-		if ((err = load_host(root)))
+		if ((err = load_host()))
 			return err;
 		fd = bpf_obj_get(path);
 	}
@@ -356,7 +355,7 @@ static int open_host(const char *root, bool load)
 /* Attach the host's programs in the socket's network namespace (a
  * netfilter link attaches where its creator is) and pin the links. */
 struct where {
-	const char *root, *dir;
+	const char *dir;
 };
 
 static int link_all(void *arg)
@@ -369,7 +368,7 @@ static int link_all(void *arg)
 	for (i = 0; !err && i < NHOOKS; i++) {
 		int prog, link;
 
-		pin_path(w->root, hooks[i].prog, path, sizeof(path));
+		pin_path(BPFFS, hooks[i].prog, path, sizeof(path));
 		prog = bpf_obj_get(path);
 		link = prog >= 0 ? link_netfilter(prog, hooks[i].pf, hooks[i].hook) : -1;
 		if (link < 0)
@@ -386,9 +385,9 @@ static int link_all(void *arg)
 	return err;
 }
 
-static int attach(int s, const char *root, const char *dir)
+static int attach(int s, const char *dir)
 {
-	struct where w = { root, dir };
+	struct where w = { dir };
 	int err;
 
 	detach_dir(dir);	/* what an interrupted attach left */
@@ -414,7 +413,7 @@ static bool cookie_of(const char *name, uint64_t *cookie)
 static void retire_idle(struct tcpcp_bpf *b)
 {
 	char dir[PATH_MAX];
-	DIR *d = opendir(b->root);
+	DIR *d = opendir(BPFFS);
 	struct dirent *e;
 	uint64_t cookie;
 
@@ -423,7 +422,7 @@ static void retire_idle(struct tcpcp_bpf *b)
 	while ((e = readdir(d))) {
 		if (!cookie_of(e->d_name, &cookie) || cookie == b->cookie)
 			continue;
-		if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", b->root, e->d_name) >= sizeof(dir))
+		if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", BPFFS, e->d_name) >= sizeof(dir))
 			continue;
 		if (tcpcp_bpf_gate_idle(b->gate, cookie))
 			detach_dir(dir);
@@ -440,10 +439,10 @@ int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b)
 	b->dir[0] = '\0';
 	if ((err = tcpcp_netns_cookie(s, &b->cookie)) || (err = root_open(b)))
 		goto fail;
-	snprintf(b->dir, sizeof(b->dir), "%s/net-%016llx", b->root, (unsigned long long)b->cookie);
+	snprintf(b->dir, sizeof(b->dir), "%s/net-%016llx", BPFFS, (unsigned long long)b->cookie);
 	if (mode == TCPCP_BPF_LOCK)
 		return 0;
-	if ((b->gate = open_host(b->root, mode == TCPCP_BPF_CREATE)) < 0) {
+	if ((b->gate = open_host(mode == TCPCP_BPF_CREATE)) < 0) {
 		err = b->gate;
 		b->gate = -1;
 		goto fail;
@@ -456,7 +455,7 @@ int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b)
 		goto fail;
 	}
 	if (!on) {
-		if ((err = attach(s, b->root, b->dir)))
+		if ((err = attach(s, b->dir)))
 			goto fail;
 		retire_idle(b);
 	}
@@ -491,12 +490,12 @@ int tcpcp_bpf_unload(void)
 
 	if ((err = root_open(&b)))
 		goto out;
-	d = opendir(b.root);
+	d = opendir(BPFFS);
 	while (d && (e = readdir(d)) && !err) {
 		char dir[PATH_MAX];
 
 		if (!cookie_of(e->d_name, &cookie) ||
-		    (size_t)snprintf(dir, sizeof(dir), "%s/%s", b.root, e->d_name) >= sizeof(dir))
+		    (size_t)snprintf(dir, sizeof(dir), "%s/%s", BPFFS, e->d_name) >= sizeof(dir))
 			continue;
 		if (attached(dir))
 			err = tcpcp_fail(EBUSY, "network namespace %s still has a gate: "
@@ -507,7 +506,7 @@ int tcpcp_bpf_unload(void)
 	if (d)
 		closedir(d);
 	if (!err)
-		unpin_host(b.root);
+		unpin_host();
 out:
 	tcpcp_bpf_close(&b);
 	return err;

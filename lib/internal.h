@@ -78,7 +78,6 @@ void tcpcp_tuple_str(const struct tcpcp_tuple *t, char *buf, size_t len);
  * namespace and shared by every process.  open() takes a lock that
  * close() drops: keep them short. */
 struct tcpcp_bpf {
-	char root[64];		/* the pin root, tcpcp's bpffs */
 	char dir[PATH_MAX];	/* this namespace's folder in it */
 	int lock;		/* flock on the root */
 	int gate;		/* the gate map */
