@@ -275,23 +275,18 @@ static void capture_free(struct capture *c)
  * and the soak saw 251 ms where 64 KB at today's rate gave less.  A later
  * clock costs the peer nothing (PAWS only refuses older TSvals; each end
  * times its round trips with its own clock).  A segment built larger (BIG
- * TCP) can still lead by more.  Bit 0 of TCP_TIMESTAMP's value flags
- * microsecond ticks; an even number of ticks is added, rounded up. */
+ * TCP) can still lead by more. */
 #define PACING_SEG_MAX		65536u
 #define PACING_RATE_FALL	4	/* how far the rate may have risen since */
 
 static uint32_t past_last_stamp(uint32_t ts, const struct tcp_info *ti)
 {
-	uint64_t tick = (ts & 1) ? 1000 : 1000000, rate = ti->tcpi_pacing_rate, ticks;
+	uint64_t tick = tcpcp_ts_tick_ns(ts), rate = ti->tcpi_pacing_rate;
 
 	if (!rate || rate == UINT64_MAX)
 		return ts;		/* not paced */
-	ticks = ((uint64_t)PACING_SEG_MAX * PACING_RATE_FALL * 1000000000ull / rate + tick - 1) /
-		tick;
-	if (ticks > INT32_MAX / 2)
-		ticks = INT32_MAX / 2;
-	ticks = (ticks + 1) & ~1ull;
-	return ((ts & ~1u) + (uint32_t)ticks) | (ts & 1);
+	return tcpcp_ts_later(ts, ((uint64_t)PACING_SEG_MAX * PACING_RATE_FALL * 1000000000ull /
+				   rate + tick - 1) / tick);
 }
 
 static int capture_state(int s, struct capture *c)

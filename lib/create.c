@@ -167,6 +167,22 @@ static int set_options(int s, const TcpcpOptions *o)
 	return tcpcp_fail(errno, "TCP_REPAIR_OPTIONS refused: %s", strerror(errno));
 }
 
+/* TCP_TIMESTAMP's value, later by @ticks of its own (bit 0 flags
+ * microsecond ticks, so only an even number is added, rounded up; at
+ * most a quarter of the clock's range, so that it never looks older). */
+uint32_t tcpcp_ts_later(uint32_t ts, uint64_t ticks)
+{
+	if (ticks > INT32_MAX / 2)
+		ticks = INT32_MAX / 2;
+	ticks = (ticks + 1) & ~1ull;
+	return ((ts & ~1u) + (uint32_t)ticks) | (ts & 1);
+}
+
+uint64_t tcpcp_ts_tick_ns(uint32_t ts)
+{
+	return (ts & 1) ? 1000 : 1000000;
+}
+
 /* Paper sections 4.5 and 6.1: the peer's PAWS drops segments whose TSval
  * went backwards, so the clock resumes where the origin's stood plus the
  * time the connection spent in transit (wall clocks assumed in sync).
@@ -174,18 +190,14 @@ static int set_options(int s, const TcpcpOptions *o)
  * from the reading, so the clock may be one tick ahead of it: step two. */
 static uint32_t advance_timestamp(const TcpcpIci *ici, bool keep)
 {
-	uint32_t val = ici->timestamp, usec = val & 1, base = val & ~1u;
 	struct timespec now;
 	uint64_t now_ns, ticks = 0;
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	now_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	if (!keep && now_ns > ici->capture_realtime_ns)
-		ticks = (now_ns - ici->capture_realtime_ns) / (usec ? 1000 : 1000000);
-	if (ticks > INT32_MAX / 2)
-		ticks = INT32_MAX / 2;
-	ticks = (ticks + 1) & ~1ull;
-	return (base + (uint32_t)ticks + 2) | usec;
+		ticks = (now_ns - ici->capture_realtime_ns) / tcpcp_ts_tick_ns(ici->timestamp);
+	return tcpcp_ts_later(ici->timestamp, ticks) + 2;
 }
 
 static int send_all(int s, const uint8_t *buf, size_t len, const char *what)

@@ -115,6 +115,9 @@ int tcpcp_gate_linger_many(int s, const struct tcpcp_tuple *t, size_t n, unsigne
 int tcpcp_gate_open_many_then(int s, const struct tcpcp_tuple *t, size_t n,
 			      void (*opened)(void *arg), void *arg);
 
+/* create.c: TCP_TIMESTAMP's opaque value, later by @ticks, and its tick. */
+uint32_t tcpcp_ts_later(uint32_t ts, uint64_t ticks);
+uint64_t tcpcp_ts_tick_ns(uint32_t ts);
 /* create.c: tcpcp_create_on() for a connection the caller gated already
  * (same 4-tuple as the ICI's), e.g. with tcpcp_gate_close_many(). */
 int tcpcp_create_on_gated(int s, const void *img, size_t len,
