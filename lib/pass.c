@@ -264,8 +264,10 @@ TCPCP_EXPORT int tcpcp_pass_send(struct tcpcp_pass *p, int s, const void *ici, s
 
 	tcpcp_clear_error();
 	errno = 0;
+	/* Refused options roll back too: @s is isolated, and -1 promises it
+	 * continues here. */
 	if (o && tcpcp_opts_copy(&copy, sizeof(copy), o, "tcpcp_pass_send_opts"))
-		return -1;
+		return rollback(p, s, &copy, false);
 	o = &copy;
 	if (p->role != TCPCP_PASS_ORIGIN) {
 		tcpcp_fail(EINVAL, "tcpcp_pass_send() on a destination's session");
