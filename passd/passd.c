@@ -155,22 +155,31 @@ static void run_handler(const struct args *a, int s, const void *state, size_t l
 	die("cannot run %s: %s", argv[0], strerror(errno));
 }
 
+/* Who is at the other end of @ctl, for the log. */
+static void who_is(int ctl, char who[64])
+{
+	struct sockaddr_storage from;
+	socklen_t flen = sizeof(from);
+
+	if (getpeername(ctl, (struct sockaddr *)&from, &flen))
+		snprintf(who, 64, "?");
+	else
+		sockaddr_str(&from, who, 64);
+}
+
 /* One session, in its own process: it becomes the handler.  It tells
  * the daemon through @told (close-on-exec) once the origin proved it
  * has the key: from then on the session is not dropped to make room. */
 static void session(const struct args *a, const uint8_t *key, int ctl, unsigned long id,
 		    int told)
 {
-	struct sockaddr_storage from;
-	socklen_t flen = sizeof(from);
 	struct tcpcp_pass *p;
-	char who[64] = "?";
+	char who[64];
 	size_t len;
 	void *state;
 	int s;
 
-	if (!getpeername(ctl, (struct sockaddr *)&from, &flen))
-		sockaddr_str(&from, who, sizeof(who));
+	who_is(ctl, who);
 	p = tcpcp_pass_open(ctl, TCPCP_PASS_DEST, key, a->timeout_ms);
 	if (!p)
 		die("session %lu from %s refused: %s", id, who, tcpcp_strerror());
@@ -185,25 +194,26 @@ static void session(const struct args *a, const uint8_t *key, int ctl, unsigned 
 	run_handler(a, s, state, len, id);
 }
 
-/* The sessions running the protocol, each with the read end of a pipe
- * whose write end it holds: a byte when the origin has authenticated, EOF
- * when the handler starts or the session ends. */
+/* The sessions running the protocol, oldest first, each with the read
+ * end of a pipe whose write end it holds: a byte when the origin has
+ * authenticated, EOF when the handler starts or the session ends. */
+struct session {
+	int fd;
+	pid_t pid;
+	unsigned long id;
+	bool authed;
+};
+
 struct sessions {
-	int fd[SESSIONS_MAX];
-	pid_t pid[SESSIONS_MAX];
-	unsigned long id[SESSIONS_MAX];
-	bool authed[SESSIONS_MAX];
-	int n;			/* oldest first */
+	struct session s[SESSIONS_MAX];
+	int n;
 };
 
 static void drop(struct sessions *ss, int i)
 {
-	close(ss->fd[i]);
+	close(ss->s[i].fd);
 	ss->n--;
-	memmove(&ss->fd[i], &ss->fd[i + 1], (size_t)(ss->n - i) * sizeof(ss->fd[0]));
-	memmove(&ss->pid[i], &ss->pid[i + 1], (size_t)(ss->n - i) * sizeof(ss->pid[0]));
-	memmove(&ss->id[i], &ss->id[i + 1], (size_t)(ss->n - i) * sizeof(ss->id[0]));
-	memmove(&ss->authed[i], &ss->authed[i + 1], (size_t)(ss->n - i) * sizeof(ss->authed[0]));
+	memmove(&ss->s[i], &ss->s[i + 1], (size_t)(ss->n - i) * sizeof(ss->s[0]));
 }
 
 static void reap(struct sessions *ss)
@@ -213,9 +223,9 @@ static void reap(struct sessions *ss)
 	int i = 0;
 
 	while (i < ss->n) {
-		pfd = (struct pollfd){ .fd = ss->fd[i], .events = POLLIN };
-		if (poll(&pfd, 1, 0) == 1 && read(ss->fd[i], &c, 1) == 1) {
-			ss->authed[i] = true;
+		pfd = (struct pollfd){ .fd = ss->s[i].fd, .events = POLLIN };
+		if (poll(&pfd, 1, 0) == 1 && read(ss->s[i].fd, &c, 1) == 1) {
+			ss->s[i].authed = true;
 			continue;	/* and look again: it may have ended too */
 		}
 		if (pfd.revents)
@@ -230,22 +240,19 @@ static void reap(struct sessions *ss)
  * has, the newcomer is refused. */
 static bool make_room(struct sessions *ss, int ctl, unsigned long id)
 {
-	struct sockaddr_storage from;
-	socklen_t flen = sizeof(from);
-	char who[64] = "?";
+	char who[64];
 	int i;
 
-	for (i = 0; i < ss->n && ss->authed[i]; i++)
+	for (i = 0; i < ss->n && ss->s[i].authed; i++)
 		;
 	if (i < ss->n) {
 		warnx("session %lu dropped: not authenticated yet, and session %lu needs its room "
-		      "(--max-sessions)", ss->id[i], id);
-		kill(ss->pid[i], SIGKILL);
+		      "(--max-sessions)", ss->s[i].id, id);
+		kill(ss->s[i].pid, SIGKILL);
 		drop(ss, i);
 		return true;
 	}
-	if (!getpeername(ctl, (struct sockaddr *)&from, &flen))
-		sockaddr_str(&from, who, sizeof(who));
+	who_is(ctl, who);
 	warnx("session %lu from %s refused: %d sessions in progress (--max-sessions)",
 	      id, who, ss->n);
 	return false;
@@ -287,14 +294,11 @@ int cmd_passd(int argc, char **argv)
 			close(l);
 			close(done[0]);
 			for (i = 0; i < ss.n; i++)
-				close(ss.fd[i]);
+				close(ss.s[i].fd);
 			session(&a, key, ctl, id, done[1]);
 		}
 		close(done[1]);
-		ss.fd[ss.n] = done[0];
-		ss.pid[ss.n] = pid;
-		ss.id[ss.n] = id;
-		ss.authed[ss.n++] = false;
+		ss.s[ss.n++] = (struct session){ .fd = done[0], .pid = pid, .id = id };
 		close(ctl);
 		id++;
 		if (a.once) {
