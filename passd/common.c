@@ -141,21 +141,32 @@ int accept_next(int l)
 	return s;
 }
 
+void *sockaddr_addr(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET ? (void *)&((struct sockaddr_in *)ss)->sin_addr :
+		(void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
+}
+
+uint16_t sockaddr_port(const struct sockaddr_storage *ss)
+{
+	return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port :
+		     ((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+void sockaddr_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+}
+
 void sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN] = "?";
 
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)ss;
-
-		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		snprintf(buf, len, "%s:%u", a, ntohs(s4->sin_port));
-	} else {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		snprintf(buf, len, "[%s]:%u", a, ntohs(s6->sin6_port));
-	}
+	inet_ntop(ss->ss_family, sockaddr_addr(ss), a, sizeof(a));
+	snprintf(buf, len, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, sockaddr_port(ss));
 }
 
 double now_real(void)
@@ -172,16 +183,10 @@ double now_real(void)
 static void setenv_end(const struct sockaddr_storage *ss, const char *addr_var,
 		       const char *port_var)
 {
-	const void *a = ss->ss_family == AF_INET ?
-		(const void *)&((const struct sockaddr_in *)ss)->sin_addr :
-		(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-	uint16_t port = ntohs(ss->ss_family == AF_INET ?
-			      ((const struct sockaddr_in *)ss)->sin_port :
-			      ((const struct sockaddr_in6 *)ss)->sin6_port);
 	char buf[INET6_ADDRSTRLEN], pbuf[8];
 
-	inet_ntop(ss->ss_family, a, buf, sizeof(buf));
-	snprintf(pbuf, sizeof(pbuf), "%u", port);
+	inet_ntop(ss->ss_family, sockaddr_addr(ss), buf, sizeof(buf));
+	snprintf(pbuf, sizeof(pbuf), "%u", sockaddr_port(ss));
 	setenv(addr_var, buf, 1);
 	setenv(port_var, pbuf, 1);
 }

@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 extern const char *prog;
@@ -22,7 +23,12 @@ int listen_on(const char *hostport);
 /* The next connection on listener @l; retries what a signal or a client
  * that gave up interrupts, dies on anything else. */
 int accept_next(int l);
+/* An IPv4 or IPv6 address and port: "a.b.c.d:p" or "[v6]:p". */
 void sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len);
+/* Its address bytes (4 or 16) and its port, in host order. */
+void *sockaddr_addr(const struct sockaddr_storage *ss);
+uint16_t sockaddr_port(const struct sockaddr_storage *ss);
+void sockaddr_set_port(struct sockaddr_storage *ss, uint16_t port);
 double now_real(void);
 /* A switch step from a spec: tcpcp_switch_new()'s, or exec:COMMAND (the
  * spec must outlive the step).  NULL for NULL; exits 2 on a bad one. */

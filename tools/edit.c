@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common.h"
 #include "tcpcp.h"
 #include "tcpcp-cli.h"
 
@@ -55,25 +56,13 @@ static int parse_port(const char *s, const char *opt)
 	return (int)v;
 }
 
-static const void *addr_of(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr :
-		(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-}
-
-static int port_of(const struct sockaddr_storage *ss)
-{
-	return ntohs(ss->ss_family == AF_INET ? ((const struct sockaddr_in *)ss)->sin_port :
-		     ((const struct sockaddr_in6 *)ss)->sin6_port);
-}
-
 static bool selected(const struct sockaddr_storage *local, const struct edit *e)
 {
 	if (e->only_local.set && (local->ss_family != e->only_local.family ||
-				  memcmp(addr_of(local), e->only_local.bytes,
+				  memcmp(sockaddr_addr(local), e->only_local.bytes,
 					 local->ss_family == AF_INET ? 4 : 16)))
 		return false;
-	return e->only_port < 0 || port_of(local) == e->only_port;
+	return e->only_port < 0 || sockaddr_port(local) == e->only_port;
 }
 
 /* @ss with the new address and port, where given (port 0: keep it). */
@@ -84,20 +73,10 @@ static int new_end(struct sockaddr_storage *ss, const struct addr *a, int port,
 		return fail("%s: the %s address is IPv%d, the new one is not",
 			    path, which, ss->ss_family == AF_INET ? 4 : 6);
 	if (a->set)
-		memcpy((void *)addr_of(ss), a->bytes, ss->ss_family == AF_INET ? 4 : 16);
-	if (port >= 0 && ss->ss_family == AF_INET)
-		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-	else if (port >= 0)
-		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		memcpy(sockaddr_addr(ss), a->bytes, ss->ss_family == AF_INET ? 4 : 16);
+	if (port >= 0)
+		sockaddr_set_port(ss, (uint16_t)port);
 	return 0;
-}
-
-static void end_str(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	inet_ntop(ss->ss_family, addr_of(ss), a, sizeof(a));
-	snprintf(buf, len, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port_of(ss));
 }
 
 static int edit_one(const char *path, const struct edit *e)
@@ -118,11 +97,11 @@ static int edit_one(const char *path, const struct edit *e)
 		rc = EXIT_OK;
 		goto out;
 	}
-	end_str(&local, before, sizeof(before));
+	sockaddr_str(&local, before, sizeof(before));
 	if (new_end(&local, &e->local, e->local_port, path, "local") ||
 	    new_end(&peer, &e->peer, e->peer_port, path, "peer"))
 		goto out;
-	end_str(&local, after, sizeof(after));
+	sockaddr_str(&local, after, sizeof(after));
 	if (tcpcp_image_set_ends(img, (struct sockaddr *)&local, (struct sockaddr *)&peer) ||
 	    !(out = tcpcp_image_write(img, &olen))) {
 		fail("%s: %s", path, tcpcp_strerror());
