@@ -192,18 +192,28 @@ static int check_map(const char *path, int fd)
 	return 0;
 }
 
-/* Whether the namespace's hooks are attached.  attach() pins them in
- * order and detach_dir() unpins them in reverse, so the last one stands
- * for all four (an interrupted attach or detach lacks it); it must be a
- * netfilter link: anything else there would leave the gate open. */
-static int attached(const char *dir)
+/* Whether the namespace's hooks for @pf are attached (NFPROTO_IPV4 or
+ * _IPV6; 0: for either).  A family's two links are pinned input first,
+ * and detach_dir() unpins them in reverse, so its output link stands for
+ * both (an interrupted attach or detach lacks it); it must be a netfilter
+ * link: anything else there would leave the gate open. */
+static int attached_pf(const char *dir, unsigned int pf)
 {
 	struct bpf_link_info info;
 	__u32 len = sizeof(info);
 	char path[PATH_MAX];
+	size_t i;
 	int fd, err = 0;
 
-	pin_path(dir, hooks[NHOOKS - 1].prog, path, sizeof(path));
+	if (!pf) {
+		int on = attached_pf(dir, NFPROTO_IPV4);
+
+		return on ? on : attached_pf(dir, NFPROTO_IPV6);
+	}
+	for (i = NHOOKS; i-- > 0;)
+		if (hooks[i].pf == pf)
+			break;
+	pin_path(dir, hooks[i].prog, path, sizeof(path));
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : tcpcp_fail(errno, "cannot open %s: %s", path,
@@ -216,15 +226,28 @@ static int attached(const char *dir)
 	return err ? err : 1;
 }
 
-static void detach_dir(const char *dir)
+static int attached(const char *dir)
+{
+	return attached_pf(dir, 0);
+}
+
+/* Unpin @pf's links (0: all), output first. */
+static void detach_pf(const char *dir, unsigned int pf)
 {
 	char path[PATH_MAX];
 	size_t i;
 
 	for (i = NHOOKS; i-- > 0;) {
+		if (pf && hooks[i].pf != pf)
+			continue;
 		pin_path(dir, hooks[i].prog, path, sizeof(path));
 		unpin_link(path);
 	}
+}
+
+static void detach_dir(const char *dir)
+{
+	detach_pf(dir, 0);
 	rmdir(dir);
 }
 
@@ -352,10 +375,12 @@ static int open_host(bool load)
 	return fd;
 }
 
-/* Attach the host's programs in the socket's network namespace (a
- * netfilter link attaches where its creator is) and pin the links. */
+/* Attach the host's programs for one family in the socket's network
+ * namespace (a netfilter link attaches where its creator is) and pin the
+ * links. */
 struct where {
 	const char *dir;
+	unsigned int pf;
 };
 
 static int link_all(void *arg)
@@ -368,6 +393,8 @@ static int link_all(void *arg)
 	for (i = 0; !err && i < NHOOKS; i++) {
 		int prog, link;
 
+		if (hooks[i].pf != w->pf)
+			continue;
 		pin_path(BPFFS, hooks[i].prog, path, sizeof(path));
 		prog = bpf_obj_get(path);
 		link = prog >= 0 ? link_netfilter(prog, hooks[i].pf, hooks[i].hook) : -1;
@@ -385,16 +412,21 @@ static int link_all(void *arg)
 	return err;
 }
 
-static int attach(int s, const char *dir)
+/* A family's hooks cost four system calls each to attach and three to
+ * detach, a few microseconds apiece, so a namespace gets only those of
+ * the families its gate holds. */
+static int attach(int s, const char *dir, unsigned int pf)
 {
-	struct where w = { dir };
+	struct where w = { dir, pf };
 	int err;
 
-	detach_dir(dir);	/* what an interrupted attach left */
-	if (mkdir(dir, 0700))
-		return tcpcp_fail(errno, "cannot create %s: %s", dir, strerror(errno));
+	if (mkdir(dir, 0700)) {
+		if (errno != EEXIST)
+			return tcpcp_fail(errno, "cannot create %s: %s", dir, strerror(errno));
+		detach_pf(dir, pf);	/* what an interrupted attach left */
+	}
 	if ((err = tcpcp_netns_run(s, link_all, &w)))
-		detach_dir(dir);
+		detach_pf(dir, pf);
 	return err;
 }
 
@@ -433,7 +465,7 @@ static void retire_idle(struct tcpcp_bpf *b)
 
 int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b)
 {
-	int err, on;
+	int err;
 
 	b->lock = b->gate = -1;
 	b->dir[0] = '\0';
@@ -447,22 +479,33 @@ int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b)
 		b->gate = -1;
 		goto fail;
 	}
-	if (mode != TCPCP_BPF_CREATE)
-		return 0;
-	/* The hooks, detached while the gate was empty. */
-	if ((on = attached(b->dir)) < 0) {
-		err = on;
-		goto fail;
-	}
-	if (!on) {
-		if ((err = attach(s, b->dir)))
-			goto fail;
-		retire_idle(b);
-	}
 	return 0;
 fail:
 	tcpcp_bpf_close(b);
 	return err;
+}
+
+/* The hooks of @families (TCPCP_BPF_V4 | TCPCP_BPF_V6), detached while
+ * the gate had no entry of theirs. */
+int tcpcp_bpf_attach(struct tcpcp_bpf *b, int s, unsigned int families)
+{
+	static const unsigned int pf[] = { NFPROTO_IPV4, NFPROTO_IPV6 };
+	bool any = false;
+	size_t i;
+	int on, err;
+
+	for (i = 0; i < 2; i++) {
+		if (!(families & (1u << i)))
+			continue;
+		if ((on = attached_pf(b->dir, pf[i])) < 0)
+			return on;
+		if (!on && (err = attach(s, b->dir, pf[i])))
+			return err;
+		any |= !on;
+	}
+	if (any)
+		retire_idle(b);
+	return 0;
 }
 
 void tcpcp_bpf_close(struct tcpcp_bpf *b)

@@ -85,10 +85,14 @@ struct tcpcp_bpf {
 };
 enum tcpcp_bpf_mode {
 	TCPCP_BPF_USE,		/* the gate map; -ENOENT (no message) if none */
-	TCPCP_BPF_CREATE,	/* and the namespace's hooks attached */
+	TCPCP_BPF_CREATE,	/* loaded for the host first if need be */
 	TCPCP_BPF_LOCK,		/* only name the folder and lock */
 };
 int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b);
+/* Between open (CREATE) and close: attach the namespace's hooks. */
+#define TCPCP_BPF_V4	1u
+#define TCPCP_BPF_V6	2u
+int tcpcp_bpf_attach(struct tcpcp_bpf *b, int s, unsigned int families);
 void tcpcp_bpf_close(struct tcpcp_bpf *b);
 /* Between open and close: detach the namespace's hooks. */
 void tcpcp_bpf_detach(struct tcpcp_bpf *b);

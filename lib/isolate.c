@@ -209,18 +209,23 @@ static int gate_put(int s, const struct tcpcp_tuple *t, size_t n, __u64 expires)
 {
 	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
 	struct tcpcp_gate_val *v = NULL;
-	struct tcpcp_gate_key *k;
+	struct tcpcp_gate_key *k = NULL;
 	struct gate_meta m, before;
 	struct tcpcp_bpf b;
 	__u32 done = (__u32)n;
+	unsigned int families = 0;
 	bool had;
 	size_t i;
 	int err;
 
 	if (!n)
 		return 0;
+	for (i = 0; i < n; i++)
+		families |= t[i].family == AF_INET ? TCPCP_BPF_V4 : TCPCP_BPF_V6;
 	if ((err = tcpcp_bpf_open(s, TCPCP_BPF_CREATE, &b)))
 		return err;
+	if ((err = tcpcp_bpf_attach(&b, s, families)))
+		goto close;
 	if (!(k = keys_of(t, n, b.cookie)) || !(v = calloc(n, sizeof(*v)))) {
 		err = tcpcp_fail(ENOMEM, "out of memory for %zu gate entries", n);
 		goto close;

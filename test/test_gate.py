@@ -98,6 +98,8 @@ def test_batch_10000(topo):
     r = h.ask('isolate')
     assert r.startswith('ok'), r
     assert h.ask('entries') == str(n)
+    assert hooks(topo, 'origin') == ['tcpcp_in4', 'tcpcp_out4'], \
+        'an IPv4-only gate needs only the IPv4 hooks'
     assert h.ask('send') == 'ok'
     # Short: every retransmission dropped meanwhile doubles the wait for
     # the next one, which is what delivers the byte after the release.
@@ -143,12 +145,12 @@ def test_foreign_pin_refused_then_flushed(topo, tmp_path):
     h = Holder(topo, 'origin', 1)
     d = BPFFS / f'net-{netns_cookie(topo, "origin"):016x}'
     d.mkdir()
-    foreign_map(d / 'tcpcp_out6')
+    foreign_map(d / 'tcpcp_out4')     # the connection is IPv4
     r = cli.tcpcp(topo, 'origin', 'get', '--pid', h.pid, '--fd', h.server[0],
                   '-o', tmp_path / 'x.img', check=False)
     assert r.returncode == 1
     err = r.stderr.strip()
-    assert len(err.splitlines()) == 1 and str(d / 'tcpcp_out6') in err \
+    assert len(err.splitlines()) == 1 and str(d / 'tcpcp_out4') in err \
         and 'gate flush' in err, err
     assert not (tmp_path / 'x.img').exists()
     assert h.ask('send') == 'ok' and h.ask('verify') == 'ok 1', 'the refused get broke it'
