@@ -7,7 +7,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Werror
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -I$(O)/gen
-LIB_LDLIBS = -lbpf -lnftables -lcap -lprotobuf-c
+LIB_LDLIBS = -lbpf -lnftables -lnftnl -lmnl -lcap -lprotobuf-c
 # live passing (lib/pass*.c, lib/switch*.c)
 LIB_LDLIBS += -lcrypto -lnl-route-3 -lnl-3 -lnet
 CPPFLAGS += -I/usr/include/libnl3
@@ -100,9 +100,9 @@ $(O)/tcpcp-%: $(O)/demo/%.o $(O)/demo/demo-lib.o $(O)/passd/common.o $(O)/libtcp
 # Objects made through the pattern above are intermediate: keep them.
 .SECONDARY: $(patsubst demo/%.c,$(O)/demo/%.o,$(wildcard demo/*.c))
 
-$(O)/plugin/%.o: plugin/%.c plugin/plugin.h $(O)/gen/ici.pb-c.h lib/internal.h include/tcpcp.h
+$(O)/plugin/%.o: plugin/%.c plugin/plugin.h $(O)/gen/ici.pb-c.h include/tcpcp.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Ilib -isystem $(CRIU_INCLUDE) $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+	$(CC) $(CPPFLAGS) -isystem $(CRIU_INCLUDE) $(WARN) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
 # libtcpcp goes in statically: criu finds the plugin, not our library.
 # print_on_level and criu_get_image_dir come from the criu binary.

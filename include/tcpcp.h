@@ -109,6 +109,48 @@ long tcpcp_gate_entries(int s);
  * Setup and unload: -1 leaves things as they were. */
 int tcpcp_gate_close_fds(const int *s, size_t n);
 int tcpcp_gate_open_fds(const int *s, size_t n);
+
+/* A connection's two ends, as getsockname() and getpeername() give them;
+ * an IPv4-mapped IPv6 address stands for its IPv4 one. */
+struct tcpcp_ends {
+	struct sockaddr_storage local, peer;
+};
+/* The ends of connected socket @s. */
+int tcpcp_ends_of(int s, struct tcpcp_ends *e);
+/* "10.0.0.1:80 -> 10.0.0.2:4000" ("[::1]:80 -> [::1]:4000"), for
+ * messages; -1 if @len is too small for it. */
+int tcpcp_ends_str(const struct tcpcp_ends *e, char *buf, size_t len);
+
+/* The gate by 4-tuple, for a caller that holds no socket per connection
+ * when it must act (the CRIU plugin gates a frozen tree's connections
+ * before CRIU touches them, and at restore before they exist): the
+ * connections @e[0..n-1] of the network namespace of socket @s, in one
+ * batch.  Close: for good with @secs 0 (until opened), else for @secs at
+ * most, so that a caller that dies midway leaves nothing that drops for
+ * good (and so a closed connection lingers); closing a gated connection
+ * again sets its new time.  All or nothing, as tcpcp_gate_close_fds().
+ * Open: as tcpcp_gate_open_fds(), then @opened(@arg) unless NULL, before
+ * the namespace's hooks go with its last entry: e.g. every connection
+ * leaves repair mode there (tcpcp_activate_ungated()). */
+int tcpcp_gate_close_ends(int s, const struct tcpcp_ends *e, size_t n, unsigned int secs);
+int tcpcp_gate_open_ends(int s, const struct tcpcp_ends *e, size_t n,
+			 void (*opened)(void *arg), void *arg);
+
+/* The steps of a pass without the gate, for a caller that gates by
+ * 4-tuple itself (above).  Capture: the ICI of @s, which the caller has
+ * put in repair mode (TCP_REPAIR) and gated; @s stays so, also on NULL.
+ * Create: tcpcp_create_on() for an ICI whose ends the caller has gated.
+ * Activate: tcpcp_activate_ex() once the caller has opened the gate. */
+void *tcpcp_capture(int s, size_t *len);
+int tcpcp_create_gated(int s, const void *ici, size_t len,
+		       const struct tcpcp_create_opts *opts);
+int tcpcp_activate_ungated(int s, const void *ici, size_t len);
+
+/* Whether the connection of socket @s can be passed in its TCP state:
+ * 1 (established or half-closed); 0 (not, listening and closed sockets
+ * included: *@state, unless @state is NULL, names the state, e.g.
+ * "SYN_SENT"); -1 (not a TCP socket). */
+int tcpcp_passable(int s, const char **state);
 int tcpcp_gate_flush(int s);
 /* The gate's objects are pinned in a BPF file system at /run/tcpcp/bpf,
  * which tcpcp mounts on first use, except in a private mount namespace

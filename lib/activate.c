@@ -74,7 +74,7 @@ TCPCP_EXPORT int tcpcp_activate_ex(int s, const void *img, size_t len)
 	return activate(s, img, len, true);
 }
 
-int tcpcp_activate_ungated(int s, const void *img, size_t len)
+TCPCP_EXPORT int tcpcp_activate_ungated(int s, const void *img, size_t len)
 {
 	return activate(s, img, len, false);
 }

@@ -343,7 +343,7 @@ static int in_repair(int s)
 /* For a caller that already isolated the connection by other means and
  * put it in repair mode (CRIU's network lock and --tcp-established): read
  * the state only, no gate, and leave the socket exactly as it was. */
-void *tcpcp_capture_repaired(int s, size_t *len)
+TCPCP_EXPORT void *tcpcp_capture(int s, size_t *len)
 {
 	struct capture c;
 	void *img = NULL;

@@ -255,8 +255,10 @@ static int fill_queues(int s, const TcpcpIci *ici)
 	return tcpcp_repair_queue(s, TCP_NO_QUEUE);
 }
 
-/* Queues must fit into the buffers before they are refilled, whatever
- * the image says about the origin's sizes. */
+/* The origin's buffer sizes, or larger: queues must fit into the buffers
+ * before they are refilled, whatever the image says about the sizes.
+ * getsockopt reported the doubled value the kernel keeps; setsockopt
+ * doubles what it is given. */
 static int size_buffers(int s, const TcpcpIci *ici)
 {
 	const TcpcpSockopts *so = ici->sockopts;
@@ -299,6 +301,11 @@ static int check_queue_limit(size_t len, const char *queue, const char *tcp, con
 	char tcp_name[32], core_name[32];
 	unsigned long long a, b, limit;
 
+	/* Below what the sysctls' own floors allow (wmem_max and rmem_max
+	 * are at least SOCK_MIN_SNDBUF and SOCK_MIN_RCVBUF, over 2 KB, and
+	 * doubled): no need to read them, 4 files and 16 system calls. */
+	if (len <= 4096)
+		return 0;
 	snprintf(tcp_name, sizeof(tcp_name), "ipv4/%s", tcp);
 	snprintf(core_name, sizeof(core_name), "core/%s", core);
 	a = sysctl_field(tcp_name, 2);
@@ -462,8 +469,8 @@ TCPCP_EXPORT int tcpcp_create_on(int s, const void *img, size_t len,
 	return rebuild_on(s, false, img, len, opts);
 }
 
-int tcpcp_create_on_gated(int s, const void *img, size_t len,
-			  const struct tcpcp_create_opts *opts)
+TCPCP_EXPORT int tcpcp_create_gated(int s, const void *img, size_t len,
+				    const struct tcpcp_create_opts *opts)
 {
 	return rebuild_on(s, true, img, len, opts);
 }

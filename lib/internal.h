@@ -58,7 +58,6 @@ void tcpcp_clear_error(void);
 int tcpcp_opts_copy(void *ours, size_t size, const void *theirs, const char *what);
 
 /* capture.c: for the CRIU plugin, which links the archive. */
-void *tcpcp_capture_repaired(int s, size_t *len);
 
 /* image.c */
 void *tcpcp_image_encode(const TcpcpIci *ici, size_t *len);
@@ -111,26 +110,12 @@ int tcpcp_gate_open_then(int s, const struct tcpcp_tuple *t, int (*opened)(int s
 int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs);
 int tcpcp_gate_close_many(int s, const struct tcpcp_tuple *t, size_t n);
 int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n);
-/* Batches for the CRIU plugin: closed for @secs only (a CRIU that dies
- * midway leaves nothing that drops for good), lingering, and opened with
- * @opened(@arg) called as soon as the gate is open. */
-int tcpcp_gate_close_many_for(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs);
+/* Lingering for @secs (0: opened at once). */
 int tcpcp_gate_linger_many(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs);
-int tcpcp_gate_open_many_then(int s, const struct tcpcp_tuple *t, size_t n,
-			      void (*opened)(void *arg), void *arg);
 
 /* create.c: TCP_TIMESTAMP's opaque value, later by @ticks, and its tick. */
 uint32_t tcpcp_ts_later(uint32_t ts, uint64_t ticks);
 uint64_t tcpcp_ts_tick_ns(uint32_t ts);
-/* create.c: tcpcp_create_on() for a connection the caller gated already
- * (same 4-tuple as the ICI's), e.g. with tcpcp_gate_close_many(). */
-int tcpcp_create_on_gated(int s, const void *img, size_t len,
-			  const struct tcpcp_create_opts *opts);
-
-/* activate.c: tcpcp_activate_ex() for a connection whose gate the caller
- * opened already (with tcpcp_gate_open_many()). */
-int tcpcp_activate_ungated(int s, const void *img, size_t len);
-
 /* fin.c: half-closed connections.  A FIN takes a sequence number but no
  * byte of a queue; which FINs a state implies: */
 struct tcpcp_fins {

@@ -310,40 +310,11 @@ int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n)
 	return gate_del(s, t, n, NULL, NULL);
 }
 
-/* For @secs only: a caller that dies midway leaves nothing that drops
- * for good (the CRIU plugin's dump and restore). */
-int tcpcp_gate_close_many_for(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs)
-{
-	return gate_put(s, t, n, expiry(secs));
-}
-
 int tcpcp_gate_linger_many(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs)
 {
 	if (!secs)
 		return tcpcp_gate_open_many(s, t, n);
 	return gate_put(s, t, n, expiry(secs));
-}
-
-struct then {
-	void (*fn)(void *arg);
-	void *arg;
-};
-
-static int call_then(int s, void *arg)
-{
-	struct then *th = arg;
-
-	(void)s;
-	th->fn(th->arg);
-	return 0;
-}
-
-int tcpcp_gate_open_many_then(int s, const struct tcpcp_tuple *t, size_t n,
-			      void (*opened)(void *arg), void *arg)
-{
-	struct then th = { opened, arg };
-
-	return gate_del(s, t, n, opened ? call_then : NULL, &th);
 }
 
 /* Permanent until tcpcp_gate_open(). */
@@ -430,6 +401,73 @@ TCPCP_EXPORT int tcpcp_gate_close_fds(const int *s, size_t n)
 TCPCP_EXPORT int tcpcp_gate_open_fds(const int *s, size_t n)
 {
 	return gate_fds(s, n, false);
+}
+
+/* Batches by 4-tuple, for callers without a socket per connection. */
+static struct tcpcp_tuple *tuples_of_ends(const struct tcpcp_ends *e, size_t n)
+{
+	struct tcpcp_tuple *t = calloc(n ? n : 1, sizeof(*t));
+	size_t i;
+
+	if (!t) {
+		tcpcp_fail(ENOMEM, "out of memory for %zu gate entries", n);
+		return NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if ((e[i].local.ss_family != AF_INET && e[i].local.ss_family != AF_INET6) ||
+		    e[i].peer.ss_family != e[i].local.ss_family) {
+			tcpcp_fail(EAFNOSUPPORT, "gate entry %zu: not an IPv4 or IPv6 pair of ends", i);
+			free(t);
+			return NULL;
+		}
+		tcpcp_tuple_from_sockaddrs(&e[i].local, &e[i].peer, &t[i]);
+	}
+	return t;
+}
+
+TCPCP_EXPORT int tcpcp_gate_close_ends(int s, const struct tcpcp_ends *e, size_t n,
+				       unsigned int secs)
+{
+	struct tcpcp_tuple *t;
+	int err;
+
+	tcpcp_clear_error();
+	if (!n)
+		return 0;
+	if (tcpcp_need_cap(CAP_NET_ADMIN, "isolate connections") || !(t = tuples_of_ends(e, n)))
+		return -1;
+	err = gate_put(s, t, n, secs ? expiry(secs) : 0);
+	free(t);
+	return err ? -1 : 0;
+}
+
+struct then {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+static int call_then(int s, void *arg)
+{
+	struct then *th = arg;
+
+	(void)s;
+	th->fn(th->arg);
+	return 0;
+}
+
+TCPCP_EXPORT int tcpcp_gate_open_ends(int s, const struct tcpcp_ends *e, size_t n,
+				      void (*opened)(void *arg), void *arg)
+{
+	struct then th = { opened, arg };
+	struct tcpcp_tuple *t;
+	int err;
+
+	tcpcp_clear_error();
+	if (!(t = tuples_of_ends(e, n)))
+		return -1;
+	err = gate_del(s, t, n, opened ? call_then : NULL, &th);
+	free(t);
+	return err ? -1 : 0;
 }
 
 /* The public face, for `tcpcp gate` and for tests. */

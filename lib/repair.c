@@ -51,6 +51,29 @@ const char *tcpcp_state_name(int st)
 	return st > 0 && st < (int)(sizeof(names) / sizeof(names[0])) ? names[st] : "?";
 }
 
+TCPCP_EXPORT int tcpcp_passable(int s, const char **state)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int v;
+
+	tcpcp_clear_error();
+	if (getint(s, SOL_SOCKET, SO_PROTOCOL, &v) || v != IPPROTO_TCP) {
+		tcpcp_fail(EPROTONOSUPPORT, "fd %d is not a TCP socket", s);
+		return -1;
+	}
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len)) {
+		tcpcp_fail(errno, "TCP_INFO on fd %d: %s", s, strerror(errno));
+		return -1;
+	}
+	if (tcpcp_state_passable(ti.tcpi_state))
+		return 1;
+	if (state)
+		*state = tcpcp_state_name(ti.tcpi_state);
+	return 0;
+}
+
 /* Every way a caller can hand us the wrong thing gets its own message. */
 int tcpcp_check_tcp_socket(int s, int *state)
 {

@@ -106,9 +106,10 @@ void tcpcp_sockopts_free(TcpcpSockopts *so)
 	so->congestion = NULL;
 }
 
-/* Before connect(): buffers must be large enough to take the queues back,
- * the congestion module should be initialised once, and SO_REUSEPORT
- * only matters at bind time. */
+/* Before connect(): the congestion module should be initialised once,
+ * and SO_REUSEPORT only matters at bind time.  (The buffers' sizes are
+ * create.c's size_buffers(): the ICI's, or larger to take the queues
+ * back.) */
 int tcpcp_sockopts_restore_early(int s, int family, const TcpcpSockopts *so)
 {
 	int err = 0;
@@ -116,12 +117,6 @@ int tcpcp_sockopts_restore_early(int s, int family, const TcpcpSockopts *so)
 	(void)family;
 	if (!so)
 		return 0;
-	/* getsockopt reports the doubled value the kernel keeps;
-	 * setsockopt doubles what it is given. */
-	if (so->has_sndbuf && (err = set(s, SOL_SOCKET, SO_SNDBUFFORCE, so->sndbuf / 2, "SO_SNDBUF")))
-		return err;
-	if (so->has_rcvbuf && (err = set(s, SOL_SOCKET, SO_RCVBUFFORCE, so->rcvbuf / 2, "SO_RCVBUF")))
-		return err;
 	if (so->has_reuseport && so->reuseport &&
 	    (err = set(s, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT")))
 		return err;

@@ -207,5 +207,8 @@ TCPCP_EXPORT int tcpcp_switch_run(const struct tcpcp_switch *sw, int s)
 		return run_call(sw, s) ? -1 : 0;
 	if (tcpcp_tuple_from_socket(s, &t))
 		return -1;
+	/* A netlink socket acts in the namespace it was opened in. */
+	if (sw->kind == TCPCP_SW_FLOW && tcpcp_switch_flow_ready(sw))
+		return tcpcp_switch_flow(sw, &t) ? -1 : 0;
 	return tcpcp_in_netns(sw->netns, fns[sw->kind], sw, &t) ? -1 : 0;
 }

@@ -4,6 +4,8 @@
 
 #include "internal.h"
 
+struct mnl_socket;
+
 enum tcpcp_switch_kind {
 	TCPCP_SW_ROUTE,
 	TCPCP_SW_FLOW,
@@ -19,15 +21,15 @@ struct tcpcp_switch {
 	void *fn_arg;
 	uint32_t mark;		/* flow */
 	uint8_t mac[6];		/* arp */
-	/* flow: an nftables context kept from the first run on, opened in
-	 * the gateway's namespace.  Closing one after a transaction that
-	 * deleted an element waits 4-28 ms for the kernel's deferred destroy
-	 * work, on the path of every pass; a kept one never closes there.
-	 * A cache, not a setting: one thread uses a switch at a time. */
-	struct nft_ctx *nft;
-	bool steer_ready;	/* the steering table exists */
+	/* flow: a netlink socket kept from the first run on, opened in the
+	 * gateway's namespace.  A cache, not a setting: one thread uses a
+	 * switch at a time. */
+	struct mnl_socket *nl;
+	uint32_t nl_seq;
 };
 void tcpcp_switch_flow_free(struct tcpcp_switch *sw);
+/* Its socket is open: it acts in the gateway's namespace from anywhere. */
+bool tcpcp_switch_flow_ready(const struct tcpcp_switch *sw);
 
 /* switch.c: run @fn inside @sw->netns, back in ours afterwards. */
 int tcpcp_in_netns(const char *path, int (*fn)(const struct tcpcp_switch *,

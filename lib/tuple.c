@@ -56,6 +56,43 @@ int tcpcp_tuple_from_socket(int s, struct tcpcp_tuple *t)
 	return 0;
 }
 
+TCPCP_EXPORT int tcpcp_ends_of(int s, struct tcpcp_ends *e)
+{
+	socklen_t ll = sizeof(e->local), pl = sizeof(e->peer);
+
+	tcpcp_clear_error();
+	if (getsockname(s, (struct sockaddr *)&e->local, &ll))
+		tcpcp_fail(errno, "getsockname on fd %d: %s", s, strerror(errno));
+	else if (getpeername(s, (struct sockaddr *)&e->peer, &pl))
+		tcpcp_fail(errno, "fd %d is not connected: %s", s, strerror(errno));
+	else if (e->local.ss_family != AF_INET && e->local.ss_family != AF_INET6)
+		tcpcp_fail(EAFNOSUPPORT, "fd %d is not an IPv4/IPv6 socket", s);
+	else
+		return 0;
+	return -1;
+}
+
+TCPCP_EXPORT int tcpcp_ends_str(const struct tcpcp_ends *e, char *buf, size_t len)
+{
+	struct tcpcp_tuple t;
+	char probe[128];
+
+	tcpcp_clear_error();
+	if ((e->local.ss_family != AF_INET && e->local.ss_family != AF_INET6) ||
+	    e->peer.ss_family != e->local.ss_family) {
+		tcpcp_fail(EAFNOSUPPORT, "not an IPv4 or IPv6 pair of ends");
+		return -1;
+	}
+	tcpcp_tuple_from_sockaddrs(&e->local, &e->peer, &t);
+	tcpcp_tuple_str(&t, probe, sizeof(probe));
+	if (strlen(probe) >= len) {
+		tcpcp_fail(ENOSPC, "%zu bytes are too few for \"%s\"", len, probe);
+		return -1;
+	}
+	memcpy(buf, probe, strlen(probe) + 1);
+	return 0;
+}
+
 int tcpcp_sockaddr_from_endpoint(const TcpcpEndpoint *ep,
 				 struct sockaddr_storage *ss, socklen_t *len)
 {

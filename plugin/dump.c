@@ -47,10 +47,9 @@
 
 #include <criu-plugin.h>
 
-#include "internal.h"
-#include "plugin.h"
+#include <tcpcp.h>
 
-#define ST_LISTEN 10	/* TCP_LISTEN of the kernel's tcp_states.h */
+#include "plugin.h"
 
 struct conn {
 	int s;			/* our duplicate of the task's socket; after the
@@ -58,7 +57,7 @@ struct conn {
 	pid_t pid, nspid;
 	int fd;			/* in the task */
 	ino_t ino, ns;		/* the socket, its network namespace */
-	struct tcpcp_tuple t;
+	struct tcpcp_ends e;
 	int reuseaddr;		/* leaving repair mode clears SO_REUSEADDR */
 	bool gated, repaired;
 };
@@ -151,21 +150,25 @@ static int add_conn(const struct conn *c)
 /* Keep @s if it is a connection the plugin carries; else close it. */
 static int take_socket(struct conn *c, unsigned long ino)
 {
+	const char *state = "";
 	char name[128];
-	int state = -1, err;
+	int err;
 
-	if (getint(c->s, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP)
-		state = tcpcp_tcp_state(c->s);
-	if (state < 0 || state == ST_LISTEN || state == TCPCP_ST_CLOSE)
-		goto skip;	/* not TCP, or CRIU restores it by itself */
-	if (!tcpcp_state_passable(state)) {
+	switch (tcpcp_passable(c->s, &state)) {
+	case 1:
+		break;
+	case 0:
+		if (!strcmp(state, "LISTEN") || !strcmp(state, "CLOSE"))
+			goto skip;	/* CRIU restores it by itself */
 		sock_name(c->s, name, sizeof(name));
 		pr_warn("connection %s (pid %d fd %d) is neither established nor half-closed "
 			"(state %s): left to CRIU, a restore with --tcp-close closes it\n",
-			name, c->pid, c->fd, tcpcp_state_name(state));
+			name, c->pid, c->fd, state);
 		goto skip;
+	default:
+		goto skip;	/* not TCP */
 	}
-	if (tcpcp_tuple_from_socket(c->s, &c->t)) {
+	if (tcpcp_ends_of(c->s, &c->e)) {
 		mark_failed("cannot read connection fd %d of task %d: %s", c->fd, c->pid,
 			    tcpcp_strerror());
 		close(c->s);
@@ -289,11 +292,11 @@ static int find_conns(unsigned int *tasks)
 }
 
 /* What a gate call does for one netns: connections [i, j) share it. */
-typedef int gate_fn(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs);
+typedef int gate_fn(int s, const struct tcpcp_ends *e, size_t n, unsigned int secs);
 
 static int for_each_netns(gate_fn *fn, unsigned int secs, bool gated, const char *what)
 {
-	struct tcpcp_tuple *t = calloc(dump.n ? dump.n : 1, sizeof(*t));
+	struct tcpcp_ends *t = calloc(dump.n ? dump.n : 1, sizeof(*t));
 	size_t i = 0, j, k, n;
 	int err = 0;
 
@@ -302,7 +305,7 @@ static int for_each_netns(gate_fn *fn, unsigned int secs, bool gated, const char
 	for (; i < dump.n; i = j) {
 		for (j = i, n = 0; j < dump.n && dump.c[j].ns == dump.c[i].ns; j++)
 			if (dump.c[j].gated == gated)
-				t[n++] = dump.c[j].t;
+				t[n++] = dump.c[j].e;
 		if (!n)
 			continue;
 		if (fn(dump.c[i].s, t, n, secs)) {
@@ -317,28 +320,38 @@ static int for_each_netns(gate_fn *fn, unsigned int secs, bool gated, const char
 	return err;
 }
 
-static int open_gates(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs)
+static int open_gates(int s, const struct tcpcp_ends *e, size_t n, unsigned int secs)
 {
 	(void)secs;
-	return tcpcp_gate_open_many(s, t, n);
+	return tcpcp_gate_open_ends(s, e, n, NULL, NULL);
+}
+
+static int set_repair(int s, int mode)
+{
+	return setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &mode, sizeof(mode));
 }
 
 static int capture(struct conn *c)
 {
 	char name[64], conn[128];
+	const char *why;
 	size_t len;
 	void *img;
 	int err;
 
-	tcpcp_tuple_str(&c->t, conn, sizeof(conn));
+	tcpcp_ends_str(&c->e, conn, sizeof(conn));
 	if (getint(c->s, IPPROTO_TCP, TCP_REPAIR) <= 0) {
-		if (tcpcp_repair(c->s, TCP_REPAIR_ON))
+		if (set_repair(c->s, TCP_REPAIR_ON)) {
+			why = strerror(errno);
 			goto fail;
+		}
 		c->repaired = true;
 	}
-	img = tcpcp_capture_repaired(c->s, &len);
-	if (!img)
+	img = tcpcp_capture(c->s, &len);
+	if (!img) {
+		why = tcpcp_strerror();
 		goto fail;
+	}
 	snprintf(name, sizeof(name), IMG_FMT, c->nspid, c->fd);
 	err = write_image(dump.dir, name, img, len);
 	free(img);
@@ -348,8 +361,7 @@ static int capture(struct conn *c)
 	}
 	return 0;
 fail:
-	mark_failed("cannot capture connection %s (pid %d fd %d): %s", conn, c->pid, c->fd,
-		    tcpcp_strerror());
+	mark_failed("cannot capture connection %s (pid %d fd %d): %s", conn, c->pid, c->fd, why);
 	return -1;
 }
 
@@ -416,7 +428,7 @@ int dump_lock(void)
 		return -1;
 	}
 	t1 = now_ms();
-	if (for_each_netns(tcpcp_gate_close_many_for, DUMP_LINGER_S, false, "lock"))
+	if (for_each_netns(tcpcp_gate_close_ends, DUMP_LINGER_S, false, "lock"))
 		return -1;
 	dump.locked_at = now_s();
 	t2 = now_ms();
@@ -434,31 +446,36 @@ int dump_lock(void)
  * SO_REUSEADDR as it was (TCP_REPAIR_OFF clears it). */
 static void resume_conn(struct conn *c)
 {
+	const char *step;
 	char conn[128];
-	int pidfd;
+	int pidfd, err;
 
+	tcpcp_ends_str(&c->e, conn, sizeof(conn));
 	if (c->s < 0) {
 		pidfd = pidfd_open_pid(c->pid);
 		c->s = pidfd < 0 ? pidfd : pidfd_take(pidfd, c->fd);
 		if (pidfd >= 0)
 			close(pidfd);
 		if (c->s < 0) {
-			tcpcp_fail(-c->s, "cannot take it again: %s", strerror(-c->s));
+			err = -c->s;
+			step = "cannot take it again";
 			goto fail;
 		}
 	}
-	if (getint(c->s, IPPROTO_TCP, TCP_REPAIR) <= 0 && tcpcp_repair(c->s, TCP_REPAIR_ON))
+	step = "TCP_REPAIR";
+	if ((getint(c->s, IPPROTO_TCP, TCP_REPAIR) <= 0 && set_repair(c->s, TCP_REPAIR_ON)) ||
+	    set_repair(c->s, TCP_REPAIR_OFF)) {
+		err = errno;
 		goto fail;
-	if (tcpcp_repair(c->s, TCP_REPAIR_OFF))
-		goto fail;
+	}
 	if (c->reuseaddr &&
 	    setsockopt(c->s, SOL_SOCKET, SO_REUSEADDR, &c->reuseaddr, sizeof(c->reuseaddr)))
-		tcpcp_fail(errno, "SO_REUSEADDR: %s", strerror(errno));
+		pr_warn("connection %s (pid %d fd %d) runs on without SO_REUSEADDR: %s\n",
+			conn, c->pid, c->fd, strerror(errno));
 	return;
 fail:
-	tcpcp_tuple_str(&c->t, conn, sizeof(conn));
-	pr_err("connection %s (pid %d fd %d) stays in repair mode: %s\n", conn, c->pid, c->fd,
-	       tcpcp_strerror());
+	pr_err("connection %s (pid %d fd %d) stays in repair mode: %s: %s\n", conn, c->pid,
+	       c->fd, step, strerror(err));
 }
 
 /* CRIU takes every socket it repaired out of repair mode before it
@@ -482,7 +499,7 @@ static void let_linger(void)
 	int left = DUMP_LINGER_S - (int)(now_s() - dump.locked_at);
 
 	if (left < DUMP_LINGER_S / 2) {
-		if (for_each_netns(tcpcp_gate_linger_many, DUMP_LINGER_S, true, "linger"))
+		if (for_each_netns(tcpcp_gate_close_ends, DUMP_LINGER_S, true, "linger"))
 			return;
 		left = DUMP_LINGER_S;
 	}

@@ -3,41 +3,26 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#include "internal.h"
+#include <tcpcp.h>
+
 #include "plugin.h"
 
 void sock_name(int s, char *buf, size_t len)
 {
-	struct tcpcp_tuple t;
+	struct tcpcp_ends e;
 
-	if (tcpcp_tuple_from_socket(s, &t))
+	if (tcpcp_ends_of(s, &e) || tcpcp_ends_str(&e, buf, len))
 		snprintf(buf, len, "(unconnected)");
-	else
-		tcpcp_tuple_str(&t, buf, len);
 }
 
-int image_tuple(const void *img, size_t len, struct tcpcp_tuple *t)
+int image_ends(const void *buf, size_t len, struct tcpcp_ends *e)
 {
-	struct sockaddr_storage l, p;
-	TcpcpIci *ici;
-	socklen_t sl;
+	struct tcpcp_image *img = tcpcp_image_read(buf, len);
+	int err;
 
-	ici = tcpcp_image_decode(img, len);
-	if (!ici)
+	if (!img)
 		return -1;
-	tcpcp_sockaddr_from_endpoint(ici->local, &l, &sl);
-	tcpcp_sockaddr_from_endpoint(ici->peer, &p, &sl);
-	tcpcp_tuple_from_sockaddrs(&l, &p, t);
-	tcpcp_ici__free_unpacked(ici, NULL);
-	return 0;
-}
-
-void image_name(const void *img, size_t len, char *buf, size_t blen)
-{
-	struct tcpcp_tuple t;
-
-	if (image_tuple(img, len, &t))
-		snprintf(buf, blen, "(unreadable image)");
-	else
-		tcpcp_tuple_str(&t, buf, blen);
+	err = tcpcp_image_ends(img, &e->local, &e->peer);
+	tcpcp_image_free(img);
+	return err;
 }

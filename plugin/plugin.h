@@ -13,6 +13,9 @@
  * connections' segments this long: the restore (here or elsewhere) and the
  * traffic switch must happen before, and nothing stays for good. */
 #define DUMP_LINGER_S	300
+/* The largest image read back: libtcpcp refuses larger ICIs anyway
+ * (TCPCP_MAX_PAYLOAD inside it), this bounds the read. */
+#define IMG_MAX		(1u << 30)
 
 /* CRIU's logger (criu/log.c), exported by the criu binary to plugins.
  * criu-log.h needs headers CRIU does not install, so declare it here;
@@ -35,11 +38,11 @@ int sock_netns(int s, ino_t *ns);
 /* flags.c */
 int flags_check(size_t n);
 
-/* names.c: "10.0.0.1:80 -> 10.0.0.2:4000" of a socket or an image. */
+/* names.c: "10.0.0.1:80 -> 10.0.0.2:4000" of a socket; an image's ends
+ * (-1 and tcpcp_strerror() if it is unusable). */
 void sock_name(int s, char *buf, size_t len);
-void image_name(const void *img, size_t len, char *buf, size_t blen);
-struct tcpcp_tuple;
-int image_tuple(const void *img, size_t len, struct tcpcp_tuple *t);
+struct tcpcp_ends;
+int image_ends(const void *img, size_t len, struct tcpcp_ends *e);
 
 /* dump.c / restore.c */
 int dump_lock(void);

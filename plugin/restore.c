@@ -40,7 +40,9 @@
 
 #include <criu-plugin.h>
 
-#include "internal.h"
+#include <tcpcp.h>
+#include <ici.pb-c.h>
+
 #include "plugin.h"
 
 #define LINGER_S 60
@@ -53,7 +55,7 @@ struct conn {
 	int fd;
 	bool done;		/* live again */
 	bool gated;
-	struct tcpcp_tuple t;
+	struct tcpcp_ends e;
 	void *img;		/* the image, read once in init() */
 	size_t len;
 	int s;			/* rebuilt, awaiting activation; else -1 */
@@ -73,7 +75,7 @@ static int read_image(int dir, const char *name, void **buf, size_t *len)
 	fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) || st.st_size <= 0 || st.st_size > (off_t)TCPCP_MAX_PAYLOAD) {
+	if (fstat(fd, &st) || st.st_size <= 0 || st.st_size > (off_t)IMG_MAX) {
 		err = -EBADMSG;
 		goto out;
 	}
@@ -130,7 +132,7 @@ static int netns_handle(void)
 	return s;
 }
 
-static int read_tuple(int dir, struct conn *c)
+static int read_ends(int dir, struct conn *c)
 {
 	char name[64];
 	size_t len = 0;
@@ -139,7 +141,7 @@ static int read_tuple(int dir, struct conn *c)
 
 	snprintf(name, sizeof(name), IMG_FMT, c->nspid, c->fd);
 	err = read_image(dir, name, &img, &len);
-	if (!err && image_tuple(img, len, &c->t))
+	if (!err && image_ends(img, len, &c->e))
 		err = -EBADMSG;
 	if (err) {
 		free(img);
@@ -156,7 +158,7 @@ static int read_tuple(int dir, struct conn *c)
 /* One nftables transaction for all: CRIU has not started the tasks yet. */
 static int gate_all(int dir)
 {
-	struct tcpcp_tuple *t;
+	struct tcpcp_ends *t;
 	int ns, err = 0;
 	size_t i;
 
@@ -166,11 +168,11 @@ static int gate_all(int dir)
 	if (!t)
 		return -1;
 	for (i = 0; i < nconns && !err; i++)
-		if (!(err = read_tuple(dir, &conns[i])))
-			t[i] = conns[i].t;
+		if (!(err = read_ends(dir, &conns[i])))
+			t[i] = conns[i].e;
 	ns = err ? -1 : netns_handle();
 	if (ns >= 0) {
-		err = tcpcp_gate_close_many_for(ns, t, nconns, GATE_S);
+		err = tcpcp_gate_close_ends(ns, t, nconns, GATE_S);
 		if (err)
 			pr_err("cannot gate the connections to restore: %s\n", tcpcp_strerror());
 		close(ns);
@@ -246,36 +248,37 @@ static int setint(int s, int level, int opt, int val)
 
 /* Undo what CRIU did to its placeholder that would get in the way: the
  * shutdown flags (a disconnect clears them), the socket filter and the
- * mark (the image has its own, restored once the connection is gated). */
-static int clear_placeholder(int s)
+ * mark (the image has its own, restored once the connection is gated).
+ * On failure, what failed in @why, one line. */
+static int clear_placeholder(int s, char *why, size_t len)
 {
 	struct sockaddr sa = { .sa_family = AF_UNSPEC };
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-	int err, zero = 0;
+	const char *state = "";
+	int zero = 0;
 
 	/* Anything but CRIU's placeholder must stay untouched: a disconnect
 	 * would reset a live connection. */
-	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len))
-		return tcpcp_fail(errno, "not a TCP socket: %s", strerror(errno));
-	if (ti.tcpi_state != TCPCP_ST_CLOSE)
-		return tcpcp_fail(EISCONN, "not CRIU's placeholder (state %u)", ti.tcpi_state);
-	if (connect(s, &sa, sizeof(sa)))
-		return tcpcp_fail(errno, "cannot reset CRIU's placeholder: %s", strerror(errno));
-	if (setsockopt(s, SOL_SOCKET, SO_DETACH_FILTER, &zero, sizeof(zero)) && errno != ENOENT)
-		return tcpcp_fail(errno, "SO_DETACH_FILTER: %s", strerror(errno));
-	if ((err = setint(s, SOL_SOCKET, SO_MARK, 0)))
-		return tcpcp_fail(-err, "clearing SO_MARK: %s", strerror(-err));
-	return 0;
+	if (tcpcp_passable(s, &state) || strcmp(state, "CLOSE"))
+		snprintf(why, len, "not CRIU's placeholder (%s)", *state ? state : "not TCP");
+	else if (connect(s, &sa, sizeof(sa)))
+		snprintf(why, len, "cannot reset CRIU's placeholder: %s", strerror(errno));
+	else if (setsockopt(s, SOL_SOCKET, SO_DETACH_FILTER, &zero, sizeof(zero)) &&
+		 errno != ENOENT)
+		snprintf(why, len, "SO_DETACH_FILTER: %s", strerror(errno));
+	else if (setint(s, SOL_SOCKET, SO_MARK, 0))
+		snprintf(why, len, "clearing SO_MARK: %s", strerror(errno));
+	else
+		return 0;
+	return -1;
 }
 
-static bool image_reuseaddr(const void *img, size_t len)
+static bool image_reuseaddr(const void *buf, size_t len)
 {
-	TcpcpIci *ici = tcpcp_image_decode(img, len);
+	struct tcpcp_image *img = tcpcp_image_read(buf, len);
+	const TcpcpIci *ici = img ? tcpcp_image_ici(img) : NULL;
 	bool v = ici && ici->sockopts && ici->sockopts->has_reuseaddr && ici->sockopts->reuseaddr;
 
-	if (ici)
-		tcpcp_ici__free_unpacked(ici, NULL);
+	tcpcp_image_free(img);
 	return v;
 }
 
@@ -283,11 +286,11 @@ static bool image_reuseaddr(const void *img, size_t len)
 static int rebuild_conn(int pidfd, struct conn *c)
 {
 	struct tcpcp_create_opts o = { .size = sizeof(o), .port_mode = TCPCP_PORT_SAME };
-	char name[64], conn[128] = "";
+	char name[64], conn[128] = "", why[256] = "";
 	int s, err = 0;
 
 	snprintf(name, sizeof(name), IMG_FMT, c->nspid, c->fd);
-	tcpcp_tuple_str(&c->t, conn, sizeof(conn));
+	tcpcp_ends_str(&c->e, conn, sizeof(conn));
 	s = pidfd_take(pidfd, c->fd);
 	if (s < 0) {
 		pr_err("connection %s (%s): task %d has no fd %d: %s\n",
@@ -296,7 +299,7 @@ static int rebuild_conn(int pidfd, struct conn *c)
 	}
 	/* It stays open here until its gate opens: thousands of them. */
 	s = above_fd_setsize(s);
-	if (tcpcp_state_passable(tcpcp_tcp_state(s))) {
+	if (tcpcp_passable(s, NULL) == 1) {
 		/* Restored without --tcp-close: CRIU rebuilt it from its own
 		 * images, at the origin's addresses.  It is live; leave it be. */
 		pr_warn("connection %s (task %d fd %d) was restored by CRIU itself, not from %s "
@@ -304,10 +307,13 @@ static int rebuild_conn(int pidfd, struct conn *c)
 			conn, c->nspid, c->fd, name);
 		c->done = true;
 		close(s);
-	} else if (clear_placeholder(s) || tcpcp_create_on_gated(s, c->img, c->len, &o)) {
-		err = -errno;
+	} else if (clear_placeholder(s, why, sizeof(why)) ||
+		   tcpcp_create_gated(s, c->img, c->len, &o)) {
+		err = errno ? -errno : -EINVAL;
+		if (!*why)
+			snprintf(why, sizeof(why), "%s", tcpcp_strerror());
 		pr_err("cannot restore connection %s (%s, task %d fd %d): %s\n",
-		       conn, name, c->nspid, c->fd, tcpcp_strerror());
+		       conn, name, c->nspid, c->fd, why);
 		close(s);
 	} else {
 		c->s = s;
@@ -322,12 +328,15 @@ static int start_conn(struct conn *c)
 	char conn[128];
 	int one = 1;
 
-	tcpcp_tuple_str(&c->t, conn, sizeof(conn));
-	if (tcpcp_activate_ungated(c->s, NULL, 0) ||
-	    (c->reuseaddr && setsockopt(c->s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) &&
-	     tcpcp_fail(errno, "SO_REUSEADDR: %s", strerror(errno)))) {
+	tcpcp_ends_str(&c->e, conn, sizeof(conn));
+	if (tcpcp_activate_ungated(c->s, NULL, 0)) {
 		pr_err("cannot start restored connection %s (task %d fd %d): %s\n",
 		       conn, c->nspid, c->fd, tcpcp_strerror());
+		return -1;
+	}
+	if (c->reuseaddr && setsockopt(c->s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one))) {
+		pr_err("cannot start restored connection %s (task %d fd %d): SO_REUSEADDR: %s\n",
+		       conn, c->nspid, c->fd, strerror(errno));
 		return -1;
 	}
 	c->done = true;
@@ -363,7 +372,7 @@ static void start_all(void *arg)
  * in one transaction and each leaves repair mode at once. */
 static int restore_conns(int pidfd, pid_t nspid)
 {
-	struct tcpcp_tuple *t = calloc(nconns ? nconns : 1, sizeof(*t));
+	struct tcpcp_ends *t = calloc(nconns ? nconns : 1, sizeof(*t));
 	struct starting st = { 0 };
 	double t0 = now_ms(), t1;
 	size_t i, n = 0;
@@ -376,13 +385,13 @@ static int restore_conns(int pidfd, pid_t nspid)
 			continue;
 		err = rebuild_conn(pidfd, &conns[i]);
 		if (!err)
-			t[n++] = conns[i].t;	/* rebuilt, or CRIU's own */
+			t[n++] = conns[i].e;	/* rebuilt, or CRIU's own */
 	}
 	t1 = st.at = now_ms();
 	if (!err && n) {
 		/* CRIU runs in the restored tasks' netns, as init() assumed. */
 		ns = netns_handle();
-		if (ns < 0 || tcpcp_gate_open_many_then(ns, t, n, start_all, &st)) {
+		if (ns < 0 || tcpcp_gate_open_ends(ns, t, n, start_all, &st)) {
 			pr_err("cannot open the gate of %zu restored connection(s): %s\n",
 			       n, ns < 0 ? "no socket" : tcpcp_strerror());
 			err = -1;
@@ -433,7 +442,7 @@ int restore_task(int pid)
 }
 
 /* Not restored: keep the peer from being reset for a while, then let go
- * (tcpcp_gate_linger), so that nothing of ours stays for good. */
+ * (a gate closed for LINGER_S), so that nothing of ours stays for good. */
 int restore_fini(bool criu_ok)
 {
 	size_t i, left = 0;
@@ -444,11 +453,11 @@ int restore_fini(bool criu_ok)
 		if (conns[i].done || !conns[i].gated)
 			continue;
 		left++;
-		tcpcp_tuple_str(&conns[i].t, conn, sizeof(conn));
+		tcpcp_ends_str(&conns[i].e, conn, sizeof(conn));
 		if (criu_ok)
 			pr_err("connection %s (image " IMG_FMT ") was not restored\n",
 			       conn, conns[i].nspid, conns[i].fd);
-		if (ns >= 0 && !tcpcp_gate_linger_many(ns, &conns[i].t, 1, LINGER_S))
+		if (ns >= 0 && !tcpcp_gate_close_ends(ns, &conns[i].e, 1, LINGER_S))
 			pr_warn("segments of %s are dropped here for %d s: restore again before that\n",
 				conn, LINGER_S);
 	}

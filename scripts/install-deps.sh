@@ -6,7 +6,8 @@ set -euo pipefail
 PKGS=(
 	build-essential pkg-config
 	protobuf-c-compiler libprotobuf-c-dev	# the ICI image
-	libnftables-dev nftables		# the isolation gate
+	libnftables-dev nftables		# flow: steering (its table)
+	libnftnl-dev libmnl-dev		# flow: steering (one element per pass)
 	libcap-dev				# capability checks
 	libnet1-dev libbpf-dev clang		# traffic switching, BPF
 	libclang-rt-14-dev			# libFuzzer, for the ICI fuzz target

@@ -78,3 +78,19 @@ def test_option_structs_grow():
         assert '.size' not in out[name] and 'members' not in out[name]
     assert out['newer-set'].startswith('-1 Argument list too long'), out['newer-set']
     assert 'does not know' in out['newer-set']
+
+
+def test_tools_use_the_public_header_only():
+    """The command, the daemons, the demos and the CRIU plugin are built
+    on include/tcpcp.h (and the generated ICI header) alone: nothing
+    outside lib/ includes its internal header or sees its folder.  (The
+    fuzz targets test lib's internal parsers and are the exception.)"""
+    users = [p for d in ('tools', 'passd', 'demo', 'plugin', 'bench')
+             for p in sorted((REPO / d).glob('*.[ch]'))]
+    assert len(users) > 20, 'the checker found no sources'
+    bad = [str(p.relative_to(REPO)) for p in users
+           if re.search(r'#\s*include\s*[<"](\.\./)*(lib/)?internal\.h[>"]', p.read_text())]
+    assert not bad, f'include lib/internal.h: {bad}'
+    rules = (REPO / 'Makefile').read_text()
+    assert not re.search(r'^\$\(O\)/(plugin|tools|passd|demo)/.*\n(\t.*\n)*\t.*-Ilib\b', rules,
+                         re.M), 'a tool is compiled with -Ilib'

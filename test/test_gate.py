@@ -112,6 +112,43 @@ def test_batch_10000(topo):
     assert h.ask('verify') == f'ok {n}'
 
 
+@pytest.mark.parametrize('v6', [False, True], ids=['4', '6'])
+def test_ends_for_a_time(topo, v6):
+    """The batch by 4-tuple (the CRIU plugin's calls, struct tcpcp_ends),
+    through a socket that is none of the connections: closed for 2 s, the
+    connections fall silent, then deliver once the time has run out with
+    no further call (a caller that died midway leaves nothing that drops
+    for good); the next call removes the spent entries and the hooks."""
+    n = 20
+    h = Holder(topo, 'origin', n, v6=v6)
+    assert h.ask('isolate-ends 2') == 'ok 0'
+    assert h.ask('entries') == str(n)
+    assert h.ask('send') == 'ok'
+    time.sleep(0.5)
+    assert h.ask('unacked') == str(n), 'a gated connection acknowledged data'
+    time.sleep(2)
+    assert h.ask('entries') == '0', 'the entries outlived their time'
+    assert h.ask('verify') == f'ok {n}'
+    assert h.ask('release-ends') == 'ok 1'
+    assert hooks(topo, 'origin') == []
+
+
+def test_ends_until_opened(topo):
+    """Closed by 4-tuple for good, opened by 4-tuple: the callback runs
+    once, the connections deliver and echo, nothing is left behind."""
+    n = 20
+    h = Holder(topo, 'origin', n, v6=True)
+    assert h.ask('isolate-ends 0') == 'ok 0'
+    assert h.ask('send') == 'ok'
+    time.sleep(3)
+    assert h.ask('unacked') == str(n), 'a gated connection acknowledged data'
+    assert h.ask('entries') == str(n)
+    assert h.ask('release-ends') == 'ok 1'
+    assert h.ask('entries') == '0'
+    assert hooks(topo, 'origin') == []
+    assert h.ask('verify') == f'ok {n}'
+
+
 def test_linger_runs_out(topo, tmp_path):
     """A closed origin's lingering entry drops for its time, then counts
     as gone: the next release in the namespace detaches the hooks."""

@@ -12,6 +12,11 @@ takes commands on stdin, answering each with one line:
   isolate / release
             tcpcp_gate_close_fds / tcpcp_gate_open_fds on all server fds
             through ctypes (the library's batch API) -> "ok" or the error
+  isolate-ends SECS / release-ends
+            tcpcp_gate_close_ends / tcpcp_gate_open_ends: the same by
+            4-tuple (struct tcpcp_ends), through a socket that is none of
+            the connections; release-ends answers "ok CALLS", how often
+            its @opened callback ran
   entries   tcpcp_gate_entries(-1)
 
     holder.py N [--v6] [--lib PATH/libtcpcp.so]
@@ -48,6 +53,23 @@ def poll_all(socks, timeout):
             yield pending.pop(fd)
     for s in pending.values():
         yield None
+
+
+def sockaddr(fam, addr):
+    """struct sockaddr_storage (128 bytes) for a Python socket address."""
+    if fam == socket.AF_INET:
+        raw = struct.pack('=H', fam) + struct.pack('>H', addr[1]) + socket.inet_aton(addr[0])
+    else:
+        raw = (struct.pack('=H', fam) + struct.pack('>HI', addr[1], 0) +
+               socket.inet_pton(fam, addr[0]) + struct.pack('=I', 0))
+    return raw.ljust(128, b'\0')
+
+
+def ends_array(socks):
+    """struct tcpcp_ends[n]: local, then peer, as sockaddr_storage."""
+    raw = b''.join(sockaddr(s.family, s.getsockname()) + sockaddr(s.family, s.getpeername())
+                   for s in socks)
+    return ctypes.create_string_buffer(raw, len(raw))
 
 
 def client_side(fam, addr, n, cmds, answers):
@@ -118,6 +140,20 @@ def main():
             r = fn(arr, ctypes.c_size_t(n))
             us = (time.monotonic() - t) * 1e6
             print(f'ok {us:.0f}' if r == 0 else 'error ' + lib.tcpcp_strerror().decode(),
+                  flush=True)
+        elif cmd.startswith('isolate-ends') or cmd == 'release-ends':
+            other = socket.socket(fam, socket.SOCK_DGRAM)   # names the netns only
+            ends = ends_array(servers)
+            calls = []
+            cb = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(lambda arg: calls.append(arg))
+            if cmd == 'release-ends':
+                r = lib.tcpcp_gate_open_ends(other.fileno(), ends, ctypes.c_size_t(n), cb, None)
+            else:
+                secs = int(cmd.split()[1])
+                r = lib.tcpcp_gate_close_ends(other.fileno(), ends, ctypes.c_size_t(n),
+                                              ctypes.c_uint(secs))
+            other.close()
+            print(f'ok {len(calls)}' if r == 0 else 'error ' + lib.tcpcp_strerror().decode(),
                   flush=True)
         elif cmd == 'entries':
             print(lib.tcpcp_gate_entries(-1), flush=True)
