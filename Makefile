@@ -50,8 +50,9 @@ $(O)/lib/bpf/%.bpf.o: lib/bpf/%.bpf.c lib/bpf/gate.h
 	@mkdir -p $(dir $@)
 	$(BPF_CC) $(BPF_CFLAGS) -c -o $@ $<
 
-$(O)/lib/bpf-obj.o: lib/bpf-obj.S $(O)/lib/bpf/gate.bpf.o
-	$(CC) -DBPF_OBJ='"$(O)/lib/bpf/gate.bpf.o"' -c -o $@ $<
+$(O)/lib/bpf-obj.o: lib/bpf-obj.S $(O)/lib/bpf/gate.bpf.o $(O)/lib/bpf/carry.bpf.o
+	$(CC) -DBPF_OBJ='"$(O)/lib/bpf/gate.bpf.o"' -DCARRY_OBJ='"$(O)/lib/bpf/carry.bpf.o"' \
+		-c -o $@ $<
 
 $(O)/lib/%.o: lib/%.c $(O)/gen/ici.pb-c.h $(O)/gen/pass.pb-c.h $(wildcard lib/*.h lib/bpf/*.h) include/tcpcp.h
 	@mkdir -p $(dir $@)
@@ -153,8 +154,13 @@ $(O)/bench/op_cost: bench/op_cost.c $(O)/libtcpcp.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< -L$(O) -ltcpcp
 
-bench: all $(O)/bench/op_cost
+$(O)/bench/switch_cost: bench/switch_cost.c $(O)/libtcpcp.so
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< -L$(O) -ltcpcp -lnftables
+
+bench: all $(O)/bench/op_cost $(O)/bench/switch_cost
 	bench/op_cost.sh 1 10 100 1000 9000
+	TCPCP_BUILD=$(abspath $(O)) bench/switch_cost.sh 100 500
 	TCPCP_BUILD=$(abspath $(O)) bench/cli_pass_latency.py --passes 20 \
 		--csv $(O)/bench/cli_pass_latency.csv --png $(O)/bench/cli_pass_latency.png
 	TCPCP_BUILD=$(abspath $(O)) bench/pass_latency.py -n 50

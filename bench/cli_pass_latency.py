@@ -59,8 +59,13 @@ def set_buffers(topo, sizes):
 
 
 class Connection:
-    def __init__(self, topo, tmp, args):
+    def __init__(self, topo, tmp, args, create=()):
+        """create: what goes before `tcpcp create` (e.g. env VAR=...) and
+        after its image, as ('env', 'X=1', '--', '--congestion', 'carry')
+        would give `env X=1 tcpcp create IMG --congestion carry`."""
         self.topo, self.tmp, self.args = topo, tmp, args
+        cut = list(create).index('--') if '--' in create else len(create)
+        self.create_env, self.create_opts = list(create[:cut]), list(create[cut + 1:])
         ipx = topo.ipx(4)
         self.cap = Capture(topo, 'peer', tmp / 'peer.pcap').start()
         self.state = tmp / 'state.0'
@@ -82,7 +87,7 @@ class Connection:
         state_out = self.tmp / f'state.{self.n}'
         new = Traffic(self.topo, other, '--fd', 3, '--state', self.state,
                       '--state-out', state_out, *self.args[2:],
-                      prefix=cli.create_prefix(img))
+                      prefix=self.create_env + cli.create_prefix(img, *self.create_opts))
         new.started()
         self.topo.switch_to(other)
         cli.tcpcp(self.topo, other, 'activate', '--pid', new.pid, '--fd', 3, '--image', img)

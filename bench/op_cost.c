@@ -3,11 +3,15 @@
  * op_cost: what one tcpcp_get() and one tcpcp_create() + tcpcp_activate()
  * cost, in microseconds, on N loopback connections in this process.
  *
- *     op_cost N none|get|all [close-wait]
+ *     op_cost N none|get|all|all-warm [close-wait]
  *
  * none: only set up N connections; get: also take each server end and
  * close it silently; all: also recreate and activate each one, then check
  * that one byte still crosses each recreated connection both ways.
+ * all-warm: the same while one more connection of the namespace stays
+ * gated, as a namespace with passes in flight or lingering origins has
+ * it: the gate's hooks stay attached, where "all" attaches and detaches
+ * them for each connection (its gate empties after each activation).
  * close-wait: the client has shut down its side first, so each server end
  * is half-closed and its create replays the client's FIN (lib/fin.c); the
  * check is then one byte to the client and the EOF at the server.
@@ -153,16 +157,17 @@ int main(int argc, char **argv)
 	double get_us = 0, create_us = 0;
 	size_t bytes = 0;
 	bool half_closed = argc == 4 && !strcmp(argv[3], "close-wait");
+	bool warm = argc >= 3 && !strcmp(argv[2], "all-warm");
 	int n;
 
 	if (argc < 3 || argc > 4 || (argc == 4 && !half_closed) || (n = atoi(argv[1])) <= 0) {
-		fputs("usage: op_cost N none|get|all [close-wait]\n", stderr);
+		fputs("usage: op_cost N none|get|all|all-warm [close-wait]\n", stderr);
 		return 2;
 	}
-	c = calloc((size_t)n, sizeof(*c));
+	c = calloc((size_t)n + 1, sizeof(*c));
 	if (!c)
 		return 1;
-	setup(c, n);
+	setup(c, n + warm);	/* the warm one is c[n] */
 	if (half_closed)
 		half_close(c, n);
 	if (strcmp(argv[2], "none")) {
@@ -170,13 +175,17 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++)
 			bytes += c[i].len;
 	}
-	if (!strcmp(argv[2], "all")) {
+	if (!strcmp(argv[2], "all") || warm) {
+		if (warm && tcpcp_gate_close_fds(&c[n].server, 1))
+			die("gating the warm connection");
 		create_us = recreate_all(c, n);
+		if (warm && tcpcp_gate_open_fds(&c[n].server, 1))
+			die("releasing the warm connection");
 		check_all(c, n, half_closed);
 	}
 	printf("{\"n\": %d, \"get_us\": %.1f, \"create_activate_us\": %.1f, \"ici_bytes\": %.1f}\n",
 	       n, get_us / n, create_us / n, (double)bytes / n);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i <= n; i++)
 		free(c[i].ici);
 	free(c);
 	return 0;

@@ -7,9 +7,10 @@ to the peer as fast as that allows.  After a steady state the connection
 is passed (bench/cli_pass_latency.py's flow).  From the peer's capture:
 bytes it acknowledged in the second before the freeze, in the first
 100 ms and 1 s after the destination's first segment reached it, and in
-the sixth second after it (the steady state: buffers locked or not).  Today
-the destination starts from a fresh congestion state; this is the
-baseline for carrying it over.
+the sixth second after it (the steady state: buffers locked or not).
+Each run passes once with a fresh congestion state at the destination
+and once carrying the origin's window over (`--congestion carry`, allowed
+by a tcpcp.conf of the run's own), side by side.
 
     sudo bench/throughput_recovery.py [--runs N] [--rate 20mbit] [--png F] [--csv F]
 """
@@ -52,14 +53,21 @@ def acked_between(series, t0, t1):
     return (upto[-1] if upto else 0) - (before[-1] if before else 0)
 
 
-def one_run(rate):
+MODES = ('fresh', 'carry')
+
+
+def one_run(rate, mode):
     topo = netns.Topology()
     try:
         with TemporaryDirectory() as tmp:
             tmp = Path(tmp)
+            conf = tmp / 'tcpcp.conf'
+            conf.write_text('congestion-carry yes\n')
             topo.run('router', 'tc', 'qdisc', 'add', 'dev', 'to-peer', 'root', 'tbf',
                      'rate', rate, 'burst', '64kb', 'latency', '50ms')
-            conn = Connection(topo, tmp, ('--bytes', '1G', '--rate', '1G'))
+            conn = Connection(topo, tmp, ('--bytes', '1G', '--rate', '1G'),
+                              create=('env', f'TCPCP_CONFIG={conf}', '--',
+                                      '--congestion', mode))
             time.sleep(3)
             ici, _ = conn.pass_once()
             time.sleep(6.5)
@@ -72,13 +80,14 @@ def one_run(rate):
                     'after_100ms': acked_between(series, first, first + 0.1),
                     'after_1s': acked_between(series, first, first + 1),
                     'steady_5s': acked_between(series, first + 5, first + 6),
-                    'cwnd_at_origin': ici.get('congestion', {}).get('cwnd'),
+                    'cwnd_at_origin': ici.get('congestion', {}).get('snd_cwnd'),
                     'series': [(t - first, b) for t, b in series if freeze - 2 < t < first + 2]}
     finally:
         topo.cleanup()
 
 
 def plot(runs, path):
+    runs = runs['carry'] + runs['fresh']
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -86,7 +95,7 @@ def plot(runs, path):
     for i, r in enumerate(runs):
         t = [x for x, _ in r['series']]
         b = [y / MB for _, y in r['series']]
-        ax.plot(t, [y - b[0] for y in b], label=f'run {i + 1}')
+        ax.plot(t, [y - b[0] for y in b], label=f'{r["mode"]} {i + 1}')
     ax.axvline(0, color='grey', linestyle=':')
     ax.set_xlabel('seconds from the first segment of the destination')
     ax.set_ylabel('MB acknowledged by the peer')
@@ -104,26 +113,33 @@ def main():
     ap.add_argument('--csv', type=Path)
     a = ap.parse_args()
     build.make_traffic()
-    runs = [one_run(a.rate) for _ in range(a.runs)]
-    med = lambda k: statistics.median(r[k] for r in runs)
-    before = med('before_1s')
-    print(f'path {a.rate}, {a.runs} runs, medians')
-    print(f'{"window":<28} {"MB":>8} {"MB/s":>8} {"vs before":>10}')
-    print(f'{"1 s before the freeze":<28} {before / MB:>8.2f} {before / MB:>8.2f} {"100%":>10}')
-    for key, secs, label in (('after_100ms', 0.1, 'first 100 ms after'),
+    runs = {m: [] for m in MODES}
+    for _ in range(a.runs):        # interleaved: both modes see the same machine
+        for m in MODES:
+            runs[m].append(dict(one_run(a.rate, m), mode=m))
+    med = lambda m, k: statistics.median(r[k] for r in runs[m])
+    print(f'path {a.rate}, {a.runs} runs per mode, medians')
+    print(f'{"window":<24}' + ''.join(f'{m + " MB/s":>13} {"vs before":>10}' for m in MODES))
+    for key, secs, label in (('before_1s', 1.0, '1 s before the freeze'),
+                             ('after_100ms', 0.1, 'first 100 ms after'),
                              ('after_1s', 1.0, 'first 1 s after'),
                              ('steady_5s', 1.0, '6th second after')):
-        v = med(key)
-        print(f'{label:<28} {v / MB:>8.2f} {v / MB / secs:>8.2f} '
-              f'{100 * v / secs / before if before else 0:>9.0f}%')
+        row = f'{label:<24}'
+        for m in MODES:
+            v, before = med(m, key), med(m, 'before_1s')
+            row += f'{v / MB / secs:>13.2f} {100 * v / secs / before if before else 0:>9.0f}%'
+        print(row)
+    print(f'{"window at the freeze":<24}' +
+          ''.join(f'{med(m, "cwnd_at_origin") or 0:>13.0f} {"segments":>10}' for m in MODES))
     if a.csv:
         with open(a.csv, 'w', newline='') as f:
             w = csv.writer(f)
-            w.writerow(['run', 'before_1s', 'after_100ms', 'after_1s', 'steady_5s',
+            w.writerow(['mode', 'run', 'before_1s', 'after_100ms', 'after_1s', 'steady_5s',
                         'cwnd_at_origin'])
-            for i, r in enumerate(runs):
-                w.writerow([i, r['before_1s'], r['after_100ms'], r['after_1s'], r['steady_5s'],
-                            r['cwnd_at_origin']])
+            for m in MODES:
+                for i, r in enumerate(runs[m]):
+                    w.writerow([m, i, r['before_1s'], r['after_100ms'], r['after_1s'],
+                                r['steady_5s'], r['cwnd_at_origin']])
     if a.png:
         plot(runs, a.png)
 

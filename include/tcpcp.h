@@ -77,6 +77,11 @@ struct tcpcp_create_opts {
 	socklen_t local_len;		/* port of @local ignored unless BOUND */
 	int transparent;		/* IP_TRANSPARENT for a foreign address */
 	int keep_timestamp;		/* don't advance TSval by transit time */
+	/* TCPCP_CONGESTION_CARRY: start with the congestion window the ICI
+	 * recorded, not the initial one.  Only valid on a path like the
+	 * origin's, so a host allows it in tcpcp.conf ("congestion-carry
+	 * yes"); refused otherwise, before anything is created. */
+	enum tcpcp_congestion { TCPCP_CONGESTION_FRESH, TCPCP_CONGESTION_CARRY } congestion;
 };
 #define TCPCP_CREATE_OPTS_INIT { .size = sizeof(struct tcpcp_create_opts) }
 

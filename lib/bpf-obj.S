@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The BPF object file (bpf/gate.bpf.c, built by clang) inside the
- * library, so that no file has to be found at run time. */
+/* The BPF object files (bpf/gate.bpf.c, bpf/carry.bpf.c, built by clang)
+ * inside the library, so that no file has to be found at run time. */
 	.section .rodata
 	.balign 8
 	.globl tcpcp_bpf_obj
@@ -10,4 +10,12 @@ tcpcp_bpf_obj:
 	.globl tcpcp_bpf_obj_end
 	.hidden tcpcp_bpf_obj_end
 tcpcp_bpf_obj_end:
+	.balign 8
+	.globl tcpcp_carry_obj
+	.hidden tcpcp_carry_obj
+tcpcp_carry_obj:
+	.incbin CARRY_OBJ
+	.globl tcpcp_carry_obj_end
+	.hidden tcpcp_carry_obj_end
+tcpcp_carry_obj_end:
 	.section .note.GNU-stack,"",%progbits

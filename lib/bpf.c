@@ -74,6 +74,8 @@
 #define RUN_DIR		"/run/tcpcp"
 #define BPFFS		RUN_DIR "/bpf"
 #define GATE_PIN	"gate"
+#define CARRY_PIN	"carry"
+#define CARRY_PROG	"tcpcp_carry_cwnd"
 #define LINK_TYPE_NETFILTER	10	/* enum bpf_link_type, Linux 6.4 */
 
 /* The object file, built by clang from bpf/gate.bpf.c (bpf-obj.S). */
@@ -176,7 +178,7 @@ static void unpin_link(const char *path)
 
 /* The pinned map must be ours, as this version builds it: a stale pin
  * from another version would be read with the wrong key layout. */
-static int check_map(const char *path, int fd)
+static int check_map(const char *path, int fd, __u32 value_size)
 {
 	struct bpf_map_info info;
 	__u32 len = sizeof(info);
@@ -185,8 +187,8 @@ static int check_map(const char *path, int fd)
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return tcpcp_fail(errno, "cannot inspect %s: %s", path, strerror(errno));
 	if (info.type != BPF_MAP_TYPE_HASH || info.key_size != sizeof(struct tcpcp_gate_key) ||
-	    info.value_size != sizeof(struct tcpcp_gate_val))
-		return tcpcp_fail(EEXIST, "%s is not the gate map of this tcpcp (type %u, key %u, "
+	    info.value_size != value_size)
+		return tcpcp_fail(EEXIST, "%s is not a map of this tcpcp (type %u, key %u, "
 				  "value %u bytes): remove it with `tcpcp gate unload`",
 				  path, info.type, info.key_size, info.value_size);
 	return 0;
@@ -298,21 +300,42 @@ static int pin_fd(int fd, const char *dir, const char *name)
 	return 0;
 }
 
-static void unpin_host(void)
+/* A BPF object of tcpcp's, loaded once for the host and pinned at the
+ * top of the folder: its programs under their names, its map under
+ * @map_pin.  The map goes last: it is what users look for. */
+struct object {
+	const char *what;			/* for messages */
+	const char *start, *end;		/* the object file */
+	bool netfilter;				/* programs libbpf 1.1 cannot type */
+	const char *progs[NHOOKS];		/* pinned under these names */
+	const char *map, *map_pin;
+};
+
+extern const char tcpcp_carry_obj[], tcpcp_carry_obj_end[];
+
+static const struct object gate_obj = {
+	"gate", tcpcp_bpf_obj, tcpcp_bpf_obj_end, true,
+	{ "tcpcp_in4", "tcpcp_out4", "tcpcp_in6", "tcpcp_out6" }, "tcpcp_gate", GATE_PIN,
+};
+static const struct object carry_obj = {
+	"congestion carry-over", tcpcp_carry_obj, tcpcp_carry_obj_end, false,
+	{ CARRY_PROG }, "tcpcp_carry", CARRY_PIN,
+};
+
+static void unpin_object(const struct object *o)
 {
 	char path[PATH_MAX];
 	size_t i;
 
-	pin_path(BPFFS, GATE_PIN, path, sizeof(path));
+	pin_path(BPFFS, o->map_pin, path, sizeof(path));
 	unlink(path);
-	for (i = 0; i < NHOOKS; i++) {
-		pin_path(BPFFS, hooks[i].prog, path, sizeof(path));
+	for (i = 0; i < NHOOKS && o->progs[i]; i++) {
+		pin_path(BPFFS, o->progs[i], path, sizeof(path));
 		unlink(path);
 	}
 }
 
-/* The host's programs and gate map, loaded once; the map goes last. */
-static int load_host(void)
+static int load_object(const struct object *o)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "tcpcp");
 	libbpf_print_fn_t old = libbpf_set_print(keep_libbpf_line);
@@ -321,32 +344,35 @@ static int load_host(void)
 	size_t i;
 	int err = 0;
 
-	unpin_host();
+	unpin_object(o);
 	libbpf_said[0] = '\0';
-	obj = bpf_object__open_mem(tcpcp_bpf_obj, (size_t)(tcpcp_bpf_obj_end - tcpcp_bpf_obj),
-				   &opts);
+	obj = bpf_object__open_mem(o->start, (size_t)(o->end - o->start), &opts);
 	if (!obj) {
-		err = tcpcp_fail(errno, "cannot open tcpcp's BPF object: %s", libbpf_said);
+		err = tcpcp_fail(errno, "cannot open tcpcp's BPF object (%s): %s", o->what,
+				 libbpf_said);
 		goto out;
 	}
 	bpf_object__for_each_program(p, obj) {
+		if (!o->netfilter)
+			continue;
 		bpf_program__set_type(p, PROG_TYPE_NETFILTER);
 		bpf_program__set_expected_attach_type(p, ATTACH_NETFILTER);
 	}
 	if (bpf_object__load(obj)) {
-		err = tcpcp_fail(errno, "cannot load tcpcp's BPF programs (Linux 6.4+ with BTF, "
-				 "CAP_BPF): %s", *libbpf_said ? libbpf_said : strerror(errno));
+		err = tcpcp_fail(errno, "cannot load tcpcp's BPF programs (%s; Linux %s with BTF, "
+				 "CAP_BPF): %s", o->what, o->netfilter ? "6.4+" : "6.0+",
+				 *libbpf_said ? libbpf_said : strerror(errno));
 		goto out;
 	}
-	for (i = 0; !err && i < NHOOKS; i++)
-		err = pin_fd(bpf_program__fd(bpf_object__find_program_by_name(obj, hooks[i].prog)),
-			     BPFFS, hooks[i].prog);
+	for (i = 0; !err && i < NHOOKS && o->progs[i]; i++)
+		err = pin_fd(bpf_program__fd(bpf_object__find_program_by_name(obj, o->progs[i])),
+			     BPFFS, o->progs[i]);
 	if (!err)
-		err = pin_fd(bpf_map__fd(bpf_object__find_map_by_name(obj, "tcpcp_gate")),
-			     BPFFS, GATE_PIN);
+		err = pin_fd(bpf_map__fd(bpf_object__find_map_by_name(obj, o->map)), BPFFS,
+			     o->map_pin);
 out:
 	if (err)
-		unpin_host();
+		unpin_object(o);
 	bpf_object__close(obj);
 	libbpf_set_print(old);
 	return err;
@@ -362,13 +388,13 @@ static int open_host(bool load)
 	if (fd < 0 && errno == ENOENT && !load)
 		return -ENOENT;
 	if (fd < 0 && errno == ENOENT) {
-		if ((err = load_host()))
+		if ((err = load_object(&gate_obj)))
 			return err;
 		fd = bpf_obj_get(path);
 	}
 	if (fd < 0)
 		return tcpcp_fail(errno, "cannot open %s: %s", path, strerror(errno));
-	if ((err = check_map(path, fd))) {
+	if ((err = check_map(path, fd, sizeof(struct tcpcp_gate_val)))) {
 		close(fd);
 		return err;
 	}
@@ -548,9 +574,49 @@ int tcpcp_bpf_unload(void)
 	}
 	if (d)
 		closedir(d);
-	if (!err)
-		unpin_host();
+	if (!err) {
+		unpin_object(&gate_obj);
+		unpin_object(&carry_obj);
+	}
 out:
 	tcpcp_bpf_close(&b);
+	return err;
+}
+
+int tcpcp_bpf_carry_open(int *map, int *prog)
+{
+	struct tcpcp_bpf b = { .lock = -1, .gate = -1 };
+	char mpath[PATH_MAX], ppath[PATH_MAX];
+	int err;
+
+	*map = *prog = -1;
+	if ((err = root_open(&b)))	/* one loader at a time */
+		goto out;
+	pin_path(BPFFS, CARRY_PIN, mpath, sizeof(mpath));
+	pin_path(BPFFS, CARRY_PROG, ppath, sizeof(ppath));
+	*map = bpf_obj_get(mpath);
+	if (*map < 0 && errno == ENOENT) {
+		if ((err = load_object(&carry_obj)))
+			goto out;
+		*map = bpf_obj_get(mpath);
+	}
+	if (*map < 0) {
+		err = tcpcp_fail(errno, "cannot open %s: %s", mpath, strerror(errno));
+		goto out;
+	}
+	if ((err = check_map(mpath, *map, sizeof(struct tcpcp_carry_val))))
+		goto out;
+	*prog = bpf_obj_get(ppath);
+	if (*prog < 0)
+		err = tcpcp_fail(errno, "cannot open %s: %s", ppath, strerror(errno));
+out:
+	tcpcp_bpf_close(&b);
+	if (err) {
+		if (*map >= 0)
+			close(*map);
+		if (*prog >= 0)
+			close(*prog);
+		*map = *prog = -1;
+	}
 	return err;
 }

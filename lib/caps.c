@@ -45,23 +45,49 @@ int tcpcp_need_cap(int cap, const char *why)
  */
 #define TCPCP_CONFIG_DEFAULT "/etc/tcpcp.conf"
 
-static bool net_raw_relaxed(void)
+static const char *config_path(void)
 {
 	const char *path = secure_getenv("TCPCP_CONFIG");
-	char line[256], key[64], val[64];
-	bool relaxed = false;
+
+	return path ? path : TCPCP_CONFIG_DEFAULT;
+}
+
+/* Whether the configuration file sets @key to @want (its last line for
+ * @key counts); no file, no such line: false. */
+static bool config_is(const char *key, const char *want)
+{
+	char line[256], k[64], val[64];
+	bool is = false;
 	FILE *f;
 
-	f = fopen(path ? path : TCPCP_CONFIG_DEFAULT, "re");
+	f = fopen(config_path(), "re");
 	if (!f)
 		return false;
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, " %63s %63s", key, val) == 2 &&
-		    !strcmp(key, "create-needs-net-raw"))
-			relaxed = !strcmp(val, "no");
+		if (sscanf(line, " %63s %63s", k, val) == 2 && !strcmp(k, key))
+			is = !strcmp(val, want);
 	}
 	fclose(f);
-	return relaxed;
+	return is;
+}
+
+static bool net_raw_relaxed(void)
+{
+	return config_is("create-needs-net-raw", "no");
+}
+
+/* Paper sections 5 and 8: congestion state is only valid on a path like
+ * the one it was learnt on, and a caller that sets it can push a peer
+ * harder than the path allows.  So a host opts in:
+ *
+ *     congestion-carry yes
+ */
+int tcpcp_need_carry_policy(void)
+{
+	if (config_is("congestion-carry", "yes"))
+		return 0;
+	return tcpcp_fail(EPERM, "congestion carry-over is not allowed on this host "
+			  "(\"congestion-carry yes\" in %s)", config_path());
 }
 
 int tcpcp_need_create_caps(void)

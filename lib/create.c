@@ -405,7 +405,8 @@ static int create_on(int s, bool own, bool pregated, const void *img, size_t len
 	ici = tcpcp_image_decode(img, len);
 	if (!ici)
 		return -1;
-	if (tcpcp_need_create_caps() || check_queue_limits(ici))
+	if (tcpcp_need_create_caps() || check_queue_limits(ici) ||
+	    (o->congestion == TCPCP_CONGESTION_CARRY && tcpcp_need_carry_policy()))
 		goto fail;
 	if (s < 0) {
 		s = socket((int)ici->local->family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -415,6 +416,9 @@ static int create_on(int s, bool own, bool pregated, const void *img, size_t len
 		}
 	}
 	if (build(s, ici, o, pregated, &t, &gated))
+		goto fail;
+	/* Still in repair mode and gated: nothing has been sent. */
+	if (o->congestion == TCPCP_CONGESTION_CARRY && tcpcp_carry(s, ici, &t))
 		goto fail;
 	tcpcp_ici__free_unpacked(ici, NULL);
 	return s;

@@ -97,6 +97,11 @@ void tcpcp_bpf_close(struct tcpcp_bpf *b);
 void tcpcp_bpf_detach(struct tcpcp_bpf *b);
 /* isolate.c: the namespace @netns has no entry that drops. */
 bool tcpcp_bpf_gate_idle(int gate, uint64_t netns);
+/* The congestion carry-over program and map, loaded for the host on
+ * first use; both fds the caller's to close. */
+int tcpcp_bpf_carry_open(int *map, int *prog);
+/* carry.c: the ICI's congestion window on @s (repair mode, gated). */
+int tcpcp_carry(int s, const TcpcpIci *ici, const struct tcpcp_tuple *t);
 /* Mount tcpcp's bpffs here, even in a private mount namespace. */
 int tcpcp_bpf_setup(void);
 /* Unpin the host's programs; refused while a namespace has a gate. */
@@ -110,6 +115,9 @@ int tcpcp_gate_open_then(int s, const struct tcpcp_tuple *t, int (*opened)(int s
 int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs);
 int tcpcp_gate_close_many(int s, const struct tcpcp_tuple *t, size_t n);
 int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n);
+/* The gate map's key for @t in namespace @netns (also carry.c's). */
+struct tcpcp_gate_key;
+void tcpcp_gate_key_of(const struct tcpcp_tuple *t, uint64_t netns, struct tcpcp_gate_key *k);
 /* Lingering for @secs (0: opened at once). */
 int tcpcp_gate_linger_many(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs);
 
@@ -153,5 +161,6 @@ void tcpcp_sockopts_free(TcpcpSockopts *so);
 /* caps.c */
 int tcpcp_need_cap(int cap, const char *why);
 int tcpcp_need_create_caps(void);
+int tcpcp_need_carry_policy(void);
 
 #endif

@@ -36,7 +36,7 @@
 
 #include "internal.h"
 
-static void key_of(const struct tcpcp_tuple *t, uint64_t netns, struct tcpcp_gate_key *k)
+void tcpcp_gate_key_of(const struct tcpcp_tuple *t, uint64_t netns, struct tcpcp_gate_key *k)
 {
 	size_t alen = t->family == AF_INET ? 4 : 16;
 
@@ -197,7 +197,7 @@ static struct tcpcp_gate_key *keys_of(const struct tcpcp_tuple *t, size_t n, uin
 		return NULL;
 	}
 	for (i = 0; i < n; i++)
-		key_of(&t[i], netns, &k[i]);
+		tcpcp_gate_key_of(&t[i], netns, &k[i]);
 	return k;
 }
 

@@ -64,6 +64,7 @@ static void parse(int argc, char **argv, struct create_args *a)
 		{ "local", required_argument, NULL, 'l' },
 		{ "transparent", no_argument, NULL, 't' },
 		{ "keep-timestamp", no_argument, NULL, 'k' },
+		{ "congestion", required_argument, NULL, 'c' },
 		{ "activate", no_argument, NULL, 'a' },
 		{ "fd-number", required_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
@@ -78,6 +79,14 @@ static void parse(int argc, char **argv, struct create_args *a)
 		case 'l': parse_local(optarg, a); break;
 		case 't': a->opts.transparent = 1; break;
 		case 'k': a->opts.keep_timestamp = 1; break;
+		case 'c':
+			if (!strcmp(optarg, "carry"))
+				a->opts.congestion = TCPCP_CONGESTION_CARRY;
+			else if (!strcmp(optarg, "fresh"))
+				a->opts.congestion = TCPCP_CONGESTION_FRESH;
+			else
+				die_usage("--congestion is fresh or carry");
+			break;
 		case 'a': a->activate = 1; break;
 		case 'n':
 			a->fdnum = atoi(optarg);

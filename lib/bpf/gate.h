@@ -28,6 +28,15 @@ struct tcpcp_gate_val {
 	__u64 expires;
 };
 
+/* Congestion carry-over (carry.bpf.c): the window for a connection,
+ * keyed like the gate; the program answers in @result. */
+struct tcpcp_carry_val {
+	__u32 snd_cwnd;		/* segments */
+	__u32 result;		/* 0: not met yet; TCPCP_CARRY_* */
+};
+#define TCPCP_CARRY_DONE	1
+#define TCPCP_CARRY_REFUSED	2	/* bpf_setsockopt() said no */
+
 /* Segments tcpcp injects itself (fin.c) carry this mark and pass the
  * closed gate on input. */
 #define TCPCP_GATE_INJECT_MARK	0x7c9c0001u

@@ -6,7 +6,8 @@
  *
  *   0  a switch spec (tcpcp_switch_new: route:, flow:, arp:; exec: refused)
  *   1  a pre-shared key file (tcpcp_pass_key_load)
- *   2  /etc/tcpcp.conf (read by tcpcp_need_create_caps, via $TCPCP_CONFIG)
+ *   2  /etc/tcpcp.conf (read by tcpcp_need_create_caps and
+ *      tcpcp_need_carry_policy, via $TCPCP_CONFIG)
  *   3  an ADDR:PORT of tcpcp-pass and tcpcp-passd (passd/common.c)
  *
  * Each must accept or refuse with a one-line message: no crash, no leak.
@@ -79,6 +80,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setenv("TCPCP_CONFIG", path, 1);
 		tcpcp_clear_error();
 		if (tcpcp_need_create_caps())
+			check_message();
+		tcpcp_clear_error();
+		if (tcpcp_need_carry_policy())
 			check_message();
 		close_file(path);
 		break;

@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Congestion carry-over (`tcpcp create --congestion carry`, lib/carry.c):
+the recreated connection starts with the window its ICI recorded, only
+where the host's tcpcp.conf allows it.
+
+The window is read at the destination while the connection waits for its
+activation (repair mode, gated: nothing moves it), then the stream goes
+on and must finish intact, as every pass must."""
+import re
+import time
+
+import pytest
+
+from lib import build, cli
+from lib.stream import MB, PORT, Stream
+from lib.traffic import Traffic
+
+
+def conf(tmp_path, text):
+    path = tmp_path / 'tcpcp.conf'
+    path.write_text(text)
+    return path
+
+
+def cwnd(topo, host, port):
+    """The congestion window ss(8) shows for the local end at port."""
+    out = topo.run(host, 'ss', '-tinH', 'sport', '=', f':{port}').stdout
+    m = re.search(r'\bcwnd:(\d+)', out)
+    assert m, f'no cwnd for port {port} in:\n{out}\n' + topo.run(host, 'ss', '-tanie').stdout
+    return int(m.group(1))
+
+
+def grown_stream(topo, tmp_path, family):
+    """A bulk stream from a Reno sender (cubic is not in this host's
+    tcp_allowed_congestion_control), whose window grows in slow start
+    well past the initial ten segments on this loss-free path."""
+    topo.sysctl('origin', 'net.ipv4.tcp_congestion_control', 'reno')
+    # A narrow path, so that the sender is limited by its window, which
+    # then grows (an application-limited one keeps the initial window).
+    topo.run('router', 'tc', 'qdisc', 'add', 'dev', 'to-peer', 'root', 'tbf',
+             'rate', '20mbit', 'burst', '64kb', 'latency', '50ms')
+    s = Stream(topo, tmp_path, family, 8 * MB, rate=None, peer_bytes=512 * 1024,
+               peer_args=('--rate', '64K'))
+    time.sleep(1.5)
+    return s
+
+
+def create_with(s, img, config, *opts):
+    """tcpcp create IMG OPTS -- tcpcp-traffic ..., under config."""
+    state_out = s.tmp / f'dest.{s.taken}.state'
+    t = Traffic(s.topo, 'dest', '--fd', 3, '--state', s.state, '--state-out', state_out,
+                *s._rate(), prefix=['env', f'TCPCP_CONFIG={config}',
+                                    *cli.create_prefix(img, *opts)])
+    t.state_out = state_out
+    t.started()
+    return t
+
+
+@pytest.mark.parametrize('mode', ['carry', 'fresh'])
+@pytest.mark.parametrize('family', [4, 6])
+def test_window_carried(topo, tmp_path, family, mode):
+    s = grown_stream(topo, tmp_path, family)
+    img = s.take()
+    recorded = cli.show(img)['congestion']['snd_cwnd']
+    assert recorded > 20, f'the window did not grow before the pass ({recorded})'
+    new = create_with(s, img, conf(tmp_path, 'congestion-carry yes\n'), '--congestion', mode)
+    at_dest = cwnd(s.topo, 'dest', PORT)
+    if mode == 'carry':
+        assert at_dest == recorded, f'carried {at_dest}, the ICI had {recorded}'
+    else:
+        assert at_dest == 10, f'a fresh connection starts at 10, not {at_dest}'
+    s.hand_over(new, 'dest')
+    cli.tcpcp(topo, 'dest', 'activate', '--pid', new.pid, '--fd', 3, '--image', img)
+    s.finish()
+
+
+@pytest.mark.parametrize('text', ['', 'congestion-carry no\n'], ids=['no-line', 'no'])
+def test_refused_without_policy(topo, tmp_path, text):
+    """Without "congestion-carry yes" the create is refused before anything
+    exists, with one line naming the file; the origin takes its
+    connection back and the stream finishes as if nothing happened."""
+    s = grown_stream(topo, tmp_path, 4)
+    img = s.take()
+    path = conf(tmp_path, text)
+    r = topo.run('dest', 'env', f'TCPCP_CONFIG={path}', build.tcpcp(), 'create', img,
+                 '--congestion', 'carry', '--', 'true', check=False)
+    assert r.returncode == 1, r
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1 and 'congestion carry-over is not allowed' in err \
+        and str(path) in err, err
+    assert not re.search(rf':{PORT}\b', topo.run('dest', 'ss', '-tanH').stdout), \
+        'a refused create left a socket behind'
+    cli.release(topo, 'origin', s.server.pid, s.fd)
+    s.finish()
