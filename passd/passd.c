@@ -6,7 +6,8 @@
  * state in a file:
  *
  *   tcpcp-passd --listen ADDR:PORT --key FILE [--once] [--timeout MS]
- *               [--max-sessions N] [--state-dir DIR] -- COMMAND [ARGS...]
+ *               [--max-sessions N] [--state-dir DIR] [--congestion fresh|carry]
+ *               -- COMMAND [ARGS...]
  *
  * In ARGS, {state} becomes the state file and {id} the session number.
  * Each session runs in a child, so a slow or hostile origin holds up no
@@ -44,16 +45,19 @@
 struct args {
 	const char *listen, *key, *state_dir;
 	int timeout_ms, once, max_sessions;
+	enum tcpcp_congestion congestion;
 	char **cmd;
 };
 
 static const char usage_text[] =
 	"usage: tcpcp passd --listen ADDR:PORT --key FILE [--once] [--timeout MS]\n"
-	"                   [--max-sessions N] [--state-dir DIR] -- COMMAND [ARGS...]\n"
+	"                   [--max-sessions N] [--state-dir DIR] [--congestion fresh|carry]\n"
+	"                   -- COMMAND [ARGS...]\n"
 	"(also as tcpcp-passd)  Accept connections passed by tcpcp pass and run\n"
 	"COMMAND with each (fd 3, TCPCP_FD=3; the origin's state in the file\n"
 	"{state} names).  --timeout: per message (10000 ms); --max-sessions:\n"
-	"sessions in progress at once (16).\n";
+	"sessions in progress at once (16); --congestion carry: each starts\n"
+	"with its ICI's window (needs congestion-carry yes in /etc/tcpcp.conf).\n";
 
 static __attribute__((noreturn)) void usage(int status)
 {
@@ -69,6 +73,7 @@ static void parse(int argc, char **argv, struct args *a)
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "once", no_argument, NULL, '1' },
 		{ "max-sessions", required_argument, NULL, 'm' },
+		{ "congestion", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -83,6 +88,12 @@ static void parse(int argc, char **argv, struct args *a)
 		case 'd': a->state_dir = optarg; break;
 		case '1': a->once = 1; break;
 		case 'm': a->max_sessions = atoi(optarg); break;
+		case 'c':
+			if (!strcmp(optarg, "carry"))
+				a->congestion = TCPCP_CONGESTION_CARRY;
+			else if (strcmp(optarg, "fresh"))
+				usage(EXIT_USAGE);
+			break;
 		case 'h': usage(EXIT_OK);
 		default: usage(EXIT_USAGE);
 		}
@@ -173,6 +184,8 @@ static void who_is(int ctl, char who[64])
 static void session(const struct args *a, const uint8_t *key, int ctl, unsigned long id,
 		    int told)
 {
+	struct tcpcp_create_opts co = TCPCP_CREATE_OPTS_INIT;
+	struct tcpcp_pass_recv_opts ro = TCPCP_PASS_RECV_OPTS_INIT;
 	struct tcpcp_pass *p;
 	char who[64];
 	size_t len;
@@ -185,7 +198,9 @@ static void session(const struct args *a, const uint8_t *key, int ctl, unsigned 
 		die("session %lu from %s refused: %s", id, who, tcpcp_strerror());
 	if (write(told, "A", 1) != 1)
 		die("session %lu: cannot tell the daemon: %s", id, strerror(errno));
-	s = tcpcp_pass_recv(p, NULL, &state, &len);
+	co.congestion = a->congestion;
+	ro.create = &co;
+	s = tcpcp_pass_recv(p, &ro, &state, &len);
 	if (s < 0)
 		die("session %lu from %s: not passed: %s", id, who, tcpcp_strerror());
 	tcpcp_pass_free(p);

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from lib import cli, netns
+from lib import build, cli, netns
 from lib.capture import Capture, assert_no_rst
 from lib.netns import hostport
 from lib.passd import Passd, binary, make_key, pass_conn, route_switch, tsval_regressions
@@ -42,12 +42,12 @@ class Live:
         self.daemons = {}
         self.count = {}
 
-    def passd(self, host, key=None, args=()):
+    def passd(self, host, key=None, args=(), env=None):
         rate = ('--rate', self.s.rate) if self.s.rate else ()
         # The control connection uses the stream's family: IPv6 tests
         # also cover [addr]:port control addresses.
         d = Passd(self.topo, host, key or self.key, self.tmp, family=self.family,
-                  traffic_args=rate, args=args)
+                  traffic_args=rate, args=args, env=env)
         self.daemons[host] = d
         self.count[host] = 0
         return d
@@ -199,6 +199,23 @@ def test_dest_refuses(topo, tmp_path):
     assert r.returncode == 1 and res['result'] == 'released', r.stderr
     err = one_line(r)
     assert 'destination gave up' in err and 'is not on this host' in err, err
+    live.finish()
+
+
+def test_dest_carry_needs_policy(topo, tmp_path):
+    """tcpcp passd --congestion carry on a host whose tcpcp.conf does not
+    allow carry-over: the destination refuses before it creates anything
+    and says why, the origin releases and the stream ends there."""
+    conf = tmp_path / 'tcpcp.conf'
+    conf.write_text('create-needs-net-raw no\n')
+    live = Live(topo, tmp_path, 4, 3 * MB)
+    live.passd('dest', args=('--congestion', 'carry'),
+               env=dict(build.env(), TCPCP_CONFIG=str(conf)))
+    time.sleep(0.5)
+    r, res = live.pass_to('dest', check=False)
+    assert r.returncode == 1 and res['result'] == 'released', r.stderr
+    err = one_line(r)
+    assert 'destination gave up' in err and 'congestion carry-over is not allowed' in err, err
     live.finish()
 
 

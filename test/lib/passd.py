@@ -87,7 +87,7 @@ class Handler:
 class Passd:
     """tcpcp-passd on host, continuing tcpcp-traffic streams it is given."""
 
-    def __init__(self, topo, host, key, tmp, family=4, traffic_args=(), args=()):
+    def __init__(self, topo, host, key, tmp, family=4, traffic_args=(), args=(), env=None):
         self.topo, self.host, self.tmp = topo, host, Path(tmp)
         self.dir = self.tmp / f'passd-{host}'
         self.dir.mkdir(exist_ok=True)
@@ -99,7 +99,7 @@ class Passd:
                    f'{" ".join(map(str, traffic_args))} > {d}/{{id}}.out 2> {d}/{{id}}.err')
         self.proc = topo.popen(host, binary('tcpcp-passd'), '--listen', self.addr,
                                '--key', key, '--state-dir', d, *args, '--', 'sh', '-c', handler,
-                               stderr=open(self.log, 'w'))
+                               stderr=open(self.log, 'w'), env=env or build.env())
         wait_for(lambda: 'listening' in self.log.read_text(), 10, 'tcpcp-passd')
 
     def handler(self, n):
