@@ -238,6 +238,9 @@ struct tcpcp_pass_send_opts {
 	const struct tcpcp_switch *to;		/* NULL: someone else switches */
 	const struct tcpcp_switch *back;	/* undoes @to on rollback */
 	unsigned int linger_s;			/* for tcpcp_close(); NULL opts: 60 */
+	/* TCPCP_CONGESTION_CARRY: ask the destination to start with the
+	 * ICI's window; it refuses the pass unless its host allows that. */
+	enum tcpcp_congestion congestion;
 };
 #define TCPCP_PASS_SEND_OPTS_INIT { .size = sizeof(struct tcpcp_pass_send_opts) }
 

@@ -213,12 +213,13 @@ static int rollback(struct tcpcp_pass *p, int s, const struct tcpcp_pass_send_op
 }
 
 static int offer(struct tcpcp_pass *p, const void *ici, size_t ici_len,
-		 const void *state, size_t state_len)
+		 const void *state, size_t state_len, bool carry)
 {
 	TcpcpPassMsg m, *r;
 
 	msg_init(&m, TCPCP_PASS_MSG__TYPE__OFFER);
 	m.has_ici = m.has_state = true;
+	m.has_congestion_carry = m.congestion_carry = carry;
 	m.ici = (ProtobufCBinaryData){ ici_len, (uint8_t *)ici };
 	m.state = (ProtobufCBinaryData){ state_len, (uint8_t *)state };
 	if (tcpcp_frame_send(p, &m))
@@ -273,7 +274,8 @@ TCPCP_EXPORT int tcpcp_pass_send(struct tcpcp_pass *p, int s, const void *ici, s
 		tcpcp_fail(EINVAL, "tcpcp_pass_send() on a destination's session");
 		return rollback(p, s, o, false);
 	}
-	if (tcpcp_validate(ici, ici_len) || offer(p, ici, ici_len, state, state_len))
+	if (tcpcp_validate(ici, ici_len) || offer(p, ici, ici_len, state, state_len,
+					       o->congestion == TCPCP_CONGESTION_CARRY))
 		return rollback(p, s, o, false);
 	if (o->to && tcpcp_switch_run(o->to, s))
 		return rollback(p, s, o, true);	/* it may have half worked */
@@ -345,12 +347,20 @@ static int check_state(struct tcpcp_pass *p, const struct tcpcp_pass_recv_opts *
 static int take_offer(struct tcpcp_pass *p, const struct tcpcp_pass_recv_opts *o,
 		      TcpcpPassMsg *r, void **state, size_t *state_len)
 {
+	struct tcpcp_create_opts create = TCPCP_CREATE_OPTS_INIT;
 	TcpcpPassMsg m;
 	int s;
 
 	if (check_state(p, o, r))
 		return -1;
-	s = tcpcp_create_ex(r->ici.data, r->ici.len, o->create);
+	if (o->create && tcpcp_opts_copy(&create, sizeof(create), o->create,
+					 "tcpcp_create_opts")) {
+		send_abort(p, tcpcp_strerror());
+		return -1;
+	}
+	if (r->has_congestion_carry && r->congestion_carry)
+		create.congestion = TCPCP_CONGESTION_CARRY;	/* policy permitting */
+	s = tcpcp_create_ex(r->ici.data, r->ici.len, &create);
 	if (s < 0) {
 		send_abort(p, tcpcp_strerror());
 		return -1;

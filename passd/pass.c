@@ -38,15 +38,18 @@ struct args {
 	long pid;
 	unsigned int linger;
 	int timeout_ms;
+	enum tcpcp_congestion congestion;
 };
 
 static const char usage_text[] =
 	"usage: tcpcp pass --to ADDR:PORT --key FILE --pid PID --fd FD\n"
 	"                  [--state-file FILE | --state TEXT]\n"
 	"                  [--switch-to SPEC] [--switch-back SPEC]\n"
-	"                  [--linger SECONDS] [--timeout MS]\n"
+	"                  [--linger SECONDS] [--timeout MS] [--congestion fresh|carry]\n"
 	"(also as tcpcp-pass)  Pass the connection on fd FD of process PID to the\n"
 	"tcpcp passd at ADDR:PORT; prints {\"result\": passed|released|unconfirmed}.\n"
+	"--congestion carry asks the destination to start with the connection's\n"
+	"window; it refuses unless its tcpcp.conf says congestion-carry yes.\n"
 	"Exit status: 0 passed; 1 released, it continues here; 3 unconfirmed.\n";
 
 static __attribute__((noreturn)) void usage(int status)
@@ -67,6 +70,7 @@ static void parse(int argc, char **argv, struct args *a)
 		{ "switch-back", required_argument, NULL, 'b' },
 		{ "linger", required_argument, NULL, 'l' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "congestion", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -85,6 +89,12 @@ static void parse(int argc, char **argv, struct args *a)
 		case 'b': a->sw_back = optarg; break;
 		case 'l': a->linger = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case 'T': a->timeout_ms = atoi(optarg); break;
+		case 'c':
+			if (!strcmp(optarg, "carry"))
+				a->congestion = TCPCP_CONGESTION_CARRY;
+			else if (strcmp(optarg, "fresh"))
+				usage(EXIT_USAGE);
+			break;
 		case 'h': usage(EXIT_OK);
 		default: usage(EXIT_USAGE);
 		}
@@ -96,7 +106,15 @@ static void parse(int argc, char **argv, struct args *a)
 }
 
 /* The process writes its state (atomically) once it sees the isolation;
- * looked for every millisecond, as the connection waits meanwhile. */
+ * looked for every millisecond, as the connection waits meanwhile.  The
+ * file is removed before the isolation (forget_state()): one left by an
+ * earlier attempt that rolled back would describe an older offset. */
+static void forget_state(const char *path)
+{
+	if (path && unlink(path) && errno != ENOENT)
+		die("cannot remove the old application state %s: %s", path, strerror(errno));
+}
+
 static char *wait_state(const char *path, int timeout_ms, size_t *len)
 {
 	struct timespec nap = { 0, 1000 * 1000 };
@@ -138,6 +156,7 @@ int cmd_pass(int argc, char **argv)
 	so.to = switch_new_or_die(a.sw_to);
 	so.back = switch_new_or_die(a.sw_back);
 	so.linger_s = a.linger;
+	so.congestion = a.congestion;
 	if (tcpcp_pass_key_load(a.key, key))
 		die("%s", tcpcp_strerror());
 	s = target_fd(a.pid_s, a.fd_s);
@@ -149,6 +168,7 @@ int cmd_pass(int argc, char **argv)
 	p = tcpcp_pass_open(ctl, TCPCP_PASS_ORIGIN, key, a.timeout_ms);
 	if (!p)
 		die("%s", tcpcp_strerror());
+	forget_state(a.state_file);
 	if ((ret = freeze(&frozen, (pid_t)a.pid)))
 		die("cannot stop process %ld while taking its connection: %s", a.pid,
 		    strerror(-ret));

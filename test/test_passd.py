@@ -55,7 +55,7 @@ class Live:
     def fd(self):
         return cli.tcp_socket(self.topo, self.s.host, self.s.server.pid)['fd']
 
-    def pass_to(self, host, switch_to=None, switch_back=None, key=None, check=True):
+    def pass_to(self, host, switch_to=None, switch_back=None, key=None, check=True, extra=()):
         """Returns tcpcp-pass's (CompletedProcess, JSON)."""
         s, d = self.s, self.daemons[host]
         assert s.server.running(), 'stream over before the pass'
@@ -63,7 +63,7 @@ class Live:
         switch_back = switch_back or route_switch(self.topo, s.host)
         r, res = pass_conn(self.topo, s.host, s.server.pid, self.fd(), d.addr,
                            key or self.key, state_file=s.state, switch_to=switch_to,
-                           switch_back=switch_back, check=check)
+                           switch_back=switch_back, check=check, extra=extra)
         if r.returncode == 0:
             self._handed_over(host, d)
         return r, res
@@ -202,20 +202,29 @@ def test_dest_refuses(topo, tmp_path):
     live.finish()
 
 
-def test_dest_carry_needs_policy(topo, tmp_path):
-    """tcpcp passd --congestion carry on a host whose tcpcp.conf does not
-    allow carry-over: the destination refuses before it creates anything
-    and says why, the origin releases and the stream ends there."""
+@pytest.mark.parametrize('who', ['passd', 'origin'])
+def test_dest_carry_needs_policy(topo, tmp_path, who):
+    """Congestion carry-over asked for by the destination's daemon
+    (tcpcp passd --congestion carry) or by the origin (tcpcp pass
+    --congestion carry, a field of the offer) on a host whose tcpcp.conf
+    does not allow it: the destination refuses before it creates anything
+    and says why, the origin releases and the stream goes on there.
+    Allowed, the same pass goes through and the stream finishes intact."""
     conf = tmp_path / 'tcpcp.conf'
     conf.write_text('create-needs-net-raw no\n')
     live = Live(topo, tmp_path, 4, 3 * MB)
-    live.passd('dest', args=('--congestion', 'carry'),
+    carry = ('--congestion', 'carry')
+    live.passd('dest', args=carry if who == 'passd' else (),
                env=dict(build.env(), TCPCP_CONFIG=str(conf)))
     time.sleep(0.5)
-    r, res = live.pass_to('dest', check=False)
+    r, res = live.pass_to('dest', check=False, extra=carry if who == 'origin' else ())
     assert r.returncode == 1 and res['result'] == 'released', r.stderr
     err = one_line(r)
     assert 'destination gave up' in err and 'congestion carry-over is not allowed' in err, err
+    live.count['dest'] += 1     # the refused session had a number too
+    conf.write_text('create-needs-net-raw no\ncongestion-carry yes\n')
+    time.sleep(0.3)
+    live.pass_to('dest', extra=carry if who == 'origin' else ())
     live.finish()
 
 

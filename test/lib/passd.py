@@ -110,9 +110,10 @@ class Passd:
 
 
 def pass_conn(topo, host, pid, fd, to, key, state_file=None, switch_to=None,
-              switch_back=None, check=True, timeout=60):
+              switch_back=None, check=True, timeout=60, extra=()):
     """tcpcp-pass on host; returns (CompletedProcess, JSON result or None)."""
-    args = [binary('tcpcp-pass'), '--to', to, '--key', key, '--pid', pid, '--fd', fd]
+    args = [binary('tcpcp-pass'), '--to', to, '--key', key, '--pid', pid, '--fd', fd,
+            *extra]
     if state_file:
         args += ['--state-file', state_file]
     if switch_to:
