@@ -249,3 +249,12 @@ struct tcpcp_switch *switch_new_or_die(const char *spec)
 	}
 	return sw;
 }
+
+int parse_congestion(const char *s)
+{
+	if (!strcmp(s, "fresh"))
+		return TCPCP_CONGESTION_FRESH;
+	if (!strcmp(s, "carry"))
+		return TCPCP_CONGESTION_CARRY;
+	return -1;
+}

@@ -34,5 +34,7 @@ double now_real(void);
  * spec must outlive the step).  NULL for NULL; exits 2 on a bad one. */
 struct tcpcp_switch;
 struct tcpcp_switch *switch_new_or_die(const char *spec);
+/* --congestion fresh|carry: TCPCP_CONGESTION_*, or -1 for anything else. */
+int parse_congestion(const char *s);
 
 #endif

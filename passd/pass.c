@@ -90,10 +90,9 @@ static void parse(int argc, char **argv, struct args *a)
 		case 'l': a->linger = (unsigned int)strtoul(optarg, NULL, 10); break;
 		case 'T': a->timeout_ms = atoi(optarg); break;
 		case 'c':
-			if (!strcmp(optarg, "carry"))
-				a->congestion = TCPCP_CONGESTION_CARRY;
-			else if (strcmp(optarg, "fresh"))
+			if ((c = parse_congestion(optarg)) < 0)
 				usage(EXIT_USAGE);
+			a->congestion = (enum tcpcp_congestion)c;
 			break;
 		case 'h': usage(EXIT_OK);
 		default: usage(EXIT_USAGE);

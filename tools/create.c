@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "tcpcp.h"
 #include "tcpcp-cli.h"
 
@@ -80,12 +81,9 @@ static void parse(int argc, char **argv, struct create_args *a)
 		case 't': a->opts.transparent = 1; break;
 		case 'k': a->opts.keep_timestamp = 1; break;
 		case 'c':
-			if (!strcmp(optarg, "carry"))
-				a->opts.congestion = TCPCP_CONGESTION_CARRY;
-			else if (!strcmp(optarg, "fresh"))
-				a->opts.congestion = TCPCP_CONGESTION_FRESH;
-			else
+			if ((c = parse_congestion(optarg)) < 0)
 				die_usage("--congestion is fresh or carry");
+			a->opts.congestion = (enum tcpcp_congestion)c;
 			break;
 		case 'a': a->activate = 1; break;
 		case 'n':
