@@ -7,7 +7,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Werror
 CPPFLAGS += -D_GNU_SOURCE -Iinclude -I$(O)/gen
-LIB_LDLIBS = -lbpf -lnftables -lnftnl -lmnl -lcap -lprotobuf-c
+LIB_LDLIBS = -lbpf -lnftnl -lmnl -lcap -lprotobuf-c
 # live passing (lib/pass*.c, lib/switch*.c)
 LIB_LDLIBS += -lcrypto -lnl-route-3 -lnl-3 -lnet
 CPPFLAGS += -I/usr/include/libnl3

@@ -104,11 +104,12 @@ int main(int argc, char **argv)
 	 * put the fork before the first byte of the answer (0.2-0.5 ms more
 	 * per pass either way, here).  Passes are therefore taken one at a
 	 * time, each bounded by the protocol's timeouts. */
-	for (;;) {
+	for (double kept = 0;;) {
 		struct job *j;
 		pthread_t t;
 
 		ctl = accept_next(l);
+		keep_gate(l, &kept);
 		s = demo_take(ctl, key, &path, NULL);
 		close(ctl);
 		if (s < 0)

@@ -113,6 +113,13 @@ long tcpcp_gate_entries(int s);
  * gated is no error; on -1 some may be open, the rest still gated.
  * Setup and unload: -1 leaves things as they were. */
 int tcpcp_gate_close_fds(const int *s, size_t n);
+/* Keep the gate's hooks in the network namespace of socket @s (-1: the
+ * caller's) attached for @secs even while it drops nothing (0: stop),
+ * for a process that takes connections there often (a destination
+ * daemon): each create + activate then skips attaching and detaching
+ * them, 0.1-0.2 ms together.  Renew before the time runs out; after a
+ * crash it runs out, and the next gate call on the host detaches them. */
+int tcpcp_gate_keep(int s, unsigned int secs);
 int tcpcp_gate_open_fds(const int *s, size_t n);
 
 /* A connection's two ends, as getsockname() and getpeername() give them;
@@ -150,6 +157,12 @@ void *tcpcp_capture(int s, size_t *len);
 int tcpcp_create_gated(int s, const void *ici, size_t len,
 		       const struct tcpcp_create_opts *opts);
 int tcpcp_activate_ungated(int s, const void *ici, size_t len);
+/* Congestion carry-over (TCPCP_CONGESTION_CARRY) for connections rebuilt
+ * without it and still in repair mode: @s[i] gets the window of @ici[i]
+ * (@len[i] bytes), all in one pass however many (the CRIU plugin's
+ * restore).  All in one network namespace.  Refused, and nothing done,
+ * unless the host allows it; with @n 0 that check alone. */
+int tcpcp_carry_fds(const int *s, const void *const *ici, const size_t *len, size_t n);
 
 /* Whether the connection of socket @s can be passed in its TCP state:
  * 1 (established or half-closed); 0 (not, listening and closed sockets

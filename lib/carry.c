@@ -15,6 +15,7 @@
  * gives a sample) and the pacing rate, which the algorithm derives.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -52,36 +53,110 @@ out:
 	return err;
 }
 
-int tcpcp_carry(int s, const TcpcpIci *ici, const struct tcpcp_tuple *t)
+/* The windows of @n connections of @s's namespace (their keys in @k,
+ * windows in @v), in one pass of the iterator: per connection a map
+ * entry, whatever the number of sockets it walks. */
+static int carry_keys(int s, const struct tcpcp_gate_key *k, struct tcpcp_carry_val *v, size_t n)
 {
-	struct tcpcp_carry_val v = { 0 };
-	struct tcpcp_gate_key k;
-	uint64_t cookie;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
+	__u32 count = (__u32)n;
 	int map, prog, err;
+	size_t i;
 
-	if (!ici->congestion || !ici->congestion->has_snd_cwnd || !ici->congestion->snd_cwnd)
-		return 0;		/* nothing recorded: the initial window */
-	v.snd_cwnd = ici->congestion->snd_cwnd < CARRY_CWND_MAX ? ici->congestion->snd_cwnd :
-		     CARRY_CWND_MAX;
-	if ((err = tcpcp_netns_cookie(s, &cookie)) || (err = tcpcp_bpf_carry_open(&map, &prog)))
+	if ((err = tcpcp_bpf_carry_open(&map, &prog)))
 		return err;
-	tcpcp_gate_key_of(t, cookie, &k);
-	if (bpf_map_update_elem(map, &k, &v, BPF_ANY)) {
+	if (bpf_map_update_batch(map, k, v, &count, &opts)) {
 		err = tcpcp_fail(errno, "cannot carry the congestion window over: %s",
 				 strerror(errno));
+		n = count;		/* only those went in */
 		goto out;
 	}
 	err = tcpcp_netns_run(s, run_iter, &prog);
-	if (!err && bpf_map_lookup_elem(map, &k, &v))
-		err = tcpcp_fail(errno, "cannot read the carry-over's result: %s", strerror(errno));
-	else if (!err && v.result == TCPCP_CARRY_REFUSED)
-		err = tcpcp_fail(EINVAL, "the kernel refused the congestion window of %u segments",
-				 v.snd_cwnd);
-	else if (!err && v.result != TCPCP_CARRY_DONE)
-		err = tcpcp_fail(ENOENT, "the carry-over did not find the recreated connection");
-	bpf_map_delete_elem(map, &k);
+	for (i = 0; i < n && !err; i++) {
+		if (bpf_map_lookup_elem(map, &k[i], &v[i]))
+			err = tcpcp_fail(errno, "cannot read the carry-over's result: %s",
+					 strerror(errno));
+		else if (v[i].result == TCPCP_CARRY_REFUSED)
+			err = tcpcp_fail(EINVAL, "the kernel refused a congestion window of %u "
+					 "segments", v[i].snd_cwnd);
+		else if (v[i].result != TCPCP_CARRY_DONE)
+			err = tcpcp_fail(ENOENT, "the carry-over did not find a recreated "
+					 "connection");
+	}
 out:
+	for (i = 0; i < n; i++)
+		bpf_map_delete_elem(map, &k[i]);
 	close(map);
 	close(prog);
 	return err;
+}
+
+/* The window an ICI recorded, capped; 0: none recorded. */
+static uint32_t window_of(const TcpcpIci *ici)
+{
+	if (!ici->congestion || !ici->congestion->has_snd_cwnd)
+		return 0;
+	return ici->congestion->snd_cwnd < CARRY_CWND_MAX ? ici->congestion->snd_cwnd :
+	       CARRY_CWND_MAX;
+}
+
+int tcpcp_carry(int s, const TcpcpIci *ici, const struct tcpcp_tuple *t)
+{
+	struct tcpcp_carry_val v = { window_of(ici), 0 };
+	struct tcpcp_gate_key k;
+	uint64_t cookie;
+	int err;
+
+	if (!v.snd_cwnd)
+		return 0;		/* nothing recorded: the initial window */
+	if ((err = tcpcp_netns_cookie(s, &cookie)))
+		return err;
+	tcpcp_gate_key_of(t, cookie, &k);
+	return carry_keys(s, &k, &v, 1);
+}
+
+TCPCP_EXPORT int tcpcp_carry_fds(const int *s, const void *const *ici, const size_t *len,
+				 size_t n)
+{
+	struct tcpcp_carry_val *v = NULL;
+	struct tcpcp_gate_key *k = NULL;
+	size_t i, m = 0;
+	uint64_t cookie, other;
+	int err = 0;
+
+	tcpcp_clear_error();
+	if (tcpcp_need_carry_policy())
+		return -1;
+	if (!n)
+		return 0;
+	k = calloc(n, sizeof(*k));
+	v = calloc(n, sizeof(*v));
+	if (!k || !v) {
+		err = tcpcp_fail(ENOMEM, "out of memory for %zu connections", n);
+		goto out;
+	}
+	if ((err = tcpcp_netns_cookie(s[0], &cookie)))
+		goto out;
+	for (i = 0; i < n && !err; i++) {
+		struct tcpcp_tuple t;
+		TcpcpIci *d = tcpcp_image_decode(ici[i], len[i]);
+
+		if (!d || tcpcp_tuple_from_socket(s[i], &t) ||
+		    (err = tcpcp_netns_cookie(s[i], &other))) {
+			err = err ? err : -errno;
+		} else if (other != cookie) {
+			err = tcpcp_fail(EXDEV, "the sockets are in more than one network "
+					 "namespace");
+		} else if ((v[m].snd_cwnd = window_of(d))) {
+			tcpcp_gate_key_of(&t, cookie, &k[m++]);
+		}
+		if (d)
+			tcpcp_ici__free_unpacked(d, NULL);
+	}
+	if (!err && m)
+		err = carry_keys(s[0], k, v, m);
+out:
+	free(k);
+	free(v);
+	return err ? -1 : 0;
 }

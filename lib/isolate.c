@@ -72,7 +72,7 @@ static __u64 expiry(unsigned int secs)
  * ends.  Only user space removes entries (the programs let a run-out
  * one through), so the counts stay exact.
  */
-enum { META_COUNT = 1, META_UNTIL };
+enum { META_COUNT = 1, META_UNTIL, META_KEEP };
 
 struct gate_meta {
 	__u64 live, linger, until;
@@ -180,7 +180,8 @@ bool tcpcp_bpf_gate_idle(int gate, uint64_t netns)
 	struct gate_meta m;
 
 	meta_get(gate, netns, &m);
-	if (m.live || (m.linger && m.until > boottime_ns()))
+	if (m.live || (m.linger && m.until > boottime_ns()) ||
+	    meta_read(gate, netns, META_KEEP) > boottime_ns())
 		return false;
 	if (m.linger)
 		clear_ns(gate, netns);
@@ -507,6 +508,29 @@ TCPCP_EXPORT long tcpcp_gate_entries(int s)
 	n = (long)m.live + (m.until > boottime_ns() ? (long)m.linger : 0);
 	tcpcp_bpf_close(&b);
 	return n;
+}
+
+TCPCP_EXPORT int tcpcp_gate_keep(int s, unsigned int secs)
+{
+	struct tcpcp_bpf b;
+	int own, err;
+
+	tcpcp_clear_error();
+	if (tcpcp_need_cap(CAP_NET_ADMIN, "keep the gate") || (s = any_socket(s, &own)) < 0)
+		return -1;
+	err = tcpcp_bpf_open(s, TCPCP_BPF_CREATE, &b);
+	if (!err) {
+		if (secs)
+			err = tcpcp_bpf_attach(&b, s, TCPCP_BPF_V4 | TCPCP_BPF_V6);
+		if (!err)
+			err = meta_write(b.gate, b.cookie, META_KEEP, secs ? expiry(secs) : 0);
+		if (!err && !secs && tcpcp_bpf_gate_idle(b.gate, b.cookie))
+			tcpcp_bpf_detach(&b);
+		tcpcp_bpf_close(&b);
+	}
+	if (own >= 0)
+		close(own);
+	return err ? -1 : 0;
 }
 
 TCPCP_EXPORT int tcpcp_gate_setup(void)

@@ -10,25 +10,29 @@
  * Only the passed connection moves; others to ipX keep their route.
  * Mark 0 removes the entry, so the connection follows the main table.
  *
- * Cost.  The table is created once, through libnftables' text (readable,
- * and paid once).  Each pass then adds one element: through libnftables
- * that is a text parse and a cache refresh, six requests and eleven
- * replies, 117 us here; through libnftnl it is one prebuilt batch and
- * its ACK on a netlink socket kept open from the first run on.  A
- * netlink socket stays in the namespace it was opened in, so later runs
- * need not enter the gateway's namespace at all (switch.c), which saves
- * the thread that entering costs.  bench/switch_cost.sh: 270 us a
- * switch before, 25 us now.
+ * Cost.  Each pass adds one element: through libnftables that was a
+ * text parse and a cache refresh, six requests and eleven replies, 117 us
+ * here; through libnftnl it is one prebuilt batch and its ACK on a
+ * netlink socket kept open from the first run on.  A netlink socket stays
+ * in the namespace it was opened in, so later runs need not enter the
+ * gateway's namespace at all (switch.c), which saves the thread that
+ * entering costs.  bench/switch_cost.sh: 270 us a switch before, 25 us
+ * now.  The table is built the same way, once: libnftables waits for
+ * netlink with select(), and glibc aborts a process whose fds go past
+ * 1024 (FD_SETSIZE) there, which a dispatcher with many clients reaches.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
 #include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
 #include <libnftnl/set.h>
+#include <libnftnl/table.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
-#include <nftables/libnftables.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -41,16 +45,13 @@
 #define STEER_LOCK "/run/lock/tcpcp-steer.lock"
 #define STEER_TABLE "tcpcp-steer"
 
-/* The peer's segments: saddr = peer, daddr = local (ipX). */
-static const char steer_table[] =
-	"table inet " STEER_TABLE " {\n"
-	" map v4 { type ipv4_addr . inet_service . ipv4_addr . inet_service : mark; }\n"
-	" map v6 { type ipv6_addr . inet_service . ipv6_addr . inet_service : mark; }\n"
-	" chain pre { type filter hook prerouting priority mangle; policy accept;\n"
-	"  meta mark set ip saddr . tcp sport . ip daddr . tcp dport map @v4\n"
-	"  meta mark set ip6 saddr . tcp sport . ip6 daddr . tcp dport map @v6\n"
-	" }\n"
-	"}\n";
+/* nftables' datatypes (its datatype.h), as `nft list` shows the maps:
+ * a concatenation's type is its members' types, 6 bits each. */
+#define TYPE_IPADDR		7
+#define TYPE_IP6ADDR		8
+#define TYPE_INET_SERVICE	13
+#define TYPE_MARK		19
+#define CONCAT(a, b, c, d)	((((((a) << 6) | (b)) << 6 | (c)) << 6) | (d))
 
 /* The element's key as nftables lays out a concatenation: each field
  * in network order, padded with zeros to a 4-byte register. */
@@ -67,57 +68,103 @@ static size_t key_of(const struct tcpcp_tuple *t, uint8_t key[40])
 	return 2 * alen + 8;
 }
 
-/* One element added (NFT_MSG_NEWSETELEM, with @mark) or deleted, as a
- * batch of its own; -errno from the kernel's answer. */
-static int element_tx(struct tcpcp_switch *sw, int type, const struct tcpcp_tuple *t)
+/* Send a batch built in @buf and read the kernel's answers: one ACK for
+ * each of its @n messages, numbered from @first; -errno of the first
+ * refusal.  The kernel runs a batch inside sendto(), so the answers are
+ * there when it returns (SO_RCVTIMEO bounds the wait all the same). */
+static int talk(struct tcpcp_switch *sw, struct mnl_nlmsg_batch *b, uint32_t first, unsigned n)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	ssize_t got;
+
+	if (mnl_socket_sendto(sw->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b)) < 0)
+		return -errno;
+	while (n) {
+		struct nlmsghdr *h;
+		int len;
+
+		got = mnl_socket_recvfrom(sw->nl, buf, sizeof(buf));
+		if (got < 0)
+			return -errno;
+		for (h = (struct nlmsghdr *)buf, len = (int)got; mnl_nlmsg_ok(h, len);
+		     h = mnl_nlmsg_next(h, &len)) {
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
+
+			if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < first)
+				continue;
+			if (e->error)
+				return e->error;
+			if (n)
+				n--;
+		}
+	}
+	return 0;
+}
+
+/* A batch: begin, the messages @fill adds, end. */
+static int batch_run(struct tcpcp_switch *sw, unsigned (*fill)(struct mnl_nlmsg_batch *b,
+							       uint32_t *seq, const void *arg),
+		     const void *arg)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, sizeof(buf));
+	uint32_t first;
+	unsigned n;
+	int err;
+
+	if (!b)
+		return -ENOMEM;
+	nftnl_batch_begin(mnl_nlmsg_batch_current(b), sw->nl_seq++);
+	mnl_nlmsg_batch_next(b);
+	first = sw->nl_seq;
+	n = fill(b, &sw->nl_seq, arg);
+	nftnl_batch_end(mnl_nlmsg_batch_current(b), sw->nl_seq++);
+	mnl_nlmsg_batch_next(b);
+	err = n ? talk(sw, b, first, n) : -ENOMEM;
+	mnl_nlmsg_batch_stop(b);
+	return err;
+}
+
+struct element {
+	int type;		/* NFT_MSG_NEWSETELEM or _DELSETELEM */
+	uint32_t mark;
+	const struct tcpcp_tuple *t;
+};
+
+static unsigned fill_element(struct mnl_nlmsg_batch *b, uint32_t *seq, const void *arg)
+{
+	const struct element *el = arg;
 	struct nftnl_set *set = nftnl_set_alloc();
 	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
 	struct nlmsghdr *nlh;
 	uint8_t key[40];
-	uint32_t seq;
-	int err = 0;
-	ssize_t n;
 
-	if (!b || !set || !e) {
-		err = -ENOMEM;
-		goto out;
+	if (!set || !e) {
+		nftnl_set_free(set);
+		nftnl_set_elem_free(e);
+		return 0;
 	}
 	nftnl_set_set_str(set, NFTNL_SET_TABLE, STEER_TABLE);
-	nftnl_set_set_str(set, NFTNL_SET_NAME, t->family == AF_INET ? "v4" : "v6");
-	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)key_of(t, key));
-	if (type == NFT_MSG_NEWSETELEM)		/* the mark: host order */
-		nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &sw->mark, sizeof(sw->mark));
+	nftnl_set_set_str(set, NFTNL_SET_NAME, el->t->family == AF_INET ? "v4" : "v6");
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)key_of(el->t, key));
+	if (el->type == NFT_MSG_NEWSETELEM)	/* the mark: host order */
+		nftnl_set_elem_set(e, NFTNL_SET_ELEM_DATA, &el->mark, sizeof(el->mark));
 	nftnl_set_elem_add(set, e);
-	e = NULL;
-	nftnl_batch_begin(mnl_nlmsg_batch_current(b), sw->nl_seq++);
-	mnl_nlmsg_batch_next(b);
-	seq = sw->nl_seq++;
-	nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), (uint16_t)type, NFPROTO_INET,
-				    (type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0) | NLM_F_ACK, seq);
+	nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), (uint16_t)el->type, NFPROTO_INET,
+				    (el->type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0) | NLM_F_ACK,
+				    (*seq)++);
 	nftnl_set_elems_nlmsg_build_payload(nlh, set);
 	mnl_nlmsg_batch_next(b);
-	nftnl_batch_end(mnl_nlmsg_batch_current(b), sw->nl_seq++);
-	mnl_nlmsg_batch_next(b);
-	if (mnl_socket_sendto(sw->nl, mnl_nlmsg_batch_head(b), mnl_nlmsg_batch_size(b)) < 0) {
-		err = -errno;
-		goto out;
-	}
-	/* The kernel runs the batch inside sendto(): its answer is there. */
-	n = mnl_socket_recvfrom(sw->nl, buf, sizeof(buf));
-	if (n < 0 || mnl_cb_run(buf, (size_t)n, seq, mnl_socket_get_portid(sw->nl),
-				NULL, NULL) < 0)
-		err = -errno;
-out:
-	if (b)
-		mnl_nlmsg_batch_stop(b);
-	if (e)
-		nftnl_set_elem_free(e);
-	if (set)
-		nftnl_set_free(set);
-	return err;
+	nftnl_set_free(set);
+	return 1;
+}
+
+/* One element added (with the switch's mark) or deleted; -errno. */
+static int element_tx(struct tcpcp_switch *sw, int type, const struct tcpcp_tuple *t)
+{
+	struct element el = { type, sw->mark, t };
+
+	return batch_run(sw, fill_element, &el);
 }
 
 /* Steering a connection for the first time adds its element, nothing
@@ -137,56 +184,234 @@ static int apply(struct tcpcp_switch *sw, const struct tcpcp_tuple *t)
 	return sw->mark ? element_tx(sw, NFT_MSG_NEWSETELEM, t) : 0;
 }
 
-static const char *first_line(struct nft_ctx *nft)
+/* The steering table, as nft would build it from
+ *   table inet tcpcp-steer {
+ *     map v4 { type ipv4_addr . inet_service . ipv4_addr . inet_service : mark; }
+ *     map v6 { type ipv6_addr . inet_service . ipv6_addr . inet_service : mark; }
+ *     chain pre { type filter hook prerouting priority mangle; policy accept;
+ *       meta mark set ip saddr . tcp sport . ip daddr . tcp dport map @v4
+ *       meta mark set ip6 saddr . tcp sport . ip6 daddr . tcp dport map @v6 } }
+ * (the peer's segments: saddr = peer, daddr = local, ipX), expression by
+ * expression as `nft --debug=netlink` shows them. */
+static struct nftnl_expr *expr(const char *name)
 {
-	static __thread char line[256];
-	const char *e = nft_ctx_get_error_buffer(nft);
-
-	if (!e || !*e)
-		return "unknown nftables error";
-	snprintf(line, sizeof(line), "%.*s", (int)strcspn(e, "\n"), e);
-	return line;
+	return nftnl_expr_alloc(name);
 }
 
-/* The table, created by the first pass through this gateway (the lock
- * keeps concurrent first passes from racing), and the netlink socket
- * every later element goes through.  Runs in the gateway's namespace. */
+static void add_meta_load(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
+{
+	struct nftnl_expr *e = expr("meta");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
+	nftnl_rule_add_expr(r, e);
+}
+
+static void add_cmp_eq(struct nftnl_rule *r, uint32_t sreg, uint8_t value)
+{
+	struct nftnl_expr *e = expr("cmp");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
+	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &value, 1);
+	nftnl_rule_add_expr(r, e);
+}
+
+static void add_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len,
+			uint32_t dreg)
+{
+	struct nftnl_expr *e = expr("payload");
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+	nftnl_rule_add_expr(r, e);
+}
+
+struct family {
+	uint8_t nfproto;
+	const char *map;
+	uint32_t set_id, alen, saddr, daddr, key_type;
+};
+
+static const struct family families[] = {
+	{ NFPROTO_IPV4, "v4", 1, 4, 12, 16,
+	  CONCAT(TYPE_IPADDR, TYPE_INET_SERVICE, TYPE_IPADDR, TYPE_INET_SERVICE) },
+	{ NFPROTO_IPV6, "v6", 2, 16, 8, 24,
+	  CONCAT(TYPE_IP6ADDR, TYPE_INET_SERVICE, TYPE_IP6ADDR, TYPE_INET_SERVICE) },
+};
+
+/* What nft (1.0.6) stores in such a map's user data, for `nft list` to
+ * print its elements: the key's byte order 0 (a concatenation, each
+ * member its own), the data's 1 (host order: a mark), and its own
+ * records 3 and 6.  The kernel does not read it. */
+static const uint8_t map_udata[] = {
+	0x00, 0x04, 0x00, 0x00, 0x00, 0x00,  0x01, 0x04, 0x01, 0x00, 0x00, 0x00,
+	0x03, 0x08, 0x00, 0x04, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x00,
+	0x06, 0x04, 0x00, 0x00, 0x00, 0x00,
+};
+
+static void add_map(struct mnl_nlmsg_batch *b, uint32_t *seq, const struct family *f)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nlmsghdr *nlh;
+
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, STEER_TABLE);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, f->map);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, f->set_id);
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, f->key_type);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, 2 * f->alen + 8);
+	nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, TYPE_MARK);
+	nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 4);
+	nftnl_set_set_data(s, NFTNL_SET_USERDATA, map_udata, sizeof(map_udata));
+	nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_NEWSET, NFPROTO_INET,
+				    NLM_F_CREATE | NLM_F_ACK, (*seq)++);
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	mnl_nlmsg_batch_next(b);
+	nftnl_set_free(s);
+}
+
+/* The concatenation peer addr . peer port . local addr . local port, in
+ * 32-bit registers from NFT_REG32_00 on, looked up in the family's map;
+ * the mark found is the packet's. */
+static void add_rule(struct mnl_nlmsg_batch *b, uint32_t *seq, const struct family *f)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	uint32_t reg = NFT_REG32_00;
+	struct nftnl_expr *e;
+	struct nlmsghdr *nlh;
+
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, STEER_TABLE);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, "pre");
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	add_meta_load(r, NFT_META_NFPROTO, NFT_REG32_00);
+	add_cmp_eq(r, NFT_REG32_00, f->nfproto);
+	add_meta_load(r, NFT_META_L4PROTO, NFT_REG32_00);
+	add_cmp_eq(r, NFT_REG32_00, IPPROTO_TCP);
+	add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, f->saddr, f->alen, reg);
+	reg += f->alen / 4;
+	add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, reg++);
+	add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, f->daddr, f->alen, reg);
+	reg += f->alen / 4;
+	add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg);
+	e = expr("lookup");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG32_00);
+	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, f->map);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, f->set_id);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG32_00);
+	nftnl_rule_add_expr(r, e);
+	e = expr("meta");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG32_00);
+	nftnl_rule_add_expr(r, e);
+	nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_NEWRULE, NFPROTO_INET,
+				    NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, (*seq)++);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	mnl_nlmsg_batch_next(b);
+	nftnl_rule_free(r);
+}
+
+static unsigned fill_table(struct mnl_nlmsg_batch *b, uint32_t *seq, const void *arg)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	struct nlmsghdr *nlh;
+	size_t i;
+
+	(void)arg;
+	if (!t || !c) {
+		nftnl_table_free(t);
+		nftnl_chain_free(c);
+		return 0;
+	}
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, STEER_TABLE);
+	nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_NEWTABLE, NFPROTO_INET,
+				    NLM_F_CREATE | NLM_F_ACK, (*seq)++);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	mnl_nlmsg_batch_next(b);
+	for (i = 0; i < 2; i++)
+		add_map(b, seq, &families[i]);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, STEER_TABLE);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, "pre");
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, NF_INET_PRE_ROUTING);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, -150);		/* mangle */
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_NEWCHAIN, NFPROTO_INET,
+				    NLM_F_CREATE | NLM_F_ACK, (*seq)++);
+	nftnl_chain_nlmsg_build_payload(nlh, c);
+	mnl_nlmsg_batch_next(b);
+	for (i = 0; i < 2; i++)
+		add_rule(b, seq, &families[i]);
+	nftnl_table_free(t);
+	nftnl_chain_free(c);
+	return 6;		/* table, two maps, chain, two rules */
+}
+
+/* Whether the table exists: one GETTABLE.  0 no, 1 yes, or -errno. */
+static int table_exists(struct tcpcp_switch *sw)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nftnl_table *t = nftnl_table_alloc();
+	struct nlmsghdr *nlh;
+	uint32_t seq = sw->nl_seq++;
+	ssize_t n;
+	int err;
+
+	if (!t)
+		return -ENOMEM;
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, STEER_TABLE);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, seq);
+	nftnl_table_nlmsg_build_payload(nlh, t);
+	nftnl_table_free(t);
+	if (mnl_socket_sendto(sw->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		n = mnl_socket_recvfrom(sw->nl, buf, sizeof(buf));
+		err = n < 0 ? -1 : mnl_cb_run(buf, (size_t)n, seq, mnl_socket_get_portid(sw->nl),
+					      NULL, NULL);
+	} while (err > 0);
+	if (err < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return 1;
+}
+
+/* The netlink socket every element goes through, and the table, created
+ * by the first pass through this gateway (the lock keeps concurrent first
+ * passes from both creating it).  Runs in the gateway's namespace. */
 static int open_gateway(struct tcpcp_switch *sw)
 {
 	struct timeval tv = { .tv_sec = 2 };
-	struct nft_ctx *nft = NULL;
-	int lock, err = 0;
+	int lock = -1, err = 0;
 
+	sw->nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (!sw->nl || mnl_socket_bind(sw->nl, 0, MNL_SOCKET_AUTOPID) ||
+	    setsockopt(mnl_socket_get_fd(sw->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))) {
+		err = tcpcp_fail(errno, "switch flow: netlink socket: %s", strerror(errno));
+		goto out;
+	}
+	sw->nl_seq = (uint32_t)time(NULL);
 	lock = open(STEER_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock < 0 || flock(lock, LOCK_EX)) {
 		err = tcpcp_fail(errno, "cannot lock %s: %s", STEER_LOCK, strerror(errno));
 		goto out;
 	}
-	nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	if (!nft) {
-		err = tcpcp_fail(ENOMEM, "cannot create an nftables context");
-		goto out;
-	}
-	nft_ctx_buffer_output(nft);
-	nft_ctx_buffer_error(nft);
-	if (nft_run_cmd_from_buffer(nft, "list table inet " STEER_TABLE) &&
-	    nft_run_cmd_from_buffer(nft, steer_table)) {
-		err = tcpcp_fail(EPERM, "switch flow: cannot create the steering table: %s",
-				 first_line(nft));
-		goto out;
-	}
-	sw->nl = mnl_socket_open(NETLINK_NETFILTER);
-	if (!sw->nl || mnl_socket_bind(sw->nl, 0, MNL_SOCKET_AUTOPID) ||
-	    setsockopt(mnl_socket_get_fd(sw->nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv))) {
-		err = tcpcp_fail(errno, "switch flow: netlink socket: %s", strerror(errno));
-		tcpcp_switch_flow_free(sw);
-	}
-	sw->nl_seq = (uint32_t)time(NULL);
+	err = table_exists(sw);
+	if (!err)
+		err = batch_run(sw, fill_table, NULL);
+	if (err < 0)
+		err = tcpcp_fail(-err, "switch flow: cannot create the steering table: %s",
+				 strerror(-err));
+	else
+		err = 0;
 out:
-	if (nft)
-		nft_ctx_free(nft);
 	if (lock >= 0)
 		close(lock);
+	if (err)
+		tcpcp_switch_flow_free(sw);
 	return err;
 }
 

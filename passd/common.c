@@ -258,3 +258,14 @@ int parse_congestion(const char *s)
 		return TCPCP_CONGESTION_CARRY;
 	return -1;
 }
+
+#define KEEP_S	60
+
+void keep_gate(int s, double *kept)
+{
+	if (now_real() - *kept < KEEP_S / 2)
+		return;
+	if (tcpcp_gate_keep(s, KEEP_S))
+		warnx("the gate's hooks come and go with each pass: %s", tcpcp_strerror());
+	*kept = now_real();
+}

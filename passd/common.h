@@ -34,6 +34,11 @@ double now_real(void);
  * spec must outlive the step).  NULL for NULL; exits 2 on a bad one. */
 struct tcpcp_switch;
 struct tcpcp_switch *switch_new_or_die(const char *spec);
+/* For a daemon that takes passed connections: the gate's hooks in the
+ * namespace of socket @s stay attached between passes (tcpcp_gate_keep,
+ * for a minute, renewed when *@kept, the last time, is half a minute
+ * old).  Failing, a pass only costs more: a warning, nothing else. */
+void keep_gate(int s, double *kept);
 /* --congestion fresh|carry: TCPCP_CONGESTION_*, or -1 for anything else. */
 int parse_congestion(const char *s);
 

@@ -291,8 +291,9 @@ int cmd_passd(int argc, char **argv)
 	if (!a.once)
 		sigaction(SIGCHLD, &sa, NULL);	/* handlers reap themselves */
 	fprintf(stderr, "%s: listening on %s\n", prog, a.listen);
-	for (;;) {
+	for (double kept = 0;;) {
 		ctl = accept_next(l);
+		keep_gate(l, &kept);
 		reap(&ss);
 		if (ss.n >= a.max_sessions && !make_room(&ss, ctl, id)) {
 			close(ctl);

@@ -76,8 +76,9 @@ int pidfd_take(int pidfd, int fd)
 
 /* A descriptor the plugin keeps while CRIU works goes to FD_SETSIZE and
  * up when RLIMIT_NOFILE allows: thousands of them below it push the
- * netlink socket of the next nftables transaction to fd 1024 or above,
- * where libnftables 1.0.x waits with select() and glibc aborts CRIU
+ * netlink socket of CRIU's next nftables transaction (its network lock)
+ * to fd 1024 or above, where libnftables 1.0.x waits with select() and
+ * glibc aborts CRIU
  * ("bit out of range 0 - FD_SETSIZE"; scripts/criu/0002-*.patch does the
  * same for CRIU's own copies). */
 int above_fd_setsize(int s)

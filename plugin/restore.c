@@ -18,10 +18,16 @@
  * would meet no socket and draw a RST.  So init(RESTORE) closes the tcpcp
  * gate for every connection in the images first.  Per task, all its
  * connections are rebuilt (behind that gate, in repair mode), then their gates
- * open in one nftables transaction and each leaves repair mode: one
- * transaction per connection each way made a thousand connections take
- * seconds.  A connection that could not be rebuilt keeps its gate closed
+ * open in one batch (one bpf() call) and each leaves repair mode: one
+ * nftables transaction per connection each way, as it first was, made a
+ * thousand connections take seconds.  A connection that could not be rebuilt keeps its gate closed
  * for LINGER_S seconds, long enough to try the restore again.
+ *
+ * Congestion carry-over: with TCPCP_CONGESTION=carry in CRIU's environment
+ * (and "congestion-carry yes" in the host's tcpcp.conf, checked in init),
+ * the rebuilt connections of a task get their images' windows in one pass
+ * before their gates open.  Failing that, they start fresh, with a warning:
+ * a slower start is no reason to lose the task.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -64,6 +70,7 @@ struct conn {
 
 static struct conn *conns;
 static size_t nconns;
+static bool carry;		/* TCPCP_CONGESTION=carry */
 
 static int read_image(int dir, const char *name, void **buf, size_t *len)
 {
@@ -155,7 +162,7 @@ static int read_ends(int dir, struct conn *c)
 	return err;
 }
 
-/* One nftables transaction for all: CRIU has not started the tasks yet. */
+/* One batch for all: CRIU has not started the tasks yet. */
 static int gate_all(int dir)
 {
 	struct tcpcp_ends *t;
@@ -193,6 +200,53 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* TCPCP_CONGESTION: fresh (the default) or carry, which the host's
+ * policy must allow: refused here, before anything is touched. */
+static int congestion_mode(void)
+{
+	const char *v = getenv("TCPCP_CONGESTION");
+
+	carry = v && !strcmp(v, "carry");
+	if (v && !carry && strcmp(v, "fresh")) {
+		pr_err("TCPCP_CONGESTION is \"%s\": fresh or carry\n", v);
+		return -1;
+	}
+	if (carry && tcpcp_carry_fds(NULL, NULL, NULL, 0)) {
+		pr_err("TCPCP_CONGESTION=carry: %s\n", tcpcp_strerror());
+		return -1;
+	}
+	return 0;
+}
+
+/* The rebuilt connections of a task get their images' windows. */
+static void carry_over(pid_t nspid)
+{
+	const void **img = calloc(nconns ? nconns : 1, sizeof(*img));
+	size_t *len = calloc(nconns ? nconns : 1, sizeof(*len));
+	int *fd = calloc(nconns ? nconns : 1, sizeof(*fd));
+	size_t i, n = 0;
+
+	for (i = 0; img && len && fd && i < nconns; i++) {
+		if (conns[i].nspid != nspid || conns[i].s < 0)
+			continue;
+		fd[n] = conns[i].s;
+		img[n] = conns[i].img;
+		len[n++] = conns[i].len;
+	}
+	if (!img || !len || !fd)
+		pr_warn("task %d: out of memory: its connections start with a fresh congestion "
+			"state\n", nspid);
+	else if (n && tcpcp_carry_fds(fd, img, len, n))
+		pr_warn("task %d: %s: its connections start with a fresh congestion state\n",
+			nspid, tcpcp_strerror());
+	else if (n)
+		pr_info("task %d: the congestion windows of %zu connection(s) carried over\n",
+			nspid, n);
+	free(img);
+	free(len);
+	free(fd);
+}
+
 /* Which connections the images hold: gate them, report any left behind. */
 int restore_init(void)
 {
@@ -202,7 +256,7 @@ int restore_init(void)
 	struct dirent *de;
 	DIR *d;
 
-	if (read_failed_marker(dir))
+	if (read_failed_marker(dir) || congestion_mode())
 		return -1;
 	dfd = dup(dir);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -387,6 +441,8 @@ static int restore_conns(int pidfd, pid_t nspid)
 		if (!err)
 			t[n++] = conns[i].e;	/* rebuilt, or CRIU's own */
 	}
+	if (!err && carry)
+		carry_over(nspid);
 	t1 = st.at = now_ms();
 	if (!err && n) {
 		/* CRIU runs in the restored tasks' netns, as init() assumed. */

@@ -6,8 +6,8 @@ set -euo pipefail
 PKGS=(
 	build-essential pkg-config
 	protobuf-c-compiler libprotobuf-c-dev	# the ICI image
-	libnftables-dev nftables		# flow: steering (its table)
-	libnftnl-dev libmnl-dev		# flow: steering (one element per pass)
+	libnftnl-dev libmnl-dev		# flow: steering (table and elements)
+	libnftables-dev nftables		# bench/switch_cost (the text path), tests
 	libcap-dev				# capability checks
 	libnet1-dev libbpf-dev clang		# traffic switching, BPF
 	libclang-rt-14-dev			# libFuzzer, for the ICI fuzz target

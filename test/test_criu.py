@@ -378,6 +378,32 @@ def test_restore_failure_then_retry(topo, tmp_path, criu, family, why):
     finish_stream(topo, family, cap, server, peer, nbytes)
 
 
+def test_restore_carries_congestion(topo, tmp_path, criu):
+    """TCPCP_CONGESTION=carry in CRIU's environment: without
+    "congestion-carry yes" in tcpcp.conf the restore refuses in init with
+    one line naming the file, and the images stay as they were; with it,
+    the task's connections get their windows in one pass (the plugin says
+    how many) and the stream finishes intact."""
+    nbytes = 4 * MB
+    cap, server, peer, imgs = dumped_stream(topo, tmp_path, criu, 4, nbytes)
+    conf = tmp_path / 'tcpcp.conf'
+    conf.write_text('create-needs-net-raw no\n')
+    env = {'TCPCP_CONGESTION': 'carry', 'TCPCP_CONFIG': str(conf)}
+    before = snapshot(imgs)
+    r = criu.restore('dest', imgs, check=False, env=env)
+    assert r.returncode != 0, 'restored without the policy'
+    errs = [l for l in r.log.splitlines() if 'tcpcp: Error' in l]
+    assert len(errs) == 1 and 'congestion carry-over is not allowed' in errs[0] \
+        and str(conf) in errs[0], errs
+    assert snapshot(imgs) == before, 'a refused restore changed the images'
+    conf.write_text('create-needs-net-raw no\ncongestion-carry yes\n')
+    r = criu.restore('dest', imgs, env=env)
+    assert re.search(r'the congestion windows of 1 connection\(s\) carried over', r.log), \
+        [l for l in r.log.splitlines() if 'tcpcp' in l]
+    topo.switch_to('dest')
+    finish_stream(topo, 4, cap, server, peer, nbytes)
+
+
 def no_lock_left(topo, host):
     """Neither the tcpcp gate nor a CRIU lock table is left in host."""
     tables = topo.run(host, 'nft', 'list', 'tables').stdout

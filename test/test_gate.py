@@ -149,6 +149,28 @@ def test_ends_until_opened(topo):
     assert h.ask('verify') == f'ok {n}'
 
 
+ALL_HOOKS = ['tcpcp_in4', 'tcpcp_in6', 'tcpcp_out4', 'tcpcp_out6']
+
+
+def test_keep(topo):
+    """tcpcp_gate_keep (a daemon that takes passes often): the namespace's
+    hooks stay attached with no entry, through an isolate and release;
+    keep 0 lets them go at once; a keep that has run out goes with the
+    next gate call.  The connections are intact."""
+    h = Holder(topo, 'origin', 2)
+    assert h.ask('keep 60') == 'ok'
+    assert hooks(topo, 'origin') == ALL_HOOKS and h.ask('entries') == '0'
+    assert h.ask('isolate').startswith('ok') and h.ask('release').startswith('ok')
+    assert hooks(topo, 'origin') == ALL_HOOKS, 'the release detached kept hooks'
+    assert h.ask('keep 0') == 'ok'
+    assert hooks(topo, 'origin') == []
+    assert h.ask('keep 1') == 'ok' and hooks(topo, 'origin') == ALL_HOOKS
+    time.sleep(1.5)
+    assert h.ask('isolate').startswith('ok') and h.ask('release').startswith('ok')
+    assert hooks(topo, 'origin') == [], 'a keep that ran out kept the hooks'
+    assert h.ask('send') == 'ok' and h.ask('verify') == 'ok 2'
+
+
 def test_linger_runs_out(topo, tmp_path):
     """A closed origin's lingering entry drops for its time, then counts
     as gone: the next release in the namespace detaches the hooks."""

@@ -18,6 +18,7 @@ takes commands on stdin, answering each with one line:
             the connections; release-ends answers "ok CALLS", how often
             its @opened callback ran
   entries   tcpcp_gate_entries(-1)
+  keep SECS tcpcp_gate_keep(-1, SECS) -> "ok" or the error
 
     holder.py N [--v6] [--lib PATH/libtcpcp.so]
 """
@@ -155,6 +156,9 @@ def main():
             other.close()
             print(f'ok {len(calls)}' if r == 0 else 'error ' + lib.tcpcp_strerror().decode(),
                   flush=True)
+        elif cmd.startswith('keep '):
+            r = lib.tcpcp_gate_keep(-1, ctypes.c_uint(int(cmd.split()[1])))
+            print('ok' if r == 0 else 'error ' + lib.tcpcp_strerror().decode(), flush=True)
         elif cmd == 'entries':
             print(lib.tcpcp_gate_entries(-1), flush=True)
         elif cmd == 'verify':

@@ -121,13 +121,14 @@ class Criu:
         self.topo, self.tmp = topo, tmp
         self.n = 0
 
-    def run(self, host, action, *args, check=True, timeout=120):
+    def run(self, host, action, *args, check=True, timeout=120, env=None):
+        """env: variables added to CRIU's environment (the plugin's)."""
         self.n += 1
         log = self.tmp / f'criu-{self.n}-{action}.log'
         argv = self.topo.nsenter(host, criu_binary(), action, '-v4', '-o', log, *args)
         t0 = time.monotonic()
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                           env=criu_env())
+                           env=dict(criu_env(), **(env or {})))
         r.elapsed = time.monotonic() - t0
         r.log = log.read_text() if log.exists() else ''
         if check and r.returncode:
