@@ -193,40 +193,76 @@ static int apply(struct tcpcp_switch *sw, const struct tcpcp_tuple *t)
  *       meta mark set ip6 saddr . tcp sport . ip6 daddr . tcp dport map @v6 } }
  * (the peer's segments: saddr = peer, daddr = local, ipX), expression by
  * expression as `nft --debug=netlink` shows them. */
-static struct nftnl_expr *expr(const char *name)
+/* The rule's next expression, or NULL when out of memory: every builder
+ * then says false and the batch is not sent. */
+static struct nftnl_expr *expr(struct nftnl_rule *r, const char *name)
 {
-	return nftnl_expr_alloc(name);
+	struct nftnl_expr *e = nftnl_expr_alloc(name);
+
+	if (e)
+		nftnl_rule_add_expr(r, e);
+	return e;
 }
 
-static void add_meta_load(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
+static bool add_meta_load(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
 {
-	struct nftnl_expr *e = expr("meta");
+	struct nftnl_expr *e = expr(r, "meta");
 
+	if (!e)
+		return false;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
-	nftnl_rule_add_expr(r, e);
+	return true;
 }
 
-static void add_cmp_eq(struct nftnl_rule *r, uint32_t sreg, uint8_t value)
+static bool add_cmp_eq(struct nftnl_rule *r, uint32_t sreg, uint8_t value)
 {
-	struct nftnl_expr *e = expr("cmp");
+	struct nftnl_expr *e = expr(r, "cmp");
 
+	if (!e)
+		return false;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, NFT_CMP_EQ);
 	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, &value, 1);
-	nftnl_rule_add_expr(r, e);
+	return true;
 }
 
-static void add_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len,
+static bool add_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len,
 			uint32_t dreg)
 {
-	struct nftnl_expr *e = expr("payload");
+	struct nftnl_expr *e = expr(r, "payload");
 
+	if (!e)
+		return false;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
-	nftnl_rule_add_expr(r, e);
+	return true;
+}
+
+static bool add_lookup(struct nftnl_rule *r, const char *map, uint32_t set_id)
+{
+	struct nftnl_expr *e = expr(r, "lookup");
+
+	if (!e)
+		return false;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG32_00);
+	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, map);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG32_00);
+	return true;
+}
+
+static bool add_mark_set(struct nftnl_rule *r)
+{
+	struct nftnl_expr *e = expr(r, "meta");
+
+	if (!e)
+		return false;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG32_00);
+	return true;
 }
 
 struct family {
@@ -252,11 +288,13 @@ static const uint8_t map_udata[] = {
 	0x06, 0x04, 0x00, 0x00, 0x00, 0x00,
 };
 
-static void add_map(struct mnl_nlmsg_batch *b, uint32_t *seq, const struct family *f)
+static bool add_map(struct mnl_nlmsg_batch *b, uint32_t *seq, const struct family *f)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
 	struct nlmsghdr *nlh;
 
+	if (!s)
+		return false;
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, STEER_TABLE);
 	nftnl_set_set_str(s, NFTNL_SET_NAME, f->map);
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
@@ -272,46 +310,42 @@ static void add_map(struct mnl_nlmsg_batch *b, uint32_t *seq, const struct famil
 	nftnl_set_nlmsg_build_payload(nlh, s);
 	mnl_nlmsg_batch_next(b);
 	nftnl_set_free(s);
+	return true;
 }
 
 /* The concatenation peer addr . peer port . local addr . local port, in
  * 32-bit registers from NFT_REG32_00 on, looked up in the family's map;
  * the mark found is the packet's. */
-static void add_rule(struct mnl_nlmsg_batch *b, uint32_t *seq, const struct family *f)
+static bool add_rule(struct mnl_nlmsg_batch *b, uint32_t *seq, const struct family *f)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
-	uint32_t reg = NFT_REG32_00;
-	struct nftnl_expr *e;
+	uint32_t a = NFT_REG32_00, p = a + f->alen / 4, d = p + 1, q = d + f->alen / 4;
 	struct nlmsghdr *nlh;
+	bool ok;
 
+	if (!r)
+		return false;
 	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, STEER_TABLE);
 	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, "pre");
 	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
-	add_meta_load(r, NFT_META_NFPROTO, NFT_REG32_00);
-	add_cmp_eq(r, NFT_REG32_00, f->nfproto);
-	add_meta_load(r, NFT_META_L4PROTO, NFT_REG32_00);
-	add_cmp_eq(r, NFT_REG32_00, IPPROTO_TCP);
-	add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, f->saddr, f->alen, reg);
-	reg += f->alen / 4;
-	add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, reg++);
-	add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, f->daddr, f->alen, reg);
-	reg += f->alen / 4;
-	add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg);
-	e = expr("lookup");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG32_00);
-	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, f->map);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, f->set_id);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, NFT_REG32_00);
-	nftnl_rule_add_expr(r, e);
-	e = expr("meta");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG32_00);
-	nftnl_rule_add_expr(r, e);
-	nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_NEWRULE, NFPROTO_INET,
-				    NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, (*seq)++);
-	nftnl_rule_nlmsg_build_payload(nlh, r);
-	mnl_nlmsg_batch_next(b);
+	ok = add_meta_load(r, NFT_META_NFPROTO, NFT_REG32_00) &&
+	     add_cmp_eq(r, NFT_REG32_00, f->nfproto) &&
+	     add_meta_load(r, NFT_META_L4PROTO, NFT_REG32_00) &&
+	     add_cmp_eq(r, NFT_REG32_00, IPPROTO_TCP) &&
+	     add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, f->saddr, f->alen, a) &&
+	     add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, p) &&
+	     add_payload(r, NFT_PAYLOAD_NETWORK_HEADER, f->daddr, f->alen, d) &&
+	     add_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, q) &&
+	     add_lookup(r, f->map, f->set_id) && add_mark_set(r);
+	if (ok) {
+		nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(b), NFT_MSG_NEWRULE,
+					    NFPROTO_INET,
+					    NLM_F_CREATE | NLM_F_APPEND | NLM_F_ACK, (*seq)++);
+		nftnl_rule_nlmsg_build_payload(nlh, r);
+		mnl_nlmsg_batch_next(b);
+	}
 	nftnl_rule_free(r);
+	return ok;
 }
 
 static unsigned fill_table(struct mnl_nlmsg_batch *b, uint32_t *seq, const void *arg)
@@ -319,6 +353,7 @@ static unsigned fill_table(struct mnl_nlmsg_batch *b, uint32_t *seq, const void 
 	struct nftnl_table *t = nftnl_table_alloc();
 	struct nftnl_chain *c = nftnl_chain_alloc();
 	struct nlmsghdr *nlh;
+	bool ok = true;
 	size_t i;
 
 	(void)arg;
@@ -332,8 +367,8 @@ static unsigned fill_table(struct mnl_nlmsg_batch *b, uint32_t *seq, const void 
 				    NLM_F_CREATE | NLM_F_ACK, (*seq)++);
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	mnl_nlmsg_batch_next(b);
-	for (i = 0; i < 2; i++)
-		add_map(b, seq, &families[i]);
+	for (i = 0; ok && i < 2; i++)
+		ok = add_map(b, seq, &families[i]);
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, STEER_TABLE);
 	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, "pre");
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
@@ -344,11 +379,11 @@ static unsigned fill_table(struct mnl_nlmsg_batch *b, uint32_t *seq, const void 
 				    NLM_F_CREATE | NLM_F_ACK, (*seq)++);
 	nftnl_chain_nlmsg_build_payload(nlh, c);
 	mnl_nlmsg_batch_next(b);
-	for (i = 0; i < 2; i++)
-		add_rule(b, seq, &families[i]);
+	for (i = 0; ok && i < 2; i++)
+		ok = add_rule(b, seq, &families[i]);
 	nftnl_table_free(t);
 	nftnl_chain_free(c);
-	return 6;		/* table, two maps, chain, two rules */
+	return ok ? 6 : 0;	/* table, two maps, chain, two rules */
 }
 
 /* Whether the table exists: one GETTABLE.  0 no, 1 yes, or -errno. */
