@@ -56,6 +56,18 @@ def acked_between(series, t0, t1):
 MODES = ('fresh', 'carry')
 
 
+def dest_first(pkts, ipx, freeze, snd_una):
+    """When the destination's first segment reached the peer: its window
+    probe (seq snd_una - 1, no payload; what leaving repair mode sends).
+    Segments from ipX right after the freeze may still be the origin's,
+    in flight or queued at the router (measured from those, a slow pass
+    looked like a stall)."""
+    probe = (snd_una - 1) % (1 << 32)
+    return next((p.ts for p in pkts if p.ts > freeze and p.src == ipx and p.seq == probe and
+                 not p.length),
+                next(p.ts for p in pkts if p.ts > freeze and p.src == ipx))
+
+
 def one_run(rate, mode):
     topo = netns.Topology()
     try:
@@ -74,7 +86,7 @@ def one_run(rate, mode):
             pkts = conn.stop()
             ipx = topo.ipx(4)
             freeze = ici['capture_realtime_ns'] / 1e9
-            first = next(p.ts for p in pkts if p.ts > freeze and p.src == ipx)
+            first = dest_first(pkts, ipx, freeze, ici['snd_una'])
             series = acked_series(pkts, ipx)
             return {'before_1s': acked_between(series, freeze - 1, freeze),
                     'after_100ms': acked_between(series, first, first + 0.1),
