@@ -120,8 +120,9 @@ TCPCP_EXPORT int tcpcp_carry_fds(const int *s, const void *const *ici, const siz
 {
 	struct tcpcp_carry_val *v = NULL;
 	struct tcpcp_gate_key *k = NULL;
+	struct tcpcp_tuple *t = NULL;
 	size_t i, m = 0;
-	uint64_t cookie, other;
+	uint64_t cookie;
 	int err = 0;
 
 	tcpcp_clear_error();
@@ -135,27 +136,22 @@ TCPCP_EXPORT int tcpcp_carry_fds(const int *s, const void *const *ici, const siz
 		err = tcpcp_fail(ENOMEM, "out of memory for %zu connections", n);
 		goto out;
 	}
-	if ((err = tcpcp_netns_cookie(s[0], &cookie)))
+	if ((err = tcpcp_tuples_of_fds(s, n, &t, &cookie)))
 		goto out;
 	for (i = 0; i < n && !err; i++) {
-		struct tcpcp_tuple t;
 		TcpcpIci *d = tcpcp_image_decode(ici[i], len[i]);
 
-		if (!d || tcpcp_tuple_from_socket(s[i], &t) ||
-		    (err = tcpcp_netns_cookie(s[i], &other))) {
-			err = err ? err : -errno;
-		} else if (other != cookie) {
-			err = tcpcp_fail(EXDEV, "the sockets are in more than one network "
-					 "namespace");
-		} else if ((v[m].snd_cwnd = window_of(d))) {
-			tcpcp_gate_key_of(&t, cookie, &k[m++]);
-		}
+		if (!d)
+			err = -errno;
+		else if ((v[m].snd_cwnd = window_of(d)))
+			tcpcp_gate_key_of(&t[i], cookie, &k[m++]);
 		if (d)
 			tcpcp_ici__free_unpacked(d, NULL);
 	}
 	if (!err && m)
 		err = carry_keys(s[0], k, v, m);
 out:
+	free(t);
 	free(k);
 	free(v);
 	return err ? -1 : 0;

@@ -118,6 +118,9 @@ int tcpcp_gate_open_many(int s, const struct tcpcp_tuple *t, size_t n);
 /* The gate map's key for @t in namespace @netns (also carry.c's). */
 struct tcpcp_gate_key;
 void tcpcp_gate_key_of(const struct tcpcp_tuple *t, uint64_t netns, struct tcpcp_gate_key *k);
+/* The 4-tuples of sockets @s[0..n-1] (malloc'd), checked as TCP sockets
+ * of one network namespace, whose cookie goes to @netns if not NULL. */
+int tcpcp_tuples_of_fds(const int *s, size_t n, struct tcpcp_tuple **t, uint64_t *netns);
 /* Lingering for @secs (0: opened at once). */
 int tcpcp_gate_linger_many(int s, const struct tcpcp_tuple *t, size_t n, unsigned int secs);
 

@@ -349,7 +349,7 @@ int tcpcp_gate_linger(int s, const struct tcpcp_tuple *t, unsigned int secs)
 /* Batches of sockets, for callers that capture the state themselves
  * (the CRIU plugin locks a whole frozen tree at once).  All in one
  * network namespace: a gate is per namespace. */
-static int tuples_of(const int *s, size_t n, struct tcpcp_tuple **t)
+int tcpcp_tuples_of_fds(const int *s, size_t n, struct tcpcp_tuple **t, uint64_t *netns)
 {
 	uint64_t first = 0, cookie;
 	size_t i;
@@ -370,6 +370,8 @@ static int tuples_of(const int *s, size_t n, struct tcpcp_tuple **t)
 		}
 		first = cookie;
 	}
+	if (netns)
+		*netns = first;
 	return 0;
 fail:
 	free(*t);
@@ -385,7 +387,7 @@ static int gate_fds(const int *s, size_t n, bool close_)
 	tcpcp_clear_error();
 	if (!n)
 		return 0;
-	if (tuples_of(s, n, &t))
+	if (tcpcp_tuples_of_fds(s, n, &t, NULL))
 		return -1;
 	err = close_ ? gate_put(s[0], t, n, 0) : gate_del(s[0], t, n, NULL, NULL);
 	free(t);
