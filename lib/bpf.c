@@ -378,23 +378,26 @@ out:
 	return err;
 }
 
-static int open_host(bool load)
+/* The map of object @o, loaded for the host first if @load and absent
+ * (-ENOENT, no message, if absent and not @load); the caller holds the
+ * root's lock. */
+static int open_host(const struct object *o, __u32 value_size, bool load)
 {
 	char path[PATH_MAX];
 	int fd, err;
 
-	pin_path(BPFFS, GATE_PIN, path, sizeof(path));
+	pin_path(BPFFS, o->map_pin, path, sizeof(path));
 	fd = bpf_obj_get(path);
 	if (fd < 0 && errno == ENOENT && !load)
 		return -ENOENT;
 	if (fd < 0 && errno == ENOENT) {
-		if ((err = load_object(&gate_obj)))
+		if ((err = load_object(o)))
 			return err;
 		fd = bpf_obj_get(path);
 	}
 	if (fd < 0)
 		return tcpcp_fail(errno, "cannot open %s: %s", path, strerror(errno));
-	if ((err = check_map(path, fd, sizeof(struct tcpcp_gate_val)))) {
+	if ((err = check_map(path, fd, value_size))) {
 		close(fd);
 		return err;
 	}
@@ -500,7 +503,7 @@ int tcpcp_bpf_open(int s, enum tcpcp_bpf_mode mode, struct tcpcp_bpf *b)
 	snprintf(b->dir, sizeof(b->dir), "%s/net-%016llx", BPFFS, (unsigned long long)b->cookie);
 	if (mode == TCPCP_BPF_LOCK)
 		return 0;
-	if ((b->gate = open_host(mode == TCPCP_BPF_CREATE)) < 0) {
+	if ((b->gate = open_host(&gate_obj, sizeof(struct tcpcp_gate_val), mode == TCPCP_BPF_CREATE)) < 0) {
 		err = b->gate;
 		b->gate = -1;
 		goto fail;
@@ -586,26 +589,18 @@ out:
 int tcpcp_bpf_carry_open(int *map, int *prog)
 {
 	struct tcpcp_bpf b = { .lock = -1, .gate = -1 };
-	char mpath[PATH_MAX], ppath[PATH_MAX];
+	char ppath[PATH_MAX];
 	int err;
 
 	*map = *prog = -1;
 	if ((err = root_open(&b)))	/* one loader at a time */
 		goto out;
-	pin_path(BPFFS, CARRY_PIN, mpath, sizeof(mpath));
+	if ((*map = open_host(&carry_obj, sizeof(struct tcpcp_carry_val), true)) < 0) {
+		err = *map;
+		*map = -1;
+		goto out;
+	}
 	pin_path(BPFFS, CARRY_PROG, ppath, sizeof(ppath));
-	*map = bpf_obj_get(mpath);
-	if (*map < 0 && errno == ENOENT) {
-		if ((err = load_object(&carry_obj)))
-			goto out;
-		*map = bpf_obj_get(mpath);
-	}
-	if (*map < 0) {
-		err = tcpcp_fail(errno, "cannot open %s: %s", mpath, strerror(errno));
-		goto out;
-	}
-	if ((err = check_map(mpath, *map, sizeof(struct tcpcp_carry_val))))
-		goto out;
 	*prog = bpf_obj_get(ppath);
 	if (*prog < 0)
 		err = tcpcp_fail(errno, "cannot open %s: %s", ppath, strerror(errno));
