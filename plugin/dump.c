@@ -13,15 +13,20 @@
  * inet socket: /proc/PID/fd and pidfd_getfd give the very struct socket),
  * closes the tcpcp gate for all of them in one call per network namespace,
  * puts each in repair mode and writes its ICI to tcpcp-NSPID-FD.img beside
- * CRIU's images.  CRIU, told --network-lock skip, then locks nothing; with
- * --tcp-established it still repairs and dumps each socket (its own images
+ * CRIU's images.  With --tcp-close CRIU then leaves the sockets alone (and
+ * its restore needs --tcp-close anyway: one configuration file serves both,
+ * as runtimes want).  With --tcp-established and --network-lock skip it
+ * locks nothing, but still repairs and dumps each socket (its own images
  * stay complete) and keeps them in repair mode while it kills the tasks.
  *
  * exit(DUMP, ret) runs while the tasks are still frozen, before CRIU kills
  * or resumes them (cr_dump_finish()).  ret is not the whole story: a failed
- * post-dump script or --leave-running resumes the tasks too, and then CRIU
- * has taken every socket out of repair mode first (network_unlock()).  So:
- *   ret != 0, or a socket out of repair mode: the tasks run on.  The gates
+ * post-dump script or --leave-running resumes the tasks too; with
+ * --tcp-established CRIU has then taken every socket out of repair mode
+ * first (network_unlock()), with --tcp-close CRIU's final state says it
+ * (flags.c).  So:
+ *   ret != 0, a socket out of repair mode, or CRIU's final state alive or
+ *     stopped: the tasks run on.  The gates
  *     open, each connection leaves repair mode with a window probe (the
  *     peer sees at most a retransmission).
  *   otherwise the tasks die, silently (repair mode).  The gates were
@@ -478,10 +483,13 @@ fail:
 	       c->fd, step, strerror(err));
 }
 
-/* CRIU takes every socket it repaired out of repair mode before it
- * resumes the tasks, and leaves them all in it when it kills them. */
+/* With --tcp-established CRIU takes every socket it repaired out of
+ * repair mode before it resumes the tasks, and leaves them all in it when
+ * it kills them.  With --tcp-close it never touches them: then CRIU's
+ * final state says it (flags.c). */
 static bool tasks_run_on(int criu_ret)
 {
+	int state;
 	size_t i;
 
 	if (criu_ret)
@@ -489,7 +497,11 @@ static bool tasks_run_on(int criu_ret)
 	for (i = 0; i < dump.n; i++)
 		if (dump.c[i].s >= 0 && getint(dump.c[i].s, IPPROTO_TCP, TCP_REPAIR) == 0)
 			return true;
-	return false;
+	state = criu_final_state();
+	if (state < 0)
+		pr_warn("cannot read what CRIU does with the tasks (its opts): assuming it "
+			"kills them\n");
+	return state == CRIU_TASK_ALIVE || state == CRIU_TASK_STOPPED;
 }
 
 /* The tasks die: the gates stay closed for what is left of their

@@ -1,25 +1,37 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Which CRIU dump flags the plugin can serve, read from CRIU's command line.
+ * Which CRIU dump flags the plugin can serve, and what CRIU does with the
+ * tasks after the dump.
  *
  * No hook tells a plugin CRIU's options, and only some of them matter:
- *   --tcp-established  CRIU puts each connection in repair mode, keeps it so
- *                      while it kills the tasks (a silent close) and takes it
- *                      out again when the tasks run on (a failed dump, a failed
- *                      post-dump script, --leave-running).  exit(DUMP) reads
- *                      which of the two happened from that repair mode.
- *   --tcp-close        CRIU leaves the sockets alone at dump: nothing would tell
- *                      the plugin whether the tasks die or run on.  Refused.
- *   --network-lock     skip: the plugin's gate is the only lock (the fast way).
+ *   --tcp-close        CRIU leaves the sockets to the plugin: it neither
+ *                      repairs nor locks them, so the plugin's gate and
+ *                      repair mode are all there is (the fast way, and the
+ *                      one a single configuration file serves at dump and
+ *                      restore: CRIU's restore needs --tcp-close anyway).
+ *   --tcp-established  without --tcp-close: CRIU repairs each socket again
+ *                      and dumps it (its own images stay complete), locks
+ *                      it with its network-lock method, and takes it out of
+ *                      repair mode when the tasks run on.
+ *   --network-lock     matters only with --tcp-established alone:
+ *                      skip: the plugin's gate is the only lock.
  *                      nftables: CRIU locks each connection again (two
  *                      nftables transactions each) and its table stays on
  *                      this host after a move; served, with a warning.
  *                      iptables (CRIU's default): a restore with --tcp-close
  *                      never removes CRIU's rules, so the restored connection
  *                      would stay cut off on this host.  Refused.
- * Options given through RPC or a configuration file are not visible here:
- * then nothing is refused and the observation at exit still holds.
+ * They are read from CRIU's command line.  Options given through RPC (runc,
+ * podman) or a configuration file are not visible there; then nothing is
+ * refused, and what happens to the tasks is read from CRIU itself.
+ *
+ * Kill or resume: opts.final_state, the first member of CRIU's struct
+ * cr_options from 3.x to today (criu/include/cr_options.h), exported by the
+ * criu binary (linked -rdynamic so that plugins find print_on_level).  Its
+ * values are compel's task states, part of compel's API.  A dump that fails,
+ * or a post-dump script that fails, resumes the tasks whatever it says.
  */
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +99,15 @@ static void parse(const char *buf, size_t len, struct criu_flags *f)
 	}
 }
 
+int criu_final_state(void)
+{
+	const int *opts = dlsym(RTLD_DEFAULT, "opts");
+
+	if (!opts || *opts < CRIU_TASK_ALIVE || *opts > CRIU_TASK_STOPPED)
+		return -1;
+	return *opts;
+}
+
 /* 0 if the plugin can serve this dump of @n connections, else -1 after
  * one line in CRIU's log saying what to change. */
 int flags_check(size_t n)
@@ -100,26 +121,27 @@ int flags_check(size_t n)
 	if (buf)
 		parse(buf, len, &f);
 	if (!f.dump) {
-		pr_warn("CRIU's options are not on its command line (RPC?): not checked; "
-			"dump with --tcp-established --network-lock skip\n");
+		pr_info("CRIU's options came over RPC or in a configuration file: not checked "
+			"(what serves: tcp-close, see docs/containers.md)\n");
 		free(buf);
 		return 0;
 	}
 	if (f.tcp_close)
-		why = "--tcp-close at dump leaves the sockets alone, so the plugin cannot tell "
-		      "whether the tasks die or run on";
-	else if (!f.tcp_established)
-		why = "without --tcp-established CRIU refuses established connections";
+		goto out;	/* CRIU leaves the sockets to us */
+	if (!f.tcp_established)
+		why = "without --tcp-established or --tcp-close CRIU refuses established "
+		      "connections";
 	else if (!f.lock || !strcmp(f.lock, "iptables"))
-		why = "with the iptables network lock (CRIU's default) a restore with --tcp-close "
-		      "never removes CRIU's rules for these connections";
+		why = "with --tcp-established and the iptables network lock (CRIU's default) a "
+		      "restore with --tcp-close never removes CRIU's rules for these connections";
 	if (why)
-		pr_err("refusing to dump %zu TCP connection(s): %s; dump with --tcp-established "
-		       "--network-lock skip\n", n, why);
+		pr_err("refusing to dump %zu TCP connection(s): %s; dump with --tcp-close, or "
+		       "--tcp-established --network-lock skip\n", n, why);
 	else if (strcmp(f.lock, "skip") && strcmp(f.lock, "none"))
 		pr_warn("--network-lock %s: CRIU locks each connection again behind the plugin's "
 			"gate (slower) and its table stays on this host after a move; "
 			"--network-lock skip is enough\n", f.lock);
+out:
 	free(buf);
 	return why ? -1 : 0;
 }

@@ -34,9 +34,18 @@ int pidfd_open_pid(pid_t pid);
 int pidfd_take(int pidfd, int fd);
 int above_fd_setsize(int s);
 int sock_netns(int s, ino_t *ns);
+int netns_socket(int nsfd);
+int netns_socket_of(pid_t pid);
+int inherited_netns(int *fds, ino_t *inos, int max);
 
 /* flags.c */
 int flags_check(size_t n);
+/* CRIU's opts.final_state (criu/include/cr_options.h): what CRIU does
+ * with the tasks after a successful dump; -1 if it cannot be read. */
+#define CRIU_TASK_ALIVE		1
+#define CRIU_TASK_DEAD		2
+#define CRIU_TASK_STOPPED	3
+int criu_final_state(void);
 
 /* names.c: "10.0.0.1:80 -> 10.0.0.2:4000" of a socket; an image's ends
  * (-1 and tcpcp_strerror() if it is unusable). */

@@ -2,11 +2,16 @@
 /* What /proc and pidfds tell about the tasks CRIU holds. */
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <linux/sockios.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -106,4 +111,94 @@ int sock_netns(int s, ino_t *ns)
 	close(fd);
 	*ns = st.st_ino;
 	return 0;
+}
+
+struct in_netns {
+	int nsfd, s, err;
+};
+
+/* A thread of its own enters the netns, so CRIU's threads stay where
+ * they are; a socket keeps the netns it was made in. */
+static void *socket_in(void *arg)
+{
+	struct in_netns *r = arg;
+
+	if (setns(r->nsfd, CLONE_NEWNET))
+		r->err = -errno;
+	else if ((r->s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		r->err = -errno;
+	return NULL;
+}
+
+/* A socket in the network namespace of @nsfd: it names that netns to
+ * the gate.  -errno on failure. */
+int netns_socket(int nsfd)
+{
+	struct in_netns r = { .nsfd = nsfd, .s = -1 };
+	pthread_t t;
+	int err;
+
+	err = pthread_create(&t, NULL, socket_in, &r);
+	if (err)
+		return -err;
+	pthread_join(t, NULL);
+	return r.err ? r.err : r.s;
+}
+
+/* The same for the netns of task @pid. */
+int netns_socket_of(pid_t pid)
+{
+	char path[64];
+	int fd, s;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	s = netns_socket(fd);
+	close(fd);
+	return s;
+}
+
+/* Network namespaces handed to CRIU as open files, other than its own:
+ * a runtime passes the container's (runc and crun: --inherit-fd
+ * fd[N]:extRootNetNS, the namespace at config.json's path) and the tasks
+ * are restored into it.  Their fds in @fds (at most @max, each its own
+ * netns once); the count, or -errno. */
+int inherited_netns(int *fds, ino_t *inos, int max)
+{
+	struct stat own, st;
+	struct dirent *de;
+	int n = 0, i;
+	DIR *d;
+
+	if (stat("/proc/self/ns/net", &own))
+		return -errno;
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) && n < max) {
+		char path[64], link[64];
+		ssize_t len;
+		int fd;
+
+		if (de->d_name[0] == '.')
+			continue;
+		fd = atoi(de->d_name);
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		len = readlink(path, link, sizeof(link) - 1);
+		if (len <= 0 || fd == dirfd(d))
+			continue;
+		link[len] = '\0';
+		if (strncmp(link, "net:[", 5) || fstat(fd, &st) || st.st_ino == own.st_ino)
+			continue;
+		for (i = 0; i < n && inos[i] != st.st_ino; i++)
+			;
+		if (i < n)
+			continue;
+		fds[n] = fd;
+		inos[n++] = st.st_ino;
+	}
+	closedir(d);
+	return n;
 }

@@ -66,10 +66,18 @@ struct conn {
 	size_t len;
 	int s;			/* rebuilt, awaiting activation; else -1 */
 	bool reuseaddr;		/* SO_REUSEADDR to put back after repair */
+	ino_t ns;		/* the netns it was restored in */
 };
 
 static struct conn *conns;
 static size_t nconns;
+/* The network namespaces init() gated in (MAX_NS at most). */
+#define MAX_NS 8
+static struct {
+	int s;			/* a socket in it */
+	ino_t ino;
+} gate_ns[MAX_NS];
+static int nns;
 static bool carry;		/* TCPCP_CONGESTION=carry */
 
 static int read_image(int dir, const char *name, void **buf, size_t *len)
@@ -128,15 +136,42 @@ static int read_failed_marker(int dir)
 	return -1;
 }
 
-/* Any socket of this netns names it to the gate; CRIU runs in the netns
- * it restores into. */
-static int netns_handle(void)
+/* Where init() gates: the network namespaces CRIU was handed (a
+ * container's, by its runtime), else CRIU's own, where a plain `criu
+ * restore` puts the tasks.  A socket in each names it to the gate. */
+static int gate_namespaces(void)
 {
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int fds[MAX_NS], n, i, s;
+	ino_t inos[MAX_NS];
 
-	if (s < 0)
-		pr_err("cannot open a socket: %s\n", strerror(errno));
-	return s;
+	n = inherited_netns(fds, inos, MAX_NS);
+	if (n < 0)
+		pr_warn("cannot list CRIU's open files: %s\n", strerror(-n));
+	if (n <= 0) {
+		s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (s < 0 || sock_netns(s, &inos[0])) {
+			pr_err("cannot open a socket: %s\n", strerror(errno));
+			if (s >= 0)
+				close(s);
+			return -1;
+		}
+		gate_ns[nns].s = s;
+		gate_ns[nns++].ino = inos[0];
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		s = netns_socket(fds[i]);
+		if (s < 0) {
+			pr_err("cannot enter network namespace net:[%lu] (fd %d): %s\n",
+			       (unsigned long)inos[i], fds[i], strerror(-s));
+			return -1;
+		}
+		gate_ns[nns].s = s;
+		gate_ns[nns++].ino = inos[i];
+		pr_info("the tasks go into network namespace net:[%lu] (fd %d): gated there\n",
+			(unsigned long)inos[i], fds[i]);
+	}
+	return 0;
 }
 
 static int read_ends(int dir, struct conn *c)
@@ -170,21 +205,19 @@ static int gate_all(int dir)
 	size_t i;
 
 	if (!nconns)
-		return 0;
+		return 0;		/* not a word, not a socket */
 	t = calloc(nconns, sizeof(*t));
 	if (!t)
 		return -1;
 	for (i = 0; i < nconns && !err; i++)
 		if (!(err = read_ends(dir, &conns[i])))
 			t[i] = conns[i].e;
-	ns = err ? -1 : netns_handle();
-	if (ns >= 0) {
-		err = tcpcp_gate_close_ends(ns, t, nconns, GATE_S);
+	if (!err)
+		err = gate_namespaces();
+	for (ns = 0; ns < nns && !err; ns++) {
+		err = tcpcp_gate_close_ends(gate_ns[ns].s, t, nconns, GATE_S);
 		if (err)
 			pr_err("cannot gate the connections to restore: %s\n", tcpcp_strerror());
-		close(ns);
-	} else {
-		err = -1;
 	}
 	for (i = 0; i < nconns; i++)
 		conns[i].gated = !err;
@@ -424,13 +457,14 @@ static void start_all(void *arg)
 
 /* All connections of the task are rebuilt first, then their gates open
  * in one transaction and each leaves repair mode at once. */
-static int restore_conns(int pidfd, pid_t nspid)
+static int restore_conns(pid_t pid, int pidfd, pid_t nspid)
 {
 	struct tcpcp_ends *t = calloc(nconns ? nconns : 1, sizeof(*t));
 	struct starting st = { 0 };
 	double t0 = now_ms(), t1;
 	size_t i, n = 0;
-	int err = 0, ns;
+	int err = 0, ns = -1;
+	ino_t ino = 0;
 
 	if (!t)
 		return -ENOMEM;
@@ -445,15 +479,20 @@ static int restore_conns(int pidfd, pid_t nspid)
 		carry_over(nspid);
 	t1 = st.at = now_ms();
 	if (!err && n) {
-		/* CRIU runs in the restored tasks' netns, as init() assumed. */
-		ns = netns_handle();
-		if (ns < 0 || tcpcp_gate_open_ends(ns, t, n, start_all, &st)) {
+		/* The gate of the task's own netns: CRIU's, the runtime's, or
+		 * one CRIU made for the tree. */
+		ns = netns_socket_of(pid);
+		if (ns < 0 || sock_netns(ns, &ino) ||
+		    tcpcp_gate_open_ends(ns, t, n, start_all, &st)) {
 			pr_err("cannot open the gate of %zu restored connection(s): %s\n",
-			       n, ns < 0 ? "no socket" : tcpcp_strerror());
+			       n, ns < 0 ? strerror(-ns) : tcpcp_strerror());
 			err = -1;
 		}
 		if (ns >= 0)
 			close(ns);
+		for (i = 0; i < nconns; i++)
+			if (conns[i].nspid == nspid)
+				conns[i].ns = ino;
 	}
 	for (i = 0; i < nconns; i++) {		/* not started: still gated */
 		if (conns[i].s >= 0) {
@@ -483,7 +522,7 @@ int restore_task(int pid)
 		pr_err("cannot open restored task %d: %s\n", pid, strerror(-pidfd));
 		return -1;
 	}
-	err = restore_conns(pidfd, nspid);
+	err = restore_conns(pid, pidfd, nspid);
 	if (err) {
 		/* The task would run with a dead socket where its connection
 		 * was; CRIU does not look at our return value, so stop it
@@ -497,15 +536,35 @@ int restore_task(int pid)
 	return err ? -1 : 0;
 }
 
+/* Where init() gated and the task was not: the entries of the restored
+ * connections go now, not when their timeout runs out. */
+static void open_elsewhere(int g)
+{
+	struct tcpcp_ends *t = calloc(nconns ? nconns : 1, sizeof(*t));
+	size_t i, n = 0;
+
+	for (i = 0; t && i < nconns; i++)
+		if (conns[i].done && conns[i].gated && conns[i].ns != gate_ns[g].ino)
+			t[n++] = conns[i].e;
+	if (n && tcpcp_gate_open_ends(gate_ns[g].s, t, n, NULL, NULL))
+		pr_warn("%zu gate entries stay in net:[%lu] for at most %d s: %s\n", n,
+			(unsigned long)gate_ns[g].ino, GATE_S, tcpcp_strerror());
+	free(t);
+}
+
 /* Not restored: keep the peer from being reset for a while, then let go
  * (a gate closed for LINGER_S), so that nothing of ours stays for good. */
 int restore_fini(bool criu_ok)
 {
 	size_t i, left = 0;
 	char conn[128];
-	int ns = netns_handle();
+	int g;
 
+	for (g = 0; g < nns; g++)
+		open_elsewhere(g);
 	for (i = 0; i < nconns; i++) {
+		bool lingers = false;
+
 		if (conns[i].done || !conns[i].gated)
 			continue;
 		left++;
@@ -513,12 +572,16 @@ int restore_fini(bool criu_ok)
 		if (criu_ok)
 			pr_err("connection %s (image " IMG_FMT ") was not restored\n",
 			       conn, conns[i].nspid, conns[i].fd);
-		if (ns >= 0 && !tcpcp_gate_close_ends(ns, &conns[i].e, 1, LINGER_S))
+		for (g = 0; g < nns; g++)
+			if (!tcpcp_gate_close_ends(gate_ns[g].s, &conns[i].e, 1, LINGER_S))
+				lingers = true;
+		if (lingers)
 			pr_warn("segments of %s are dropped here for %d s: restore again before that\n",
 				conn, LINGER_S);
 	}
-	if (ns >= 0)
-		close(ns);
+	for (g = 0; g < nns; g++)
+		close(gate_ns[g].s);
+	nns = 0;
 	for (i = 0; i < nconns; i++)
 		free(conns[i].img);
 	free(conns);

@@ -97,7 +97,27 @@ lockdir=/run/lock
 exec 9>"$lockdir/tcpcp-install-criu.lock"
 flock 9
 
+# Container runtimes run the criu they find in PATH (runc, podman's
+# go-criu, crun's libcriu): /usr/local/sbin comes before Debian's
+# /usr/sbin/criu (3.17, which does not start on this kernel).  An existing
+# link or file of someone else's there is left alone, with a warning.
+link_into_path() {
+	local link=/usr/local/sbin/criu
+	[[ ${TCPCP_CRIU_LINK:-1} == 1 ]] || return 0
+	if [[ -L $link || ! -e $link ]]; then
+		[[ $(readlink "$link" 2>/dev/null) == "$CRIU" ]] && return 0
+		if [[ ! -e $link || $(readlink "$link") == "$PREFIX"/* ]]; then
+			mkdir -p /usr/local/sbin
+			ln -sfn "$CRIU" "$link"
+			say "linked $link -> $CRIU (container runtimes run the criu in PATH)"
+			return 0
+		fi
+	fi
+	say "warning: $link is not ours: runc and podman may not run CRIU $CRIU_VERSION"
+}
+
 if installed_ok; then
+	link_into_path
 	echo "$CRIU"
 	exit 0
 fi
@@ -216,4 +236,5 @@ fi
 mkdir -p "$(dirname "$STAMP")"
 expected_stamp >"$STAMP"
 say "installed CRIU $CRIU_VERSION in $((SECONDS - started)) s"
+link_into_path
 echo "$CRIU"
