@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
+#include <linux/magic.h>
+#include <linux/nsfs.h>
 #include <linux/sockios.h>
 #include <pthread.h>
 #include <sched.h>
@@ -13,6 +15,7 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -163,11 +166,13 @@ int netns_socket_of(pid_t pid)
 /* Network namespaces handed to CRIU as open files, other than its own:
  * a runtime passes the container's (runc and crun: --inherit-fd
  * fd[N]:extRootNetNS, the namespace at config.json's path) and the tasks
- * are restored into it.  Their fds in @fds (at most @max, each its own
- * netns once); the count, or -errno. */
+ * are restored into it.  Such an fd is on nsfs (its link names the path it
+ * was opened by, /run/netns/NAME, not net:[...]) and says CLONE_NEWNET.
+ * Their fds in @fds (at most @max, each netns once); the count, or -errno. */
 int inherited_netns(int *fds, ino_t *inos, int max)
 {
 	struct stat own, st;
+	struct statfs fs;
 	struct dirent *de;
 	int n = 0, i;
 	DIR *d;
@@ -178,19 +183,14 @@ int inherited_netns(int *fds, ino_t *inos, int max)
 	if (!d)
 		return -errno;
 	while ((de = readdir(d)) && n < max) {
-		char path[64], link[64];
-		ssize_t len;
 		int fd;
 
 		if (de->d_name[0] == '.')
 			continue;
 		fd = atoi(de->d_name);
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-		len = readlink(path, link, sizeof(link) - 1);
-		if (len <= 0 || fd == dirfd(d))
-			continue;
-		link[len] = '\0';
-		if (strncmp(link, "net:[", 5) || fstat(fd, &st) || st.st_ino == own.st_ino)
+		if (fd == dirfd(d) || fstatfs(fd, &fs) || fs.f_type != NSFS_MAGIC ||
+		    ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET || fstat(fd, &st) ||
+		    st.st_ino == own.st_ino)
 			continue;
 		for (i = 0; i < n && inos[i] != st.st_ino; i++)
 			;

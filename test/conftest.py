@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,3 +41,20 @@ def topo():
     t = netns.Topology()
     yield t
     t.cleanup()
+
+
+@pytest.fixture
+def installed():
+    """The CRIU plugin where CRIU loads plugins without --lib, as `make
+    install` puts it (runc and podman pass no --lib); gone again
+    afterwards."""
+    from lib.criu import default_plugin_dir, plugin_dir
+    d = default_plugin_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    dst = d / 'tcpcp_plugin.so'
+    assert not dst.exists(), f'{dst} is there already: not for this test to replace'
+    shutil.copy(plugin_dir() / 'tcpcp_plugin.so', dst)
+    try:
+        yield dst
+    finally:
+        dst.unlink()

@@ -550,22 +550,6 @@ def test_restore_forgot_tcp_close(topo, tmp_path, criu):
     finish_stream(topo, 4, cap, server, peer, nbytes)
 
 
-@pytest.fixture
-def installed():
-    """The plugin where CRIU loads plugins without --lib, as `make install`
-    puts it (runc and podman pass no --lib); gone again afterwards."""
-    from lib.criu import default_plugin_dir, plugin_dir
-    d = default_plugin_dir()
-    d.mkdir(parents=True, exist_ok=True)
-    dst = d / 'tcpcp_plugin.so'
-    assert not dst.exists(), f'{dst} is there already: not for this test to replace'
-    shutil.copy(plugin_dir() / 'tcpcp_plugin.so', dst)
-    try:
-        yield dst
-    finally:
-        dst.unlink()
-
-
 def test_installed_plugin(topo, tmp_path, criu, installed):
     """Installed, the plugin serves a plain `criu dump` / `criu restore`
     (no --lib) to another host; and a tree without a TCP connection, a
