@@ -141,7 +141,18 @@ install: all
 	install -m 644 include/tcpcp.h $(DESTDIR)$(PREFIX)/include/tcpcp.h
 	install -d $(DESTDIR)$(PREFIX)/share/tcpcp
 	install -m 644 images/ici.proto $(DESTDIR)$(PREFIX)/share/tcpcp/ici.proto
+	install -m 644 plugin/criu.conf $(DESTDIR)$(PREFIX)/share/tcpcp/criu.conf
 	install -m 644 $(O)/tcpcp.pc $(DESTDIR)$(LIBDIR)/pkgconfig/tcpcp.pc
+
+# CRIU's options for runc (and podman running runc), which read
+# /etc/criu/runc.conf at checkpoint and at restore: an existing file is
+# left alone (docs/containers.md says what it needs).
+install-runc-conf:
+	@if [ -e $(DESTDIR)/etc/criu/runc.conf ]; then \
+		echo "$(DESTDIR)/etc/criu/runc.conf exists: left alone; plugin/criu.conf has the lines it needs"; \
+	else \
+		install -D -m 644 plugin/criu.conf $(DESTDIR)/etc/criu/runc.conf; \
+	fi
 
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 # The plugin is built here too, for its compiler checks, but criu (not
@@ -208,4 +219,4 @@ check-asan: asan
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all traffic pass zdtm install asan fuzz fuzz-long soak bench check check-asan clean
+.PHONY: install-runc-conf all traffic pass zdtm install asan fuzz fuzz-long soak bench check check-asan clean

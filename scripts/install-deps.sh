@@ -18,7 +18,7 @@ PKGS=(
 	python3-pytest
 	python3-matplotlib			# bench/ plots
 	criu		# criu-plugin.h of CRIU 3.17, which the plugin builds against
-	runc busybox-static			# container migration tests
+	runc busybox-static podman		# container migration tests
 )
 
 missing=()

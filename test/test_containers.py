@@ -192,3 +192,66 @@ def cli_script(name):
 
 def no_gate_left(topo, host):
     assert cli.gate_entries(topo, host) == 0
+
+
+# ---- podman ------------------------------------------------------------------
+
+def shared_netns_name(topo, name, target):
+    """/run/netns/<name> as a bind of the namespace target: the name a
+    container's configuration holds, which on host B must be B's own
+    namespace (as it would be on another machine)."""
+    path = f'/run/netns/{topo.ns["origin"].rsplit("-", 1)[0]}-{name}'
+    if os.path.ismount(path):
+        subprocess.run(['umount', path], check=True)
+    else:
+        open(path, 'w').close()
+        topo._created.append(os.path.basename(path))
+    subprocess.run(['mount', '--bind', f'/run/netns/{topo.ns[target]}', path], check=True)
+    return os.path.basename(path)
+
+
+@pytest.fixture
+def podmen(tmp_path):
+    from lib.podman import Podman, available as podman_available
+    why = podman_available()
+    if why:
+        pytest.skip(why)
+    a, b = Podman(tmp_path, 'a'), Podman(tmp_path, 'b')
+    yield a, b
+    a.cleanup()
+    b.cleanup()
+
+
+def test_podman_http_download(hosts, podmen, tmp_path, installed):
+    """The same migration with `podman container checkpoint --export` on
+    host A and `podman container restore --import` on host B (podman
+    stores of their own: B knows the container only from the export)."""
+    from lib.runc import make_rootfs
+    topo = hosts
+    a, b = podmen
+    rootfs = tmp_path / 'rootfs'
+    make_rootfs(rootfs)
+    src = random_file(rootfs / 'www/big', 24 * MB)
+    a.import_rootfs(rootfs)
+    a.copy_image_to(b, tmp_path / 'image.tar')
+    ct = shared_netns_name(topo, 'ct', 'ctA')
+    a.start('tcpcp-web', ct, 'httpd', '-f', '-p', HTTP_PORT, '-h', '/www')
+    cli.wait_listening(topo, 'ctA', HTTP_PORT)
+    cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
+    got = tmp_path / 'got'
+    url = f'http://{hostport(topo.ipx(4), HTTP_PORT)}/big'
+    curl = topo.popen('peer', 'curl', '-sS', '-o', got, url, stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    assert curl.poll() is None, f'curl ended early: {curl.communicate()}'
+    export = tmp_path / 'checkpoint.tar.gz'
+    dump = a.checkpoint('tcpcp-web', export)
+    shared_netns_name(topo, 'ct', 'ctB')
+    restore = b.restore('tcpcp-web', export)
+    topo.switch_to('dest')
+    out, err = curl.communicate(timeout=120)
+    assert curl.returncode == 0, f'curl: exit {curl.returncode}: {err}'
+    assert sha256(got) == sha256(src), 'the download differs from the file'
+    assert_plugin_carried(dump, restore)
+    assert_no_rst(connection(cap.stop(), (topo.ipx(4), HTTP_PORT)))
+    no_gate_left(topo, 'ctB')

@@ -476,7 +476,39 @@ def test_dump_leave_running(topo, tmp_path, criu):
     no_lock_left(topo, 'origin')
 
 
-REFUSED = {'tcp-close': {'tcp': '--tcp-close'},
+@pytest.mark.parametrize('where', ['same', 'other'])
+def test_dump_tcp_close(topo, tmp_path, criu, where):
+    """--tcp-close at dump and at restore, as one configuration file gives
+    both (runc, podman): CRIU leaves the connection to the plugin, which
+    carries it; every byte both ways, no RST."""
+    nbytes = 3 * MB
+    cap, server, peer = start_stream(topo, tmp_path, 4, nbytes)
+    imgs = tmp_path / 'img'
+    d = criu.dump('origin', server.pid, imgs, tcp='--tcp-close')
+    server.restored()
+    assert 'locked and captured' in d.log and 'dumped; this host drops' in d.log, d.log[-2000:]
+    host = 'origin' if where == 'same' else 'dest'
+    r = criu.restore(host, imgs)
+    assert 'restored 1 connection(s)' in r.log, r.log[-2000:]
+    topo.switch_to(host)
+    finish_stream(topo, 4, cap, server, peer, nbytes)
+    no_lock_left(topo, host)
+
+
+def test_dump_tcp_close_leave_running(topo, tmp_path, criu):
+    """--tcp-close --leave-running: CRIU never touches the sockets, so only
+    its final state (read from CRIU) tells the plugin that the task runs
+    on; the connection goes on at origin."""
+    nbytes = 3 * MB
+    cap, server, peer = start_stream(topo, tmp_path, 6, nbytes)
+    imgs = tmp_path / 'img'
+    r = criu.dump('origin', server.pid, imgs, tcp='--tcp-close', extra=('--leave-running',))
+    assert 'tcpcp: the tasks run on (--leave-running' in r.log, r.log[-2000:]
+    finish_stream(topo, 6, cap, server, peer, nbytes)
+    no_lock_left(topo, 'origin')
+
+
+REFUSED = {'no-tcp-flag': {'tcp': '--ext-unix-sk'},
            'iptables-lock': {'lock': 'iptables'}}
 
 
