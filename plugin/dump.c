@@ -40,12 +40,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -519,6 +521,78 @@ static void let_linger(void)
 		dump.n, left);
 }
 
+/* CRIU dumped a network namespace (netdev-ID.img: its devices), to
+ * restore a new one: the tasks' own namespace dies with them. */
+static bool criu_dumped_netns(void)
+{
+	int dfd = dup(dump.dir);
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return false;
+	}
+	while (!found && (de = readdir(d)))
+		found = !strncmp(de->d_name, "netdev-", 7);
+	closedir(d);
+	return found;
+}
+
+/* The tasks die and their namespaces with them (ownns.c): the gates there
+ * go once the tasks have, not after DUMP_LINGER_S. */
+static void release_own_netns(void)
+{
+	struct ns_group *g = calloc(dump.n, sizeof(*g));
+	struct tcpcp_ends *e = calloc(dump.n, sizeof(*e));
+	pid_t *pids = calloc(dump.n, sizeof(*pids));
+	size_t i, j, ng = 0, np = 0;
+	ino_t own = 0;
+	int err;
+
+	if (!g || !e || !pids || sock_netns_self(&own))
+		goto out;
+	for (i = 0; i < dump.n; i = j) {
+		int nsfd;
+
+		for (j = i; j < dump.n && dump.c[j].ns == dump.c[i].ns; j++) {
+			e[j] = dump.c[j].e;
+			pids[np++] = dump.c[j].pid;
+		}
+		if (dump.c[i].ns == own || dump.c[i].s < 0)
+			continue;
+		nsfd = ioctl(dump.c[i].s, SIOCGSKNS);
+		g[ng].s = nsfd < 0 ? -errno : netns_socket(nsfd);
+		if (nsfd >= 0)
+			close(nsfd);
+		if (g[ng].s < 0) {
+			pr_warn("cannot reach network namespace net:[%lu]: %s; its gate stays\n",
+				(unsigned long)dump.c[i].ns, strerror(-g[ng].s));
+			continue;
+		}
+		g[ng].e = &e[i];
+		g[ng++].n = j - i;
+	}
+	if (!ng)
+		goto out;
+	err = release_after_tasks(pids, np, g, ng, DUMP_LINGER_S);
+	if (err)
+		pr_warn("cannot start the helper that removes the gate with the tasks' network "
+			"namespace: %s; it stays\n", strerror(-err));
+	else
+		pr_info("the tasks' own network namespace goes with them: its gate is removed "
+			"once they have exited\n");
+out:
+	for (i = 0; g && i < ng; i++)
+		close(g[i].s);
+	free(g);
+	free(e);
+	free(pids);
+}
+
 /* exit(DUMP): the tasks are still frozen; CRIU kills or resumes them next. */
 void dump_finish(int criu_ret)
 {
@@ -535,6 +609,8 @@ void dump_finish(int criu_ret)
 			dump.n);
 	} else {
 		let_linger();
+		if (criu_dumped_netns())
+			release_own_netns();
 	}
 out:
 	reset();

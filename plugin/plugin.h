@@ -34,6 +34,7 @@ int pidfd_open_pid(pid_t pid);
 int pidfd_take(int pidfd, int fd);
 int above_fd_setsize(int s);
 int sock_netns(int s, ino_t *ns);
+int sock_netns_self(ino_t *ns);
 int netns_socket(int nsfd);
 int netns_socket_of(pid_t pid);
 int inherited_netns(int *fds, ino_t *inos, int max);
@@ -52,6 +53,18 @@ int criu_final_state(void);
 void sock_name(int s, char *buf, size_t len);
 struct tcpcp_ends;
 int image_ends(const void *img, size_t len, struct tcpcp_ends *e);
+
+/* ownns.c: the gates of namespaces that die with the dumped tasks open
+ * (and their links go) once every task of @pids has exited, in a helper
+ * process that outlives CRIU (at most @secs). */
+struct tcpcp_ends;
+struct ns_group {
+	int s;				/* a socket in the namespace */
+	const struct tcpcp_ends *e;	/* its gated connections */
+	size_t n;
+};
+int release_after_tasks(const pid_t *pids, size_t npid, const struct ns_group *g, size_t ng,
+			unsigned int secs);
 
 /* dump.c / restore.c */
 int dump_lock(void);

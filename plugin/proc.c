@@ -202,3 +202,14 @@ int inherited_netns(int *fds, ino_t *inos, int max)
 	closedir(d);
 	return n;
 }
+
+/* CRIU's own network namespace. */
+int sock_netns_self(ino_t *ns)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/net", &st))
+		return -errno;
+	*ns = st.st_ino;
+	return 0;
+}

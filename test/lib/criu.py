@@ -150,11 +150,11 @@ class Criu:
         return self.run(host, 'dump', '-t', pid, '-D', imgdir, tcp, '--network-lock', lock,
                         *lib, *extra, **kw)
 
-    def restore(self, host, imgdir, plugin=True, tcp='--tcp-close', **kw):
+    def restore(self, host, imgdir, plugin=True, tcp='--tcp-close', extra=(), **kw):
         """plugin: True, through --lib; 'installed', from CRIU's own plugin
         directory (no --lib, as runc and podman run it); False, none."""
         lib = ('--lib', plugin_dir()) if plugin is True else ()
-        return self.run(host, 'restore', '-D', imgdir, '-d', tcp, *lib, **kw)
+        return self.run(host, 'restore', '-D', imgdir, '-d', tcp, *lib, *extra, **kw)
 
 
 # ---- zdtm-style programs (test/zdtm) --------------------------------------
