@@ -109,7 +109,7 @@ $(O)/plugin/%.o: plugin/%.c plugin/plugin.h $(O)/gen/ici.pb-c.h include/tcpcp.h
 # print_on_level and criu_get_image_dir come from the criu binary.
 $(PLUGIN_SO): $(PLUGIN_OBJ) $(O)/libtcpcp.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,--exclude-libs,ALL -o $@ $(PLUGIN_OBJ) $(O)/libtcpcp.a $(LIB_LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,--exclude-libs,ALL -o $@ $(PLUGIN_OBJ) $(O)/libtcpcp.a $(LIB_LDLIBS) -lnftables
 
 zdtm:
 	$(MAKE) -C test/zdtm O=$(abspath $(O)) CFLAGS="$(CFLAGS)" LDFLAGS="$(LDFLAGS)"

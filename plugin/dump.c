@@ -67,6 +67,7 @@ struct conn {
 	struct tcpcp_ends e;
 	int reuseaddr;		/* leaving repair mode clears SO_REUSEADDR */
 	bool gated, repaired;
+	bool nftlocked;		/* its netns's own ruleset drops it (nftlock.c) */
 };
 
 static struct {
@@ -416,6 +417,56 @@ static void keep_one_per_netns(void)
 	}
 }
 
+/* Namespaces that CRIU will dump with the tree (the tasks' own, not
+ * CRIU's and not marked external): the lock goes into their ruleset too,
+ * so that the restored namespace comes up locked (nftlock.c). */
+static void nftlock_owned_netns(void)
+{
+	struct tcpcp_ends *t = calloc(dump.n ? dump.n : 1, sizeof(*t));
+	size_t i, j, k;
+	ino_t own = 0;
+	int err;
+
+	if (!t || sock_netns_self(&own))
+		goto out;
+	for (i = 0; i < dump.n; i = j) {
+		for (j = i; j < dump.n && dump.c[j].ns == dump.c[i].ns; j++)
+			t[j - i] = dump.c[j].e;
+		if (dump.c[i].ns == own || criu_netns_external(dump.c[i].ns))
+			continue;
+		err = nftlock_add(dump.c[i].s, t, j - i);
+		if (err) {
+			pr_warn("cannot lock %zu connection(s) in the ruleset of network namespace "
+				"net:[%lu] (%s): a segment reaching the restored namespace before "
+				"the plugin may be answered with a RST\n", j - i,
+				(unsigned long)dump.c[i].ns, strerror(-err));
+			continue;
+		}
+		for (k = i; k < j; k++)
+			dump.c[k].nftlocked = true;
+	}
+out:
+	free(t);
+}
+
+/* The tasks run on: their namespaces' rulesets as they were. */
+static void nftunlock(void)
+{
+	size_t i;
+	int err;
+
+	for (i = 0; i < dump.n; i++) {
+		if (!dump.c[i].nftlocked || (i && dump.c[i - 1].ns == dump.c[i].ns &&
+					     dump.c[i - 1].nftlocked))
+			continue;
+		err = dump.c[i].s >= 0 ? nftlock_remove(dump.c[i].s) : -EBADF;
+		if (err)
+			pr_err("cannot remove table inet tcpcp-criu from network namespace "
+			       "net:[%lu]: %s: remove it by hand\n", (unsigned long)dump.c[i].ns,
+			       strerror(-err));
+	}
+}
+
 /* CHECKPOINT_DEVICES: the tree is frozen, CRIU has touched no socket.
  * The gates close for DUMP_LINGER_S: if CRIU kills the tasks, they stay
  * closed that long without another call while the peer waits. */
@@ -442,6 +493,7 @@ int dump_lock(void)
 	for (i = 0; i < dump.n; i++)
 		if (capture(&dump.c[i]))
 			return -1;
+	nftlock_owned_netns();
 	keep_one_per_netns();
 	pr_info("%zu connection(s) of %u task(s) locked and captured "
 		"(found in %.1f ms, locked in %.1f ms, captured in %.1f ms)\n",
@@ -601,6 +653,7 @@ void dump_finish(int criu_ret)
 	if (!dump.n)
 		goto out;
 	if (tasks_run_on(criu_ret)) {
+		nftunlock();
 		if (for_each_netns(open_gates, 0, true, "unlock") == 0)
 			for (i = 0; i < dump.n; i++)
 				resume_conn(&dump.c[i]);

@@ -145,3 +145,19 @@ out:
 	free(buf);
 	return why ? -1 : 0;
 }
+
+/* criu/external.c: the value of --external KEY:VALUE, NULL for a bare
+ * KEY, ERR_PTR(-ENOENT) if not given; exported like print_on_level. */
+bool criu_netns_external(ino_t ns)
+{
+	char *(*lookup)(char *key) = (char *(*)(char *))dlsym(RTLD_DEFAULT,
+							       "external_lookup_by_key");
+	char key[64];
+	char *v;
+
+	if (!lookup)
+		return false;
+	snprintf(key, sizeof(key), "net[%lu]", (unsigned long)ns);
+	v = lookup(key);
+	return (unsigned long)v < (unsigned long)-4095;	/* !IS_ERR(v) */
+}

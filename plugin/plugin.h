@@ -66,6 +66,17 @@ struct ns_group {
 int release_after_tasks(const pid_t *pids, size_t npid, const struct ns_group *g, size_t ng,
 			unsigned int secs);
 
+/* nftlock.c: the connections @e (of the namespace of socket @s) dropped by
+ * a table of that namespace's own ruleset, which CRIU dumps and restores
+ * with a namespace it owns; and that table removed (0 if there was none). */
+int nftlock_add(int s, const struct tcpcp_ends *e, size_t n);
+int nftlock_remove(int s);
+
+/* CRIU's view of a namespace at dump: marked external (--external
+ * net[INODE]:KEY, as runtimes mark a container's named one), so that it
+ * is not dumped; false if CRIU cannot say. */
+bool criu_netns_external(ino_t ns);
+
 /* dump.c / restore.c */
 int dump_lock(void);
 void dump_finish(int criu_ret);

@@ -79,6 +79,7 @@ static struct {
 } gate_ns[MAX_NS];
 static int nns;
 static bool carry;		/* TCPCP_CONGESTION=carry */
+static bool dumped_netns;	/* CRIU dumped a namespace (netdev-ID.img) */
 
 static int read_image(int dir, const char *name, void **buf, size_t *len)
 {
@@ -289,6 +290,7 @@ int restore_init(void)
 	struct dirent *de;
 	DIR *d;
 
+	dumped_netns = false;
 	if (read_failed_marker(dir) || congestion_mode())
 		return -1;
 	dfd = dup(dir);
@@ -304,6 +306,8 @@ int restore_init(void)
 		struct conn *p;
 		char tail;
 
+		if (!strncmp(de->d_name, "netdev-", 7))
+			dumped_netns = true;
 		if (sscanf(de->d_name, "tcpcp-%d-%d.im%c", &c.nspid, &c.fd, &tail) != 3 ||
 		    strcmp(strrchr(de->d_name, '.'), ".img"))
 			continue;
@@ -455,6 +459,36 @@ static void start_all(void *arg)
 	}
 }
 
+static bool gated_in(ino_t ino)
+{
+	int g;
+
+	for (g = 0; g < nns; g++)
+		if (gate_ns[g].ino == ino)
+			return true;
+	return false;
+}
+
+/* A namespace CRIU made for the tree came up with the dump's lock in its
+ * ruleset (nftlock.c): the gate takes over before the table goes, since a
+ * segment reaching a connection in repair mode would be acknowledged. */
+static int unlock_made_netns(int ns, const struct tcpcp_ends *t, size_t n)
+{
+	int err;
+
+	if (!dumped_netns)
+		return 0;
+	if (tcpcp_gate_close_ends(ns, t, n, GATE_S)) {
+		pr_err("cannot gate %zu restored connection(s): %s\n", n, tcpcp_strerror());
+		return -1;
+	}
+	err = nftlock_remove(ns);
+	if (err)
+		pr_err("cannot remove table inet tcpcp-criu of the restored network namespace: "
+		       "%s\n", strerror(-err));
+	return err ? -1 : 0;
+}
+
 /* All connections of the task are rebuilt first, then their gates open
  * in one transaction and each leaves repair mode at once. */
 static int restore_conns(pid_t pid, int pidfd, pid_t nspid)
@@ -482,8 +516,9 @@ static int restore_conns(pid_t pid, int pidfd, pid_t nspid)
 		/* The gate of the task's own netns: CRIU's, the runtime's, or
 		 * one CRIU made for the tree. */
 		ns = netns_socket_of(pid);
-		if (ns < 0 || sock_netns(ns, &ino) ||
-		    tcpcp_gate_open_ends(ns, t, n, start_all, &st)) {
+		if (ns >= 0 && !sock_netns(ns, &ino) && !gated_in(ino))
+			err = unlock_made_netns(ns, t, n);
+		if (!err && (ns < 0 || !ino || tcpcp_gate_open_ends(ns, t, n, start_all, &st))) {
 			pr_err("cannot open the gate of %zu restored connection(s): %s\n",
 			       n, ns < 0 ? strerror(-ns) : tcpcp_strerror());
 			err = -1;

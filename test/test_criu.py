@@ -705,8 +705,38 @@ def test_tree_in_own_netns(topo, tmp_path, criu, family, where):
     while 'ct0' in topo.run('origin', 'ip', '-br', 'link').stdout:
         assert time.monotonic() < deadline, 'the dumped tree\'s namespace lives on'
         time.sleep(0.05)
+    # The lock went into the namespace's own ruleset, which CRIU dumped:
+    # the restored namespace comes up dropping the connection.
+    rules = b''.join(p.read_bytes() for p in imgs.glob('nftables-*.img'))
+    ipx = topo.ipx(family)
+    assert b'table inet tcpcp-criu' in rules and ipx.encode() in rules, rules[:2000]
     r = criu.restore(host, imgs, extra=('--veth-pair', 'eth0=ct0@br0'))
     assert 'restored 1 connection(s)' in r.log, r.log[-2000:]
+    # ... and the plugin removed it once the connection was rebuilt.
+    tables = topo.run(host, 'nsenter', '-t', server.pid, '-n', 'nft', 'list', 'tables').stdout
+    assert 'tcpcp-criu' not in tables, tables
     topo.switch_to(host)
     finish_stream(topo, family, cap, server, peer, nbytes)
     no_lock_left(topo, host)
+
+
+def test_tree_in_own_netns_leave_running(topo, tmp_path, criu):
+    """--leave-running with a tree in its own namespace: the lock in its
+    ruleset goes again with the gate, the stream goes on there."""
+    nbytes = 3 * MB
+    bridge_for_tree(topo, 'origin')
+    cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
+    server = tree_in_own_netns(topo, tmp_path, 4, nbytes)
+    ready = tmp_path / 'peer.ready'
+    peer = Traffic(topo, 'peer', '--connect', hostport(topo.ipx(4), PORT),
+                   '--tx-bytes', nbytes, '--rx-bytes', nbytes, '--tx-seed', SEED_PEER,
+                   '--rx-seed', SEED_SERVER, '--ready', ready, '--rate', '1M')
+    wait_file(ready)
+    time.sleep(1)
+    r = criu.dump('origin', server.pid, tmp_path / 'img', tcp='--tcp-close',
+                  extra=('--leave-running',))
+    assert 'tcpcp: the tasks run on (--leave-running' in r.log, r.log[-2000:]
+    tables = topo.run('origin', 'nsenter', '-t', server.pid, '-n', 'nft', 'list',
+                      'tables').stdout
+    assert 'tcpcp-criu' not in tables, tables
+    finish_stream(topo, 4, cap, server, peer, nbytes)
