@@ -4,7 +4,10 @@
  * checkpoint and a restore on another host, at another address.
  *
  *   criu dump    --tcp-established --network-lock skip --lib DIR ...  (dump.c)
+ *   criu dump    --tcp-close                        --lib DIR ...     (the same)
  *   criu restore --tcp-close                           --lib DIR ...  (restore.c)
+ * or, installed in CRIU's plugin directory, with no --lib at all, as
+ * runc and podman run CRIU (criu.conf: their configuration file).
  *
  * Built against Debian 12's criu-plugin.h (CRIU 3.17, ten hooks), which
  * lacks the hook the dump needs: CHECKPOINT_DEVICES, called once the tree

@@ -16,7 +16,11 @@
  * CRIU unlocks the network before that hook, and with --tcp-close it never
  * locked these connections: a segment from the peer arriving in between
  * would meet no socket and draw a RST.  So init(RESTORE) closes the tcpcp
- * gate for every connection in the images first.  Per task, all its
+ * gate for every connection in the images first, in the namespace the
+ * tasks go into: one a runtime hands CRIU as an open file (a container's),
+ * else CRIU's own.  A namespace CRIU makes for the tree does not exist
+ * yet then; it comes up with the dump's lock in its own ruleset
+ * (nftlock.c), which the gate replaces in RESUME_DEVICES_LATE.  Per task, all its
  * connections are rebuilt (behind that gate, in repair mode), then their gates
  * open in one batch (one bpf() call) and each leaves repair mode: one
  * nftables transaction per connection each way, as it first was, made a

@@ -160,24 +160,33 @@ def test_runc_container_opened(hosts, runc, tmp_path, installed, family):
     no_gate_left(topo, 'ctB')
 
 
-def test_runc_no_tcp(hosts, runc, tmp_path, installed):
-    """A container with a listener only: checkpoint and restore work and
-    the plugin says nothing and writes nothing."""
+@pytest.mark.parametrize('what', ['listener', 'no-socket'])
+def test_runc_no_tcp(hosts, runc, tmp_path, installed, what):
+    """A container with a listener only, or with no socket at all:
+    checkpoint and restore work, and the plugin says nothing and writes
+    nothing."""
     topo = hosts
     bundle = tmp_path / 'bundle-a'
     bundle.mkdir()
-    runc.bundle(bundle, f'httpd -f -p {HTTP_PORT} -h /www', topo.ns['ctA'])
+    cmd = f'httpd -f -p {HTTP_PORT} -h /www' if what == 'listener' else 'sleep 1000'
+    runc.bundle(bundle, cmd, topo.ns['ctA'])
     (bundle / 'rootfs/www/index.html').write_text('hello\n')
     cid = runc.start(bundle)
-    cli.wait_listening(topo, 'ctA', HTTP_PORT)
+    if what == 'listener':
+        cli.wait_listening(topo, 'ctA', HTTP_PORT)
+    else:
+        time.sleep(0.5)
     dump, restore, _ = migrate(topo, runc, tmp_path, cid, bundle)
     for log in (dump.log, restore.log):
         said = [l for l in log.splitlines() if 'tcpcp: ' in l]
         assert not said, said
+    assert 'Plugin "tcpcp"' in dump.log, 'the plugin was not loaded'
     assert not list((tmp_path / 'img').glob('tcpcp-*')), 'an image of the plugin\'s'
-    cli.wait_listening(topo, 'ctB', HTTP_PORT)
-    r = topo.run('peer', 'curl', '-sS', f'http://{hostport(topo.ipx(4), HTTP_PORT)}/')
-    assert r.stdout == 'hello\n'
+    assert runc.status(restore.cid) == 'running'
+    if what == 'listener':
+        cli.wait_listening(topo, 'ctB', HTTP_PORT)
+        r = topo.run('peer', 'curl', '-sS', f'http://{hostport(topo.ipx(4), HTTP_PORT)}/')
+        assert r.stdout == 'hello\n'
 
 
 def runc_tasks(topo, host):

@@ -22,7 +22,9 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 from .criu import criu_env
 from .runc import CRIU_CONF
@@ -42,6 +44,8 @@ class Podman:
     def __init__(self, tmp, name):
         self.dir = tmp / f'podman-{name}'
         self.dir.mkdir()
+        # podman refuses a run root longer than 50 characters.
+        self.short = Path(tempfile.mkdtemp(prefix='tcpcp-pm-'))
         self.names = []
         wrapper = self.dir / 'criu'
         fault = criu_env().get('CRIU_FAULT', '')
@@ -50,7 +54,7 @@ class Podman:
                            'exec criu "$@"\n')
         wrapper.chmod(0o755)
         self.base = ['podman', '--root', str(self.dir / 'storage'),
-                     '--runroot', str(self.dir / 'run'), '--tmpdir', str(self.dir / 'tmp'),
+                     '--runroot', str(self.short / 'run'), '--tmpdir', str(self.short / 'tmp'),
                      '--storage-driver', 'vfs',
                      '--cgroup-manager', 'cgroupfs', '--events-backend', 'file',
                      '--runtime', shutil.which('runc'),
@@ -118,3 +122,4 @@ class Podman:
         self.names = []
         # Give conmon a moment to go with its container.
         time.sleep(0.2)
+        shutil.rmtree(self.short, ignore_errors=True)
