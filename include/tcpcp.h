@@ -136,7 +136,7 @@ int tcpcp_ends_str(const struct tcpcp_ends *e, char *buf, size_t len);
 /* The gate by 4-tuple, for a caller that holds no socket per connection
  * when it must act (the CRIU plugin gates a frozen tree's connections
  * before CRIU touches them, and at restore before they exist): the
- * connections @e[0..n-1] of the network namespace of socket @s, in one
+ * connections @e[0..n-1] of the network namespace of socket @s (-1: the caller's), in one
  * batch.  Close: for good with @secs 0 (until opened), else for @secs at
  * most, so that a caller that dies midway leaves nothing that drops for
  * good (and so a closed connection lingers); closing a gated connection
@@ -163,6 +163,38 @@ int tcpcp_activate_ungated(int s, const void *ici, size_t len);
  * restore).  All in one network namespace.  Refused, and nothing done,
  * unless the host allows it; with @n 0 that check alone. */
 int tcpcp_carry_fds(const int *s, const void *const *ici, const size_t *len, size_t n);
+
+/* Fail-over (paper section 6): where the peer of a checkpointed
+ * connection stands now.  It is sent, from the network namespace of
+ * socket @s (-1: the caller's), a pure ACK far outside its window, and a
+ * Linux peer answers with a duplicate ACK that tells its snd_nxt (how far
+ * it has sent), its rcv_nxt (how far it has our bytes), its window and,
+ * with timestamps, its clock and the last TSval of ours it accepted.  The
+ * answers are read before netfilter (a packet socket) while the gate,
+ * closed for the connections for 60 s, keeps them from our own TCP.  All
+ * @n checkpoints (ICIs @imgs[i] of @lens[i] bytes) at once, asked again
+ * every 600 ms (peers rate-limit such answers) for @timeout_ms at most.
+ * Returns how many answered (@views[i].answered), -1 on error.  Needs
+ * CAP_NET_ADMIN and CAP_NET_RAW. */
+struct tcpcp_peer_view {
+	int answered;
+	uint32_t snd_nxt;		/* its SEQ: the next byte it will send */
+	uint32_t rcv_nxt;		/* its ACK: our bytes it has, up to here */
+	uint16_t window;		/* its window field, not scaled */
+	int has_ts;
+	uint32_t tsval, tsecr;		/* its clock; the last TSval of ours it took */
+};
+int tcpcp_probe(int s, const void *const *imgs, const size_t *lens, size_t n,
+		struct tcpcp_peer_view *views, unsigned int timeout_ms);
+/* The checkpoint @ckpt (@len bytes) brought up to the peer's view @v: an
+ * ICI (malloc'd, *@out_len bytes) whose first byte to send is the first
+ * the peer still wants.  *@skip: how many bytes past the checkpoint's the
+ * peer already has, which the application must not write again (it goes
+ * on from its checkpointed state plus @skip); 0 if the checkpoint's queue
+ * covers them.  NULL if the peer stands 2^31 bytes or more from it either
+ * way (too old), or for a half-closed connection. */
+void *tcpcp_resurrect(const void *ckpt, size_t len, const struct tcpcp_peer_view *v,
+		      uint64_t *skip, size_t *out_len);
 
 /* Whether the connection of socket @s can be passed in its TCP state:
  * 1 (established or half-closed); 0 (not, listening and closed sockets

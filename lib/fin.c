@@ -27,8 +27,6 @@
 #include <errno.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
-#include <netinet/ip.h>
-#include <netinet/ip6.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -102,122 +100,20 @@ static uint16_t window_field(const TcpcpIci *ici)
 	return w > 0xffff ? 0xffff : (uint16_t)w;
 }
 
-/* RFC 1071 over the pseudo header and the segment. */
-static uint32_t sum16(const void *p, size_t len, uint32_t sum)
-{
-	const uint8_t *b = p;
-
-	for (; len > 1; b += 2, len -= 2)
-		sum += (uint32_t)b[0] << 8 | b[1];
-	if (len)
-		sum += (uint32_t)b[0] << 8;
-	return sum;
-}
-
-static uint16_t tcp_checksum(const struct tcpcp_tuple *t, const struct tcphdr *th)
-{
-	size_t alen = t->family == AF_INET ? 4 : 16;
-	uint32_t sum = IPPROTO_TCP + sizeof(*th);
-
-	sum = sum16(&t->peer, alen, sum);
-	sum = sum16(&t->local, alen, sum);
-	sum = sum16(th, sizeof(*th), sum);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return htons((uint16_t)~sum);
-}
-
-_Static_assert(sizeof(struct iphdr) == 20 && sizeof(struct ip6_hdr) == 40 &&
-	       sizeof(struct tcphdr) == 20, "headers back to back, no padding");
-
-struct raw_ask {
-	int family, fd;
-};
-
-/* IPPROTO_RAW: we write the IP header, with the peer's source. */
-static int raw_socket(void *arg)
-{
-	struct raw_ask *a = arg;
-
-	a->fd = socket(a->family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-	if (a->fd < 0)
-		return tcpcp_fail(errno, "restoring a half-closed connection needs a raw socket "
-				  "(CAP_NET_RAW): %s", strerror(errno));
-	return 0;
-}
-
 /* A segment from the peer's address and port to our socket, sent on a raw
- * socket of the socket's own netns so that it arrives through loopback.
- * Built by hand rather than with libnet: libnet's raw open probes the
- * send buffer with thousands of setsockopt() calls (4 ms here, more than
- * the rest of a create), for one 40- or 60-byte segment. */
+ * socket of the socket's own netns so that it arrives through loopback
+ * (segment.c). */
 static int inject(int s, const TcpcpIci *ici, uint32_t seq, uint32_t ack, bool fin)
 {
-	union {
-		struct { struct iphdr ip; struct tcphdr tcp; } v4;
-		struct { struct ip6_hdr ip; struct tcphdr tcp; } v6;
-	} pkt;
-	uint32_t mark = TCPCP_INJECT_MARK;
-	struct sockaddr_storage dst;
+	struct tcpcp_segment g = { .seq = seq, .ack = ack, .window = window_field(ici),
+				   .fin = fin };
 	struct tcpcp_tuple t;
-	struct tcphdr *th;
-	struct raw_ask raw_ask;
-	int raw, err;
-	size_t len;
+	int err;
 
 	if ((err = tcpcp_tuple_from_socket(s, &t)))
 		return err;
-	memset(&pkt, 0, sizeof(pkt));
-	memset(&dst, 0, sizeof(dst));
-	th = t.family == AF_INET ? &pkt.v4.tcp : &pkt.v6.tcp;
-	th->source = htons(t.pport);
-	th->dest = htons(t.lport);
-	th->seq = htonl(seq);
-	th->ack_seq = htonl(ack);
-	th->doff = sizeof(*th) / 4;
-	th->fin = fin;
-	th->ack = 1;
-	th->window = htons(window_field(ici));
-	th->check = tcp_checksum(&t, th);
-	if (t.family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&dst;
-
-		pkt.v4.ip.version = 4;
-		pkt.v4.ip.ihl = sizeof(pkt.v4.ip) / 4;
-		pkt.v4.ip.tot_len = htons(sizeof(pkt.v4));
-		pkt.v4.ip.ttl = 64;
-		pkt.v4.ip.protocol = IPPROTO_TCP;
-		pkt.v4.ip.saddr = t.peer.v4.s_addr;
-		pkt.v4.ip.daddr = t.local.v4.s_addr;
-		sin->sin_family = AF_INET;
-		sin->sin_addr = t.local.v4;
-		len = sizeof(pkt.v4);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&dst;
-
-		pkt.v6.ip.ip6_flow = htonl(6u << 28);
-		pkt.v6.ip.ip6_plen = htons(sizeof(pkt.v6.tcp));
-		pkt.v6.ip.ip6_nxt = IPPROTO_TCP;
-		pkt.v6.ip.ip6_hlim = 64;
-		pkt.v6.ip.ip6_src = t.peer.v6;
-		pkt.v6.ip.ip6_dst = t.local.v6;
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_addr = t.local.v6;
-		len = sizeof(pkt.v6);
-	}
-	/* A socket stays in the namespace it was made in. */
-	raw_ask.family = t.family;
-	if ((err = tcpcp_netns_run(s, raw_socket, &raw_ask)))
-		return err;
-	raw = raw_ask.fd;
-	if (setsockopt(raw, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)))
-		err = tcpcp_fail(errno, "marking the injected %s (SO_MARK): %s",
-				 fin ? "FIN" : "ACK", strerror(errno));
-	else if (sendto(raw, &pkt, len, 0, (struct sockaddr *)&dst, sizeof(dst)) != (ssize_t)len)
-		err = tcpcp_fail(errno, "injecting the peer's %s: %s", fin ? "FIN" : "ACK",
-				 strerror(errno));
-	close(raw);
-	return err;
+	return tcpcp_segment_send(s, &t, &g, fin ? "restoring a half-closed connection (the peer's FIN)" :
+				  "restoring a half-closed connection (the ACK of our FIN)");
 }
 
 /* After the queues are back: the FINs of @ici's state, in the order the

@@ -143,6 +143,19 @@ int tcpcp_fins_restore(int s, const TcpcpIci *ici);
 /* netns.c: run @fn(@arg) in the network namespace of socket @s (or of the
  * namespace fd @ns), on a thread of its own unless it is ours. */
 int tcpcp_netns_run(int s, int (*fn)(void *), void *arg);
+
+/* segment.c: a segment of @t without payload, on a raw socket of the
+ * netns of @s, marked past the gate; @why names the step in errors. */
+struct tcpcp_segment {
+	bool to_peer;			/* from our address; else from the peer's */
+	uint32_t seq, ack;
+	uint16_t window;		/* as the header carries it */
+	bool fin;
+	bool ts;			/* with a timestamp option */
+	uint32_t tsval, tsecr;
+};
+int tcpcp_segment_send(int s, const struct tcpcp_tuple *t, const struct tcpcp_segment *g,
+		       const char *why);
 int tcpcp_netns_run_at(int ns, int (*fn)(void *), void *arg);
 /* The SO_NETNS_COOKIE of @s's namespace. */
 int tcpcp_netns_cookie(int s, uint64_t *cookie);

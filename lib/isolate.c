@@ -406,6 +406,8 @@ TCPCP_EXPORT int tcpcp_gate_open_fds(const int *s, size_t n)
 	return gate_fds(s, n, false);
 }
 
+static int any_socket(int s, int *own);
+
 /* Batches by 4-tuple, for callers without a socket per connection. */
 static struct tcpcp_tuple *tuples_of_ends(const struct tcpcp_ends *e, size_t n)
 {
@@ -432,14 +434,20 @@ TCPCP_EXPORT int tcpcp_gate_close_ends(int s, const struct tcpcp_ends *e, size_t
 				       unsigned int secs)
 {
 	struct tcpcp_tuple *t;
-	int err;
+	int err, own = -1;
 
 	tcpcp_clear_error();
 	if (!n)
 		return 0;
 	if (tcpcp_need_cap(CAP_NET_ADMIN, "isolate connections") || !(t = tuples_of_ends(e, n)))
 		return -1;
+	if ((s = any_socket(s, &own)) < 0) {
+		free(t);
+		return -1;
+	}
 	err = gate_put(s, t, n, secs ? expiry(secs) : 0);
+	if (own >= 0)
+		close(own);
 	free(t);
 	return err ? -1 : 0;
 }
@@ -463,12 +471,18 @@ TCPCP_EXPORT int tcpcp_gate_open_ends(int s, const struct tcpcp_ends *e, size_t 
 {
 	struct then th = { opened, arg };
 	struct tcpcp_tuple *t;
-	int err;
+	int err, own = -1;
 
 	tcpcp_clear_error();
 	if (!(t = tuples_of_ends(e, n)))
 		return -1;
+	if ((s = any_socket(s, &own)) < 0) {
+		free(t);
+		return -1;
+	}
 	err = gate_del(s, t, n, opened ? call_then : NULL, &th);
+	if (own >= 0)
+		close(own);
 	free(t);
 	return err ? -1 : 0;
 }

@@ -40,6 +40,7 @@ int cmd_create(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_gate(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 /* passd/: live passing, also run as tcpcp-pass and tcpcp-passd. */
 int cmd_pass(int argc, char **argv);
 int cmd_passd(int argc, char **argv);

@@ -45,6 +45,17 @@ static const char usage[] =
 	"                                  rewrite addresses/ports of images (e.g. CRIU's\n"
 	"                                  tcpcp-*.img) for a restore behind NAT\n"
 	"  gate [status|flush|setup|unload] the BPF gate of this network namespace\n"
+	"  gate close [--secs N] FILE...   drop the connections of these images here\n"
+	"                                  for N seconds (60), e.g. before taking over\n"
+	"Fail-over (standby):\n"
+	"  probe [--timeout MS] [--resurrect DIR] FILE...\n"
+	"                                  ask the peers of checkpointed connections where\n"
+	"                                  they stand now: one JSON line each (their\n"
+	"                                  snd_nxt, rcv_nxt, window, clock); exit 1 if\n"
+	"                                  one did not answer within MS (3000).  DIR:\n"
+	"                                  write each image brought up to its peer there,\n"
+	"                                  for `tcpcp create`; \"skip\" says how many bytes\n"
+	"                                  past the checkpoint the application must skip\n"
 	"Live passing of a running program (also as tcpcp-pass, tcpcp-passd):\n"
 	"  pass --to ADDR:PORT --key FILE --pid PID --fd FD ...\n"
 	"                                  pass it to the tcpcp passd at ADDR:PORT\n"
@@ -91,6 +102,7 @@ static const struct {
 	{ "show", cmd_show, NULL },
 	{ "edit", cmd_edit, NULL },
 	{ "gate", cmd_gate, NULL },
+	{ "probe", cmd_probe, NULL },
 	{ "pass", cmd_pass, "tcpcp-pass" },
 	{ "passd", cmd_passd, "tcpcp-passd" },
 };

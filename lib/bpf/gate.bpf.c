@@ -98,7 +98,9 @@ static __always_inline int gate(struct bpf_nf_ctx *ctx, int v6, int in)
 	unsigned char *th;
 	__be16 ports[2];
 
-	if (in && BPF_CORE_READ(skb, mark) == TCPCP_GATE_INJECT_MARK)
+	/* Our own segments (segment.c): a replayed FIN coming in, a probe
+	 * going out. */
+	if (BPF_CORE_READ(skb, mark) == TCPCP_GATE_INJECT_MARK)
 		return NF_ACCEPT;
 	if (!v6) {
 		struct ip4 ip;

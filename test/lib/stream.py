@@ -29,7 +29,7 @@ class Stream:
     """The peer's connection to ipX:PORT and the process serving it."""
 
     def __init__(self, topo, tmp, family, nbytes, rate='1M', peer_args=(),
-                 origin_args=(), dest_args=(), peer_bytes=None):
+                 origin_args=(), dest_args=(), peer_bytes=None, port=PORT):
         """nbytes each way, or nbytes from the service and peer_bytes
         from the peer."""
         self.topo, self.tmp, self.family = topo, tmp, family
@@ -38,18 +38,19 @@ class Stream:
         to_peer = ('--tx-bytes', nbytes, '--rx-bytes', self.peer_bytes)
         from_peer = ('--tx-bytes', self.peer_bytes, '--rx-bytes', nbytes)
         self.ipx = topo.ipx(family)
+        self.port = port
         self.taken = 0
         self.dest_args = dest_args
         self.cap = Capture(topo, 'peer', tmp / 'peer.pcap').start()
         self.host = 'origin'
         self.state = tmp / 'origin.state'
-        self.server = Traffic(topo, 'origin', '--listen', hostport(self.ipx, PORT),
+        self.server = Traffic(topo, 'origin', '--listen', hostport(self.ipx, self.port),
                               *to_peer, '--tx-seed', SEED_SERVER,
                               '--rx-seed', SEED_PEER, '--state-out', self.state,
                               *self._rate(), *origin_args)
-        cli.wait_listening(topo, 'origin', PORT)
+        cli.wait_listening(topo, 'origin', self.port)
         ready = tmp / 'peer.ready'
-        self.peer = Traffic(topo, 'peer', '--connect', hostport(self.ipx, PORT),
+        self.peer = Traffic(topo, 'peer', '--connect', hostport(self.ipx, self.port),
                             *from_peer, '--tx-seed', SEED_PEER,
                             '--rx-seed', SEED_SERVER, '--ready', ready,
                             *self._rate(), *peer_args)
@@ -105,15 +106,15 @@ class Stream:
         b = self.server.expect()
         assert (a['tx'], a['rx']) == (self.peer_bytes, self.nbytes)
         assert_hashes_match(a, b)
-        pkts = connection(self.cap.stop(), (self.ipx, PORT))
+        pkts = connection(self.cap.stop(), (self.ipx, self.port))
         assert_no_rst(pkts)
-        assert_fin_after_data(pkts, (self.ipx, PORT), self.nbytes)
+        assert_fin_after_data(pkts, (self.ipx, self.port), self.nbytes)
         peer = [p for p in pkts if p.dst == self.ipx][0]
         assert_fin_after_data(pkts, (peer.src, peer.sport), self.peer_bytes)
         if tsval_regressions is None:
-            assert tsval_never_backwards(pkts, (self.ipx, PORT)), 'TSval from ipX went back'
+            assert tsval_never_backwards(pkts, (self.ipx, self.port)), 'TSval from ipX went back'
         else:
-            bad = tsval_regressions(pkts, (self.ipx, PORT))
+            bad = tsval_regressions(pkts, (self.ipx, self.port))
             assert not bad, 'TSval from ipX went back:\n' + \
                 '\n'.join(f'{x}\n{y}' for x, y in bad)
         return pkts

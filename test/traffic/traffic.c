@@ -80,6 +80,7 @@ struct opts {
 	unsigned int rcvbuf;		/* SO_RCVBUF (which locks it); 0: autotuned */
 	struct stall rstall, wstall;
 	unsigned int linger_ms;
+	uint64_t tx_skip;		/* after a fail-over: bytes the peer has */
 };
 
 enum io { IO_IDLE, IO_OK, IO_AGAIN, IO_TAKEN };
@@ -227,7 +228,7 @@ static void usage(void)
 	      "         [--tx-seed S] [--rx-seed S] [--rate BYTES/S]\n"
 	      "         [--read-stall OFF:MS] [--write-stall OFF:MS]\n"
 	      "         [--state-out FILE] [--ready FILE] [--linger MS]\n"
-	      "         [--max-pacing-rate BYTES/S] [--rcvbuf BYTES]\n", stderr);
+	      "         [--max-pacing-rate BYTES/S] [--rcvbuf BYTES] [--tx-skip N]\n", stderr);
 	exit(EXIT_USAGE);
 }
 
@@ -242,7 +243,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "rate", 1, NULL, 'R' }, { "read-stall", 1, NULL, 'S' },
 		{ "write-stall", 1, NULL, 'W' }, { "ready", 1, NULL, 'y' },
 		{ "linger", 1, NULL, 'L' }, { "max-pacing-rate", 1, NULL, 'P' },
-		{ "rcvbuf", 1, NULL, 'B' },
+		{ "rcvbuf", 1, NULL, 'B' }, { "tx-skip", 1, NULL, 'K' },
 		{ "help", 0, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	int c, modes;
@@ -271,6 +272,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'W': parse_stall(optarg, &o->wstall); break;
 		case 'y': o->ready = optarg; break;
 		case 'L': o->linger_ms = parse_size(optarg, "linger"); break;
+		case 'K': o->tx_skip = parse_size(optarg, "skip"); break;
 		default: usage();
 		}
 	}
@@ -712,6 +714,25 @@ static int open_socket(struct opts *o, struct traffic *t)
 	return fd;
 }
 
+/* Resurrected from a checkpoint (tcpcp probe --resurrect): the peer has
+ * the next @n bytes of our stream already.  They count as sent, in the
+ * offset and the hash, as the primary sent them; writing resumes after. */
+static void tx_skip(struct traffic *t, uint64_t n)
+{
+	unsigned char buf[65536];
+
+	if (n > t->tx_total - t->tx.off)
+		die(EXIT_USAGE, "--tx-skip beyond --tx-bytes");
+	while (n) {
+		size_t k = (size_t)min(n, sizeof(buf));
+
+		stream_fill(t->tx.seed, t->tx.off, buf, k);
+		t->tx.hash = fnv1a(t->tx.hash, buf, k);
+		t->tx.off += k;
+		n -= k;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct traffic t;
@@ -728,6 +749,7 @@ int main(int argc, char **argv)
 		die(EXIT_USAGE, "state offsets beyond --bytes");
 	t.tx.seed = o.tx_seed;
 	t.rx.seed = o.rx_seed;
+	tx_skip(&t, o.tx_skip);
 	t.rate = o.rate;
 	t.rstall = o.rstall;
 	t.wstall = o.wstall;

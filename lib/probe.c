@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Asking a peer where it stands (paper section 6.1, on a stock kernel).
+ *
+ * A checkpoint is older than the connection: since it was taken the peer
+ * may have acknowledged more of our data and sent more of its own.  Linux
+ * drops an ACK above snd_nxt, so a socket rebuilt at the checkpoint's
+ * sequence numbers would stall; the standby asks first.  It sends the
+ * peer, from a raw socket, a pure ACK whose sequence number lies far
+ * outside the peer's window and whose acknowledgment is the checkpoint's
+ * rcv_nxt (never beyond what the peer has sent: RFC 5961 makes a peer
+ * ignore an ACK of data it never sent, and a RST is never used to ask).
+ * A Linux peer answers such a segment with a duplicate ACK that carries
+ * its snd_nxt (SEQ), its
+ * rcv_nxt (ACK), its window, and with timestamps its clock (TSval) and the
+ * last TSval of ours it accepted (TSecr, its ts_recent).
+ *
+ * The answer is read from a packet socket, which sees it before netfilter;
+ * the gate, closed here for the connections first, keeps it from our own
+ * TCP, which has no socket for it and would answer with a RST.  Answers are
+ * rate-limited per connection (tcp_invalid_ratelimit, 500 ms by default),
+ * so all connections are probed at once, and a connection still silent is
+ * asked again every PROBE_EVERY_MS until the caller's time runs out.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/capability.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <netinet/ip.h>
+#include <netinet/ip6.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define PROBE_EVERY_MS	600	/* just past a peer's 500 ms rate limit */
+#define PROBE_GATE_S	60	/* the gate drops the connection this long */
+
+struct probe {
+	struct tcpcp_tuple t;
+	struct tcpcp_ends e;
+	struct tcpcp_segment g;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The probe of one checkpoint: far below the peer's window, and an ACK
+ * the peer must find old or current, never new. */
+static int probe_of(const void *img, size_t len, struct probe *p)
+{
+	TcpcpIci *ici = tcpcp_image_decode(img, len);
+	socklen_t slen = sizeof(p->e.local);
+	int err = 0;
+
+	if (!ici)
+		return -errno;
+	memset(p, 0, sizeof(*p));
+	tcpcp_sockaddr_from_endpoint(ici->local, &p->e.local, &slen);
+	slen = sizeof(p->e.peer);
+	tcpcp_sockaddr_from_endpoint(ici->peer, &p->e.peer, &slen);
+	tcpcp_tuple_from_sockaddrs(&p->e.local, &p->e.peer, &p->t);
+	p->g.to_peer = true;
+	p->g.seq = ici->snd_una - 0x40000000u;
+	p->g.ack = ici->rcv_nxt;
+	p->g.window = 0;
+	/* No timestamp option: the checkpoint's TSval is older than the
+	 * peer's ts_recent, and since Linux 6.15 a pure ACK that fails PAWS
+	 * is dropped without a word (LINUX_MIB_PAWS_OLD_ACK).  Without the
+	 * option there is no PAWS check, and the sequence check answers. */
+	tcpcp_ici__free_unpacked(ici, NULL);
+	return err;
+}
+
+struct packet_ask {
+	int fd;
+};
+
+/* Every packet of the namespace, at the network layer. */
+static int packet_socket(void *arg)
+{
+	struct packet_ask *a = arg;
+
+	a->fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL));
+	if (a->fd < 0)
+		return tcpcp_fail(errno, "probing a peer needs a packet socket (CAP_NET_RAW): %s",
+				  strerror(errno));
+	return 0;
+}
+
+static void read_ts(const struct tcphdr *th, size_t len, struct tcpcp_peer_view *v)
+{
+	const uint8_t *o = (const uint8_t *)(th + 1), *end = (const uint8_t *)th + len;
+
+	while (o < end) {
+		if (*o == TCPOPT_EOL)
+			break;
+		if (*o == TCPOPT_NOP) {
+			o++;
+			continue;
+		}
+		if (o + 1 >= end || o[1] < 2 || o + o[1] > end)
+			break;
+		if (o[0] == TCPOPT_TIMESTAMP && o[1] == TCPOLEN_TIMESTAMP) {
+			uint32_t val, ecr;
+
+			memcpy(&val, o + 2, 4);
+			memcpy(&ecr, o + 6, 4);
+			v->has_ts = 1;
+			v->tsval = ntohl(val);
+			v->tsecr = ntohl(ecr);
+		}
+		o += o[1];
+	}
+}
+
+/* One packet: the answer of which probe, if any. */
+static void take(const uint8_t *pkt, size_t len, const struct probe *p, size_t n,
+		 struct tcpcp_peer_view *v)
+{
+	const struct tcphdr *th;
+	const void *src, *dst;
+	size_t i, alen, hlen, tlen;
+	int family;
+
+	if (len >= sizeof(struct iphdr) && pkt[0] >> 4 == 4) {
+		const struct iphdr *ip = (const void *)pkt;
+
+		hlen = ip->ihl * 4u;
+		if (ip->protocol != IPPROTO_TCP || hlen < sizeof(*ip) || len < hlen ||
+		    (ntohs(ip->frag_off) & 0x1fff))
+			return;
+		family = AF_INET;
+		alen = 4;
+		src = &ip->saddr;
+		dst = &ip->daddr;
+	} else if (len >= sizeof(struct ip6_hdr) && pkt[0] >> 4 == 6) {
+		const struct ip6_hdr *ip = (const void *)pkt;
+
+		if (ip->ip6_nxt != IPPROTO_TCP)
+			return;
+		hlen = sizeof(*ip);
+		family = AF_INET6;
+		alen = 16;
+		src = &ip->ip6_src;
+		dst = &ip->ip6_dst;
+	} else {
+		return;
+	}
+	if (len < hlen + sizeof(*th))
+		return;
+	th = (const void *)(pkt + hlen);
+	tlen = th->doff * 4u;
+	if (tlen < sizeof(*th) || len < hlen + tlen || th->rst || th->syn || !th->ack)
+		return;
+	for (i = 0; i < n; i++) {
+		if (v[i].answered || p[i].t.family != family ||
+		    ntohs(th->source) != p[i].t.pport || ntohs(th->dest) != p[i].t.lport ||
+		    memcmp(src, &p[i].t.peer, alen) || memcmp(dst, &p[i].t.local, alen))
+			continue;
+		v[i].answered = 1;
+		v[i].snd_nxt = ntohl(th->seq);
+		v[i].rcv_nxt = ntohl(th->ack_seq);
+		v[i].window = ntohs(th->window);
+		read_ts(th, tlen, &v[i]);
+		return;
+	}
+}
+
+static size_t send_probes(int s, const struct probe *p, size_t n,
+			  const struct tcpcp_peer_view *v, int *err)
+{
+	size_t i, left = 0;
+
+	for (i = 0; i < n; i++) {
+		if (v[i].answered)
+			continue;
+		left++;
+		if (!*err)
+			*err = tcpcp_segment_send(s, &p[i].t, &p[i].g, "probing a peer");
+	}
+	return left;
+}
+
+static int listen_and_probe(int s, int pk, const struct probe *p, size_t n,
+			    struct tcpcp_peer_view *v, unsigned int timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms, next = 0;
+	uint8_t buf[256];
+	size_t left = n;
+	int err = 0;
+
+	while (left && !err) {
+		uint64_t t = now_ms();
+		struct sockaddr_ll from;
+		socklen_t flen;
+		struct pollfd pf = { .fd = pk, .events = POLLIN };
+		ssize_t got;
+
+		if (t >= end)
+			break;
+		if (t >= next) {
+			left = send_probes(s, p, n, v, &err);
+			next = t + PROBE_EVERY_MS;
+			continue;
+		}
+		if (poll(&pf, 1, (int)((next < end ? next : end) - t)) < 0 && errno != EINTR)
+			return tcpcp_fail(errno, "probing a peer: poll: %s", strerror(errno));
+		for (;;) {
+			flen = sizeof(from);
+			got = recvfrom(pk, buf, sizeof(buf), MSG_TRUNC, (struct sockaddr *)&from,
+				       &flen);
+			if (got < 0)
+				break;
+			if (from.sll_pkttype == PACKET_OUTGOING)
+				continue;
+			take(buf, (size_t)got < sizeof(buf) ? (size_t)got : sizeof(buf), p, n, v);
+		}
+		for (left = 0, t = 0; t < n; t++)
+			left += !v[t].answered;
+	}
+	return err;
+}
+
+TCPCP_EXPORT int tcpcp_probe(int s, const void *const *imgs, const size_t *lens, size_t n,
+			     struct tcpcp_peer_view *views, unsigned int timeout_ms)
+{
+	struct packet_ask pk = { .fd = -1 };
+	struct tcpcp_ends *e = NULL;
+	struct probe *p = NULL;
+	int own = -1, err = 0, answered = 0;
+	size_t i;
+
+	tcpcp_clear_error();
+	if (!n)
+		return 0;
+	if (!imgs || !lens || !views)
+		return tcpcp_fail(EINVAL, "tcpcp_probe: no images or no room for the answers"), -1;
+	memset(views, 0, n * sizeof(*views));
+	if (tcpcp_need_cap(CAP_NET_ADMIN, "probe a peer (the gate)") ||
+	    tcpcp_need_cap(CAP_NET_RAW, "probe a peer (raw and packet sockets)"))
+		return -1;
+	p = calloc(n, sizeof(*p));
+	e = calloc(n, sizeof(*e));
+	if (!p || !e) {
+		err = tcpcp_fail(ENOMEM, "out of memory for %zu probes", n);
+		goto out;
+	}
+	for (i = 0; i < n && !err; i++) {
+		if ((err = probe_of(imgs[i], lens[i], &p[i])))
+			break;
+		e[i] = p[i].e;
+	}
+	if (err)
+		goto out;
+	if (s < 0) {
+		s = own = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (s < 0) {
+			err = tcpcp_fail(errno, "socket: %s", strerror(errno));
+			goto out;
+		}
+	}
+	/* Our TCP must not answer the answer. */
+	if (tcpcp_gate_close_ends(s, e, n, PROBE_GATE_S)) {
+		err = -errno;
+		goto out;
+	}
+	if ((err = tcpcp_netns_run(s, packet_socket, &pk)))
+		goto out;
+	err = listen_and_probe(s, pk.fd, p, n, views, timeout_ms);
+	for (i = 0; i < n; i++)
+		answered += views[i].answered;
+out:
+	if (pk.fd >= 0)
+		close(pk.fd);
+	if (own >= 0)
+		close(own);
+	free(p);
+	free(e);
+	if (err) {
+		errno = -err;
+		return -1;
+	}
+	return answered;
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A checkpoint brought up to where the peer stands (paper section 6.1):
+ * the image a standby recreates when the primary has died.
+ *
+ * The probe (probe.c) tells the peer's rcv_nxt (how far it has our bytes)
+ * and snd_nxt (how far it has sent its own).  Our side restarts exactly at
+ * the peer's rcv_nxt, so that the first byte the new endpoint sends is the
+ * first the peer still wants:
+ *   - if that lies within the checkpoint's send queue, the bytes before it
+ *     go, and the rest is queued again as never sent;
+ *   - if it lies beyond (the primary wrote and the peer received more after
+ *     the checkpoint), the queue is empty and the application is told how
+ *     many bytes past the checkpoint to skip: it regenerates its output
+ *     from there ("notify the application ... skip over unnecessary data").
+ * The peer's clock (its TSecr is the last TSval of ours it accepted)
+ * bounds ours from below, so PAWS never sees our timestamps go back; its
+ * window is taken as it now advertises it.
+ *
+ * Our receive side stays at the checkpoint: the peer retransmits from its
+ * snd_una.  If the primary acknowledged bytes beyond the checkpoint, the
+ * peer will not send them again and they are lost: only an acknowledgment
+ * clamp on the primary prevents that (docs/failover.md).
+ *
+ * Bounds: the peer's position must lie ahead of the checkpoint by less than
+ * 2^31 bytes, both ways, or sequence arithmetic cannot tell ahead from
+ * behind: such a checkpoint is refused.  Half-closed connections are not
+ * resurrected (yet): refused with a clear message.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define SEQ_HALF	0x80000000u
+
+TCPCP_EXPORT void *tcpcp_resurrect(const void *ckpt, size_t len,
+				   const struct tcpcp_peer_view *v, uint64_t *skip,
+				   size_t *out_len)
+{
+	TcpcpIci *ici;
+	uint32_t queued, acked, sent;
+	void *out = NULL;
+
+	tcpcp_clear_error();
+	if (!ckpt || !v || !skip || !out_len) {
+		tcpcp_fail(EINVAL, "tcpcp_resurrect: missing argument");
+		return NULL;
+	}
+	if (!v->answered) {
+		tcpcp_fail(EINVAL, "the peer did not answer the probe: nothing to resurrect from");
+		return NULL;
+	}
+	ici = tcpcp_image_decode(ckpt, len);
+	if (!ici)
+		return NULL;
+	if (ici->state != TCPCP_ST_ESTABLISHED) {
+		tcpcp_fail(EOPNOTSUPP, "resurrecting a connection in state %s is not supported "
+			   "(only ESTABLISHED)", tcpcp_state_name((int)ici->state));
+		goto out;
+	}
+	queued = ici->write_seq - ici->snd_una;
+	acked = v->rcv_nxt - ici->snd_una;
+	sent = v->snd_nxt - ici->rcv_nxt;
+	if (acked >= SEQ_HALF || sent >= SEQ_HALF) {
+		tcpcp_fail(ERANGE, "the peer stands %u bytes (ours) and %u bytes (its own) from the "
+			   "checkpoint: 2^31 or more, or behind it; too old to resurrect",
+			   acked, sent);
+		goto out;
+	}
+	if (acked <= queued) {
+		/* The rest of the queue goes out again, as never sent. */
+		memmove(ici->sendq.data, ici->sendq.data + acked, queued - acked);
+		ici->sendq.len = queued - acked;
+		*skip = 0;
+	} else {
+		ici->sendq.len = 0;
+		*skip = acked - queued;
+		ici->write_seq = v->rcv_nxt;
+	}
+	ici->snd_una = ici->snd_nxt = v->rcv_nxt;
+	if (v->has_ts && ici->options->timestamps && ici->has_timestamp &&
+	    (int32_t)(v->tsecr + 1 - ici->timestamp) > 0)
+		ici->timestamp = v->tsecr + 1;
+	ici->window->snd_wnd = (uint32_t)v->window << (ici->options->wscale ?
+						       ici->options->snd_wscale : 0);
+	ici->window->snd_wl1 = ici->rcv_nxt;
+	if (ici->window->max_window < ici->window->snd_wnd)
+		ici->window->max_window = ici->window->snd_wnd;
+	if (!tcpcp_ici_check(ici))
+		out = tcpcp_image_encode(ici, out_len);
+out:
+	tcpcp_ici__free_unpacked(ici, NULL);
+	return out;
+}

@@ -1,0 +1,161 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Fail-over (paper section 6) on a stock kernel: what a standby learns
+from the peer before it resurrects a connection from an old checkpoint.
+
+    peer --- router --- origin (the primary)
+                  \\--- dest   (the standby)
+
+A stream runs between the peer and the primary; a checkpoint is taken
+(`tcpcp get`, then `tcpcp release`: the connection goes on), both sides
+move on, and the primary "dies" (`tcpcp get` again: isolated for good, its
+image the truth to check against).  The router sends ipX to the standby,
+which probes the peer from the old checkpoint alone (`tcpcp probe`).
+"""
+import json
+import shutil
+import time
+
+import pytest
+
+from lib import cli
+from lib.capture import assert_no_rst, connection, seq_before
+from lib.stream import Stream
+from lib.traffic import Traffic
+
+MB = 1 << 20
+
+
+def probe(topo, host, *args, timeout_ms=3000, check=True):
+    r = cli.tcpcp(topo, host, 'probe', '--timeout', timeout_ms, *args, check=check)
+    return r, [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def takeover(topo, *imgs):
+    """The standby's first step: the connections gated here before the
+    service address moves here, so that no segment of the peer's meets a
+    host without them (a RST); then the address."""
+    cli.tcpcp(topo, 'dest', 'gate', 'close', *imgs)
+    topo.switch_to('dest')
+
+
+def between(lo, x, hi):
+    """lo <= x <= hi in sequence space."""
+    return not seq_before(x, lo) and not seq_before(hi, x)
+
+
+@pytest.mark.parametrize('family', [4, 6])
+def test_probe_tells_where_the_peer_stands(topo, tmp_path, family):
+    """From a checkpoint taken a second before the primary's end, the probe
+    learns how far the peer has our bytes and how far it has sent its own:
+    exactly what the primary had when it died, not what the checkpoint
+    says; its clock, and the last TSval of ours it took (the primary's,
+    later than the checkpoint's)."""
+    s = Stream(topo, tmp_path, family, 8 * MB, rate='1M')
+    time.sleep(1)
+    ckpt = s.take()
+    cli.release(topo, 'origin', s.server.pid, s.fd)
+    time.sleep(1)
+    dead = s.take()                 # the primary stops here, silently
+    a, b = cli.show(ckpt), cli.show(dead)
+    takeover(topo, ckpt)
+    t0 = time.monotonic()
+    r, views = probe(topo, 'dest', ckpt)
+    took = time.monotonic() - t0
+    v = views[0]
+    assert v['answered'], r.stdout
+    # Our bytes: the peer has at least what the primary saw acknowledged,
+    # at most what it sent.
+    assert between(b['snd_una'], v['rcv_nxt'], b['snd_nxt']), (v, b)
+    # The peer's bytes: what the primary received, and maybe more that the
+    # dead primary's gate dropped (at most a window).
+    assert between(b['rcv_nxt'], v['snd_nxt'], (b['rcv_nxt'] + 4 * MB) % (1 << 32)), (v, b)
+    # Both moved on since the checkpoint: ~1 MB each way in that second.
+    assert v['acked_since'] > 256 * 1024 and v['sent_since'] > 256 * 1024, v
+    assert v['acked_since'] == (v['rcv_nxt'] - a['snd_una']) % (1 << 32)
+    # Timestamps: the peer's clock, and its ts_recent is a TSval the
+    # primary sent after the checkpoint.
+    assert v['tsecr'] and seq_before(a['timestamp'], v['tsecr']), (v, a)
+    assert not seq_before(b['timestamp'], v['tsecr']), (v, b)
+    assert took < 2, f'the first probe is answered at once, not after {took:.1f} s'
+    # The answer never reached the standby's TCP: no RST went out.
+    assert cli.gate_entries(topo, 'dest') == 1
+    pkts = connection(s.cap.stop(), (s.ipx, s.port))
+    assert_no_rst(pkts)
+
+
+def test_probe_without_answer(topo, tmp_path):
+    """A peer that has no such connection answers with a RST, which is no
+    answer: after the given time, one line and exit 1."""
+    s = Stream(topo, tmp_path, 4, 8 * MB, rate='1M')
+    time.sleep(0.5)
+    img = s.take()
+    cli.tcpcp(topo, 'origin', 'edit', '--peer-port', 1, img)
+    takeover(topo, img)
+    t0 = time.monotonic()
+    r, views = probe(topo, 'dest', img, timeout_ms=1500, check=False)
+    took = time.monotonic() - t0
+    assert r.returncode == 1, r
+    assert views == [{'image': str(img), 'answered': False}], views
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and '1 of 1 peer(s) did not answer within 1500 ms' in err[0], err
+    assert 1.4 < took < 5, took
+
+
+def test_probe_many_at_once(topo, tmp_path):
+    """Answers are rate-limited per connection, so connections are probed
+    in parallel: three checkpoints answered in about the time of one."""
+    streams = []
+    for i in range(3):
+        d = tmp_path / f's{i}'
+        d.mkdir()
+        streams.append(Stream(topo, d, 4, 8 * MB, rate='1M', port=5001 + i))
+    time.sleep(0.5)
+    imgs = [st.take() for st in streams]
+    takeover(topo, *imgs)
+    t0 = time.monotonic()
+    r, views = probe(topo, 'dest', *imgs)
+    took = time.monotonic() - t0
+    assert [v['answered'] for v in views] == [True] * 3, r.stdout
+    for img, v in zip(imgs, views):
+        b = cli.show(img)
+        assert v['rcv_nxt'] == b['snd_nxt'] or between(b['snd_una'], v['rcv_nxt'],
+                                                       b['snd_nxt']), (v, b)
+    assert took < 2, took
+
+
+@pytest.mark.parametrize('family', [4, 6])
+def test_resurrect_download(topo, tmp_path, family):
+    """The whole stock-kernel fail-over of a download: a checkpoint of the
+    primary's connection and its application state; the primary sends on
+    for a second and dies; the standby probes the peer, brings the
+    checkpoint up to it (the peer has bytes the checkpoint never held: the
+    application skips them) and recreates the connection.  The peer gets
+    every byte once, in order (both hashes agree), sees no RST and no
+    TSval going back."""
+    # The peer's 1 KB goes out only after the fail-over (5 s): it sends
+    # nothing the dead primary could have acknowledged beyond the
+    # checkpoint, which without an acknowledgment clamp would be lost.
+    s = Stream(topo, tmp_path, family, 12 * MB, rate='1M', peer_bytes=1024,
+               peer_args=('--write-stall', '0:5000'))
+    time.sleep(1)
+    ckpt = s.take()
+    ckpt_state = tmp_path / 'ckpt.state'
+    shutil.copy(s.state, ckpt_state)       # the application's checkpoint
+    cli.release(topo, 'origin', s.server.pid, s.fd)
+    time.sleep(1)
+    s.take()                               # the primary dies here, silently
+    takeover(topo, ckpt)
+    out = tmp_path / 'resurrected'
+    out.mkdir()
+    r, views = probe(topo, 'dest', '--resurrect', out, ckpt)
+    v = views[0]
+    assert v['answered'] and v['skip'] > 256 * 1024, r.stdout
+    img = out / ckpt.name
+    assert cli.show(img)['snd_nxt'] == v['rcv_nxt']
+    new = Traffic(topo, 'dest', '--fd', 3, '--state', ckpt_state, '--tx-skip', v['skip'],
+                  '--rate', '1M', prefix=cli.create_prefix(img, '--activate'))
+    assert new.started(), new.describe()
+    s.server.terminate()
+    s.server.expect('taken')
+    s.server = new
+    s.finish()
