@@ -10,7 +10,7 @@ import pytest
 
 from lib import build
 
-COMMANDS = ['get', 'release', 'close', 'create', 'activate', 'show', 'edit', 'gate',
+COMMANDS = ['get', 'release', 'close', 'create', 'activate', 'show', 'edit', 'gate', 'probe',
             'pass', 'passd']
 
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from lib import cli
+from lib import build, cli
 from lib.capture import assert_no_rst, connection, seq_before
 from lib.stream import Stream
 from lib.traffic import Traffic
@@ -159,3 +159,24 @@ def test_resurrect_download(topo, tmp_path, family):
     s.server.expect('taken')
     s.server = new
     s.finish()
+
+
+def test_probe_bad_input(topo, tmp_path):
+    """A corrupt image, no image, a bad timeout, no CAP_NET_RAW: one line
+    each, exit 1 (2 for the command line), nothing sent."""
+    bad = tmp_path / 'bad.img'
+    bad.write_bytes(b'\x00' * 64)
+    r = cli.tcpcp(topo, 'dest', 'probe', bad, check=False)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r
+    assert str(bad) in r.stderr, r.stderr
+    for args in ((), ('--timeout', 0, bad), ('--timeout', 'x', bad)):
+        r = cli.tcpcp(topo, 'dest', 'probe', *args, check=False)
+        assert r.returncode == 2, r
+    s = Stream(topo, tmp_path, 4, 8 * MB, rate='1M')
+    time.sleep(0.3)
+    img = s.take()
+    r = topo.run('dest', 'setpriv', '--bounding-set=-net_raw', '--inh-caps=-net_raw', '--',
+                 build.tcpcp(), 'probe', img, check=False)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r
+    assert 'CAP_NET_RAW' in r.stderr, r.stderr
+    assert cli.gate_entries(topo, 'dest') == 0, 'a refused probe gated something'

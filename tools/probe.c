@@ -107,11 +107,20 @@ int cmd_probe(int argc, char **argv)
 	if (!img || !len || !v)
 		return fail("out of memory");
 	for (i = 0; i < n; i++) {
+		struct tcpcp_image *im;
+
 		img[i] = image_read(argv[optind + (int)i], &len[i]);
 		if (!img[i]) {
 			rc = EXIT_FAIL;
 			goto out;
 		}
+		/* Checked here to name the file; tcpcp_probe() checks again. */
+		im = tcpcp_image_read(img[i], len[i]);
+		if (!im) {
+			rc = fail("%s: %s", argv[optind + (int)i], tcpcp_strerror());
+			goto out;
+		}
+		tcpcp_image_free(im);
 	}
 	got = tcpcp_probe(-1, img, len, n, v, (unsigned int)timeout);
 	if (got < 0) {
