@@ -190,12 +190,13 @@ fuzz:
 	$(FUZZ_CC) -o build-fuzz/fuzz-frame test/fuzz/fuzz_frame.c build-fuzz/libtcpcp.a $(LIB_LDLIBS)
 	$(FUZZ_CC) -Ipassd -Itools -o build-fuzz/fuzz-parse test/fuzz/fuzz_parse.c passd/common.c \
 		build-fuzz/libtcpcp.a $(LIB_LDLIBS)
+	$(FUZZ_CC) -o build-fuzz/fuzz-answer test/fuzz/fuzz_answer.c build-fuzz/libtcpcp.a $(LIB_LDLIBS)
 
 # The long run: each fuzzer for FUZZ_LONG seconds (an hour in all by
 # default), new inputs kept in build-fuzz/found-*; CI runs slices of them.
 FUZZ_LONG ?= 1200
 fuzz-long: fuzz
-	for t in ici frame parse; do \
+	for t in ici frame parse answer; do \
 		c=test/fuzz/corpus; [ $$t = ici ] || c=test/fuzz/corpus-$$t; \
 		mkdir -p build-fuzz/found-$$t; \
 		build-fuzz/fuzz-$$t -max_total_time=$(FUZZ_LONG) -max_len=8192 \

@@ -156,6 +156,11 @@ struct tcpcp_segment {
 };
 int tcpcp_segment_send(int s, const struct tcpcp_tuple *t, const struct tcpcp_segment *g,
 		       const char *why);
+
+/* probe.c: a packet read off the network, the answer for which of the
+ * connections @t[0..n-1] (then @v[i] filled in), if any. */
+void tcpcp_probe_answer(const uint8_t *pkt, size_t len, const struct tcpcp_tuple *t,
+			size_t n, struct tcpcp_peer_view *v);
 int tcpcp_netns_run_at(int ns, int (*fn)(void *), void *arg);
 /* The SO_NETNS_COOKIE of @s's namespace. */
 int tcpcp_netns_cookie(int s, uint64_t *cookie);

@@ -125,9 +125,10 @@ static void read_ts(const struct tcphdr *th, size_t len, struct tcpcp_peer_view 
 	}
 }
 
-/* One packet: the answer of which probe, if any. */
-static void take(const uint8_t *pkt, size_t len, const struct probe *p, size_t n,
-		 struct tcpcp_peer_view *v)
+/* One packet, as the network gave it (hostile: test/fuzz/fuzz_answer.c):
+ * the answer for which of the connections @t, if any. */
+void tcpcp_probe_answer(const uint8_t *pkt, size_t len, const struct tcpcp_tuple *t,
+			size_t n, struct tcpcp_peer_view *v)
 {
 	const struct tcphdr *th;
 	const void *src, *dst;
@@ -165,9 +166,9 @@ static void take(const uint8_t *pkt, size_t len, const struct probe *p, size_t n
 	if (tlen < sizeof(*th) || len < hlen + tlen || th->rst || th->syn || !th->ack)
 		return;
 	for (i = 0; i < n; i++) {
-		if (v[i].answered || p[i].t.family != family ||
-		    ntohs(th->source) != p[i].t.pport || ntohs(th->dest) != p[i].t.lport ||
-		    memcmp(src, &p[i].t.peer, alen) || memcmp(dst, &p[i].t.local, alen))
+		if (v[i].answered || t[i].family != family ||
+		    ntohs(th->source) != t[i].pport || ntohs(th->dest) != t[i].lport ||
+		    memcmp(src, &t[i].peer, alen) || memcmp(dst, &t[i].local, alen))
 			continue;
 		v[i].answered = 1;
 		v[i].snd_nxt = ntohl(th->seq);
@@ -193,8 +194,8 @@ static size_t send_probes(int s, const struct probe *p, size_t n,
 	return left;
 }
 
-static int listen_and_probe(int s, int pk, const struct probe *p, size_t n,
-			    struct tcpcp_peer_view *v, unsigned int timeout_ms)
+static int listen_and_probe(int s, int pk, const struct probe *p, const struct tcpcp_tuple *tt,
+			    size_t n, struct tcpcp_peer_view *v, unsigned int timeout_ms)
 {
 	uint64_t end = now_ms() + timeout_ms, next = 0;
 	uint8_t buf[256];
@@ -225,7 +226,8 @@ static int listen_and_probe(int s, int pk, const struct probe *p, size_t n,
 				break;
 			if (from.sll_pkttype == PACKET_OUTGOING)
 				continue;
-			take(buf, (size_t)got < sizeof(buf) ? (size_t)got : sizeof(buf), p, n, v);
+			tcpcp_probe_answer(buf, (size_t)got < sizeof(buf) ? (size_t)got : sizeof(buf),
+					   tt, n, v);
 		}
 		for (left = 0, t = 0; t < n; t++)
 			left += !v[t].answered;
@@ -238,6 +240,7 @@ TCPCP_EXPORT int tcpcp_probe(int s, const void *const *imgs, const size_t *lens,
 {
 	struct packet_ask pk = { .fd = -1 };
 	struct tcpcp_ends *e = NULL;
+	struct tcpcp_tuple *tt = NULL;
 	struct probe *p = NULL;
 	int own = -1, err = 0, answered = 0;
 	size_t i;
@@ -253,7 +256,8 @@ TCPCP_EXPORT int tcpcp_probe(int s, const void *const *imgs, const size_t *lens,
 		return -1;
 	p = calloc(n, sizeof(*p));
 	e = calloc(n, sizeof(*e));
-	if (!p || !e) {
+	tt = calloc(n, sizeof(*tt));
+	if (!p || !e || !tt) {
 		err = tcpcp_fail(ENOMEM, "out of memory for %zu probes", n);
 		goto out;
 	}
@@ -261,6 +265,7 @@ TCPCP_EXPORT int tcpcp_probe(int s, const void *const *imgs, const size_t *lens,
 		if ((err = probe_of(imgs[i], lens[i], &p[i])))
 			break;
 		e[i] = p[i].e;
+		tt[i] = p[i].t;
 	}
 	if (err)
 		goto out;
@@ -278,7 +283,7 @@ TCPCP_EXPORT int tcpcp_probe(int s, const void *const *imgs, const size_t *lens,
 	}
 	if ((err = tcpcp_netns_run(s, packet_socket, &pk)))
 		goto out;
-	err = listen_and_probe(s, pk.fd, p, n, views, timeout_ms);
+	err = listen_and_probe(s, pk.fd, p, tt, n, views, timeout_ms);
 	for (i = 0; i < n; i++)
 		answered += views[i].answered;
 out:
@@ -288,6 +293,7 @@ out:
 		close(own);
 	free(p);
 	free(e);
+	free(tt);
 	if (err) {
 		errno = -err;
 		return -1;
