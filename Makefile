@@ -177,6 +177,7 @@ bench: all $(O)/bench/op_cost $(O)/bench/switch_cost
 	TCPCP_BUILD=$(abspath $(O)) bench/pass_latency.py -n 50
 	TCPCP_BUILD=$(abspath $(O)) bench/throughput_recovery.py --runs 3 \
 		--csv $(O)/bench/throughput_recovery.csv --png $(O)/bench/throughput_recovery.png
+	TCPCP_BUILD=$(abspath $(O)) bench/failover.py --runs 5
 	TCPCP_BUILD=$(abspath $(O)) bench/criu_scaling.py \
 		--csv $(O)/bench/criu_scaling.csv --png $(O)/bench/criu_scaling.png
 

@@ -156,6 +156,11 @@ struct tcpcp_segment {
 };
 int tcpcp_segment_send(int s, const struct tcpcp_tuple *t, const struct tcpcp_segment *g,
 		       const char *why);
+/* The same in steps, for many segments: a marked raw socket of @family in
+ * the netns of @s (an fd, or -errno), and a segment sent on it. */
+int tcpcp_segment_raw(int s, int family, const char *why);
+int tcpcp_segment_send_on(int raw, const struct tcpcp_tuple *t, const struct tcpcp_segment *g,
+			  const char *why);
 
 /* probe.c: a packet read off the network, the answer for which of the
  * connections @t[0..n-1] (then @v[i] filled in), if any. */

@@ -103,8 +103,37 @@ static int raw_socket(void *arg)
 	return 0;
 }
 
+int tcpcp_segment_raw(int s, int family, const char *why)
+{
+	struct raw_ask raw = { .family = family, .why = why };
+	uint32_t mark = TCPCP_INJECT_MARK;
+	int err;
+
+	/* A socket stays in the namespace it was made in. */
+	if ((err = tcpcp_netns_run(s, raw_socket, &raw)))
+		return err;
+	if (setsockopt(raw.fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark))) {
+		err = tcpcp_fail(errno, "%s: marking a segment (SO_MARK): %s", why, strerror(errno));
+		close(raw.fd);
+		return err;
+	}
+	return raw.fd;
+}
+
 int tcpcp_segment_send(int s, const struct tcpcp_tuple *t, const struct tcpcp_segment *g,
 		       const char *why)
+{
+	int raw = tcpcp_segment_raw(s, t->family, why), err;
+
+	if (raw < 0)
+		return raw;
+	err = tcpcp_segment_send_on(raw, t, g, why);
+	close(raw);
+	return err;
+}
+
+int tcpcp_segment_send_on(int raw, const struct tcpcp_tuple *t, const struct tcpcp_segment *g,
+			  const char *why)
 {
 	union {
 		struct { struct iphdr ip; struct tcp_ts tcp; } v4;
@@ -114,11 +143,8 @@ int tcpcp_segment_send(int s, const struct tcpcp_tuple *t, const struct tcpcp_se
 	const void *dst = g->to_peer ? (const void *)&t->peer : (const void *)&t->local;
 	uint16_t sport = g->to_peer ? t->lport : t->pport;
 	uint16_t dport = g->to_peer ? t->pport : t->lport;
-	uint32_t mark = TCPCP_INJECT_MARK;
 	struct sockaddr_storage to;
-	struct raw_ask raw = { .family = t->family, .why = why };
 	size_t tlen, len;
-	int err;
 
 	memset(&pkt, 0, sizeof(pkt));
 	memset(&to, 0, sizeof(to));
@@ -152,13 +178,7 @@ int tcpcp_segment_send(int s, const struct tcpcp_tuple *t, const struct tcpcp_se
 		sin6->sin6_family = AF_INET6;
 		memcpy(&sin6->sin6_addr, dst, 16);
 	}
-	/* A socket stays in the namespace it was made in. */
-	if ((err = tcpcp_netns_run(s, raw_socket, &raw)))
-		return err;
-	if (setsockopt(raw.fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)))
-		err = tcpcp_fail(errno, "%s: marking a segment (SO_MARK): %s", why, strerror(errno));
-	else if (sendto(raw.fd, &pkt, len, 0, (struct sockaddr *)&to, sizeof(to)) != (ssize_t)len)
-		err = tcpcp_fail(errno, "%s: sending a segment: %s", why, strerror(errno));
-	close(raw.fd);
-	return err;
+	if (sendto(raw, &pkt, len, 0, (struct sockaddr *)&to, sizeof(to)) != (ssize_t)len)
+		return tcpcp_fail(errno, "%s: sending a segment: %s", why, strerror(errno));
+	return 0;
 }

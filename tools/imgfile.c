@@ -63,6 +63,7 @@ int image_open(struct image_out *o, const char *path)
 
 	o->path = path;
 	o->fd = -1;
+	o->nosync = false;
 	n = snprintf(o->tmp, sizeof(o->tmp), "%s.tmp.%d", path, (int)getpid());
 	if (n < 0 || (size_t)n >= sizeof(o->tmp))
 		return fail("image path too long: %s", path);
@@ -88,7 +89,7 @@ int image_commit(struct image_out *o, const void *buf, size_t len)
 		p += w;
 		len -= (size_t)w;
 	}
-	if (fsync(o->fd))
+	if (!o->nosync && fsync(o->fd))
 		err = errno;
 out:
 	if (close(o->fd) && !err)

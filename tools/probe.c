@@ -37,7 +37,9 @@ static int resurrect_one(const char *dir, const char *path, const void *img, siz
 	buf = tcpcp_resurrect(img, len, v, skip, &olen);
 	if (!buf)
 		return fail("%s: %s", path, tcpcp_strerror()), -1;
-	if (image_open(&o, out) || image_commit(&o, buf, olen)) {
+	/* Used at once by `tcpcp create`; after a crash the checkpoint is
+	 * there to resurrect from again: no fsync (0.8 ms an image here). */
+	if (image_open(&o, out) || ((o.nosync = true), image_commit(&o, buf, olen))) {
 		free(buf);
 		return -1;
 	}

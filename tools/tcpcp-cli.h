@@ -2,6 +2,7 @@
 #ifndef TCPCP_CLI_H
 #define TCPCP_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Exit codes, documented in `tcpcp --help`. */
@@ -27,6 +28,7 @@ struct image_out {
 	const char *path;
 	char tmp[4096];
 	int fd;
+	bool nosync;	/* no fsync: an image that can be made again */
 };
 int image_open(struct image_out *o, const char *path);
 int image_commit(struct image_out *o, const void *buf, size_t len);

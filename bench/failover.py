@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Fail-over on a stock kernel, in the test topology (needs root).
+
+  first byte  one download (tcpcp-traffic, 1 MB/s) checkpointed, the
+              primary dead a second later; from the standby's first step
+              (`tcpcp gate close` of the checkpoint) to the first byte from
+              the resurrected connection that the peer acknowledged (its
+              capture; one kernel, one clock): takeover, `tcpcp probe
+              --resurrect`, `tcpcp create --activate`.
+  probe       N connections (test/zdtm tcp_many, idle) checkpointed and the
+              primary dead: the standby's `tcpcp gate close` and `tcpcp
+              probe --resurrect` for all N, as whole commands.  Peers answer
+              in parallel, so the probe's time should not grow with N.
+
+    sudo TCPCP_BUILD=$PWD/build bench/failover.py [--runs 5] [--conns 1,10,100,1000]
+"""
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / 'test'))
+
+from lib import cli, netns  # noqa: E402
+from lib.capture import ACK, seq_before  # noqa: E402
+from lib.criu import ZdtmPair  # noqa: E402
+from lib.stream import Stream  # noqa: E402
+from lib.traffic import Traffic  # noqa: E402
+
+MB = 1 << 20
+
+
+def first_acked_byte(pkts, ipx, port, after):
+    """Arrival of the first data segment from ipX:port after `after` that
+    the peer acknowledged, or None."""
+    seg = next((p for p in pkts if p.src == ipx and p.sport == port and p.length
+                and p.ts > after), None)
+    if seg is None:
+        return None
+    end = (seg.seq + seg.length) & 0xffffffff
+    ok = any(p.dst == ipx and p.dport == port and p.flags & ACK and p.ts >= seg.ts
+             and not seq_before(p.ack, end) for p in pkts)
+    return seg.ts if ok else None
+
+
+def one_failover(tmp):
+    topo = netns.Topology()
+    try:
+        s = Stream(topo, tmp, 4, 64 * MB, rate='1M', peer_bytes=1024,
+                   peer_args=('--write-stall', '0:60000'))
+        time.sleep(1)
+        ckpt = s.take()
+        state = tmp / 'ckpt.state'
+        shutil.copy(s.state, state)
+        cli.release(topo, 'origin', s.server.pid, s.fd)
+        time.sleep(1)
+        s.take()                        # the primary dies
+        out = tmp / 'res'
+        out.mkdir()
+        t0 = time.time()
+        cli.tcpcp(topo, 'dest', 'gate', 'close', ckpt)
+        topo.switch_to('dest')
+        t1 = time.time()
+        r = cli.tcpcp(topo, 'dest', 'probe', '--resurrect', out, ckpt)
+        t2 = time.time()
+        skip = __import__('json').loads(r.stdout)['skip']
+        new = Traffic(topo, 'dest', '--fd', 3, '--state', state, '--tx-skip', skip,
+                      '--rate', '1M', prefix=cli.create_prefix(out / ckpt.name, '--activate'))
+        new.started()
+        time.sleep(1)
+        pkts = s.cap.stop()
+        t = first_acked_byte(pkts, s.ipx, s.port, t0)
+        return {'takeover': t1 - t0, 'probe': t2 - t1,
+                'first_byte': (t - t0) if t else None}
+    finally:
+        topo.cleanup()
+
+
+def probe_scaling(n, tmp):
+    topo = netns.Topology()
+    try:
+        # tcp_many takes --conns 1 for its default (1000): 2, one probed.
+        pair = ZdtmPair(topo, tmp, 'tcp_many', ['--conns', max(n, 2), '--bytes', '4K',
+                                                '--hold'], 5001)
+        fds = cli.socket_fds(pair.server.pid)
+        conns = [s for s in cli.connected(topo, 'origin') if s['inode'] in fds]
+        imgs = []
+        for i, c in enumerate(conns[:n]):
+            img = tmp / f'c{i}.img'
+            cli.get(topo, 'origin', pair.server.pid, fds[c['inode']], img)
+            imgs.append(img)
+        out = tmp / 'res'
+        out.mkdir()
+        t0 = time.time()
+        cli.tcpcp(topo, 'dest', 'gate', 'close', *imgs)
+        t1 = time.time()
+        topo.switch_to('dest')
+        t4 = time.time()
+        r = cli.tcpcp(topo, 'dest', 'probe', '--resurrect', out, *imgs, timeout=300)
+        t5 = time.time()
+        answered = r.stdout.count('"answered": true')
+        time.sleep(0.6)                 # past the peers' rate limit
+        t2 = time.time()
+        cli.tcpcp(topo, 'dest', 'probe', *imgs, timeout=300)
+        t3 = time.time()
+        return {'conns': len(imgs), 'gate_close': t1 - t0, 'probe': t3 - t2,
+                'resurrect': t5 - t4, 'answered': answered}
+    finally:
+        topo.cleanup()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--runs', type=int, default=5)
+    ap.add_argument('--conns', default='1,10,100,1000')
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix='tcpcp-bench-fo-') as d:
+        rows = []
+        for i in range(a.runs):
+            t = Path(d) / f'fo{i}'
+            t.mkdir()
+            rows.append(one_failover(t))
+        print('fail-over of one download, standby steps as whole commands '
+              f'({a.runs} runs, median [min-max], ms)')
+        print(f'{"step":<48} {"median":>8} {"min":>8} {"max":>8}')
+        for k, name in (('takeover', 'gate close + route to the standby'),
+                        ('probe', 'tcpcp probe --resurrect (1 connection)'),
+                        ('first_byte', 'takeover start -> first byte acked by the peer')):
+            xs = [r[k] * 1000 for r in rows if r[k] is not None]
+            if xs:
+                print(f'{name:<48} {statistics.median(xs):8.1f} {min(xs):8.1f} {max(xs):8.1f}')
+        print()
+        print('the standby\'s steps for N checkpointed connections (one run each, ms)')
+        print(f'{"N":>6} {"gate close":>12} {"probe":>10} {"per conn":>10} '
+              f'{"probe --resurrect":>18} {"per conn":>10} {"answered":>9}')
+        for n in (int(x) for x in a.conns.split(',')):
+            t = Path(d) / f'n{n}'
+            t.mkdir()
+            r = probe_scaling(n, t)
+            print(f'{r["conns"]:>6} {r["gate_close"] * 1000:12.1f} {r["probe"] * 1000:10.1f} '
+                  f'{r["probe"] * 1000 / r["conns"]:10.2f} {r["resurrect"] * 1000:18.1f} '
+                  f'{r["resurrect"] * 1000 / r["conns"]:10.2f} {r["answered"]:>9}')
+
+
+if __name__ == '__main__':
+    main()
