@@ -10,7 +10,8 @@
 # already uses, checked against the signed Sources index and a pinned SHA-256)
 # with the patches beside this script applied, and installs the criu binary
 # (plus criu-ns and the plugin headers criu-plugin.h and criu-log.h) under
-# PREFIX.  The trixie deb-src entry lives in a private apt state in a temporary
+# PREFIX, linked as /usr/local/sbin/criu for container runtimes, which run
+# the criu in PATH (TCPCP_CRIU_LINK=0: no link).  The trixie deb-src entry lives in a private apt state in a temporary
 # directory: nothing under /etc/apt or /var/lib/apt is changed.
 #
 # stdout: only the path of the criu binary.  Progress and warnings: stderr.
