@@ -192,7 +192,8 @@ int tcpcp_probe(int s, const void *const *imgs, const size_t *lens, size_t n,
  * peer already has, which the application must not write again (it goes
  * on from its checkpointed state plus @skip); 0 if the checkpoint's queue
  * covers them.  NULL if the peer stands 2^31 bytes or more from it either
- * way (too old), or for a half-closed connection. */
+ * way, if it is older than a maximum segment lifetime (2 min), or for a
+ * half-closed connection. */
 void *tcpcp_resurrect(const void *ckpt, size_t len, const struct tcpcp_peer_view *v,
 		      uint64_t *skip, size_t *out_len);
 

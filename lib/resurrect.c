@@ -24,16 +24,33 @@
  *
  * Bounds: the peer's position must lie ahead of the checkpoint by less than
  * 2^31 bytes, both ways, or sequence arithmetic cannot tell ahead from
- * behind: such a checkpoint is refused.  Half-closed connections are not
- * resurrected (yet): refused with a clear message.
+ * behind; and the checkpoint must be younger than a maximum segment
+ * lifetime (2 min, RFC 9293), after which the peer may have forgotten the
+ * connection and its sequence numbers may belong to another.  Such a
+ * checkpoint is refused.  Half-closed connections are not resurrected
+ * (yet): refused with a clear message.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
 #define SEQ_HALF	0x80000000u
+#define MSL_S		120
+
+/* Seconds since the checkpoint was taken (its CLOCK_REALTIME), 0 if the
+ * clock says it lies ahead. */
+static uint64_t age_s(const TcpcpIci *ici)
+{
+	struct timespec now;
+	uint64_t ns;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	return ns > ici->capture_realtime_ns ? (ns - ici->capture_realtime_ns) / 1000000000ull : 0;
+}
 
 TCPCP_EXPORT void *tcpcp_resurrect(const void *ckpt, size_t len,
 				   const struct tcpcp_peer_view *v, uint64_t *skip,
@@ -58,6 +75,11 @@ TCPCP_EXPORT void *tcpcp_resurrect(const void *ckpt, size_t len,
 	if (ici->state != TCPCP_ST_ESTABLISHED) {
 		tcpcp_fail(EOPNOTSUPP, "resurrecting a connection in state %s is not supported "
 			   "(only ESTABLISHED)", tcpcp_state_name((int)ici->state));
+		goto out;
+	}
+	if (age_s(ici) > MSL_S) {
+		tcpcp_fail(ETIME, "the checkpoint is %llu s old, older than a maximum segment "
+			   "lifetime (%d s): not resurrected", (unsigned long long)age_s(ici), MSL_S);
 		goto out;
 	}
 	queued = ici->write_seq - ici->snd_una;

@@ -17,12 +17,13 @@ import time
 
 import pytest
 
-from lib import build, cli
+from lib import build, cli, pbwire
 from lib.capture import assert_no_rst, connection, seq_before
 from lib.stream import Stream
 from lib.traffic import Traffic
 
 MB = 1 << 20
+CAPTURE_REALTIME_NS = 19        # images/ici.proto
 
 
 def probe(topo, host, *args, timeout_ms=3000, check=True):
@@ -180,3 +181,24 @@ def test_probe_bad_input(topo, tmp_path):
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r
     assert 'CAP_NET_RAW' in r.stderr, r.stderr
     assert cli.gate_entries(topo, 'dest') == 0, 'a refused probe gated something'
+
+
+def test_resurrect_refuses_stale(topo, tmp_path):
+    """A checkpoint older than a maximum segment lifetime (its capture time
+    set 200 s back): the peer answers, but nothing is resurrected; one
+    line naming the image and the age, exit 1, no image written."""
+    s = Stream(topo, tmp_path, 4, 8 * MB, rate='1M')
+    time.sleep(0.3)
+    img = s.take()
+    old = pbwire.edit(img.read_bytes(), (CAPTURE_REALTIME_NS,),
+                      time.time_ns() - 200 * 10**9)
+    stale = tmp_path / 'stale.img'
+    stale.write_bytes(old)
+    takeover(topo, stale)
+    out = tmp_path / 'res'
+    out.mkdir()
+    r, views = probe(topo, 'dest', '--resurrect', out, stale, check=False)
+    assert r.returncode == 1 and views[0]['answered'] and 'skip' not in views[0], r
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and str(stale) in err[0] and 'maximum segment lifetime' in err[0], err
+    assert not list(out.iterdir()), 'a stale checkpoint was resurrected'
