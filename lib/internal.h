@@ -143,6 +143,9 @@ int tcpcp_fins_restore(int s, const TcpcpIci *ici);
 /* netns.c: run @fn(@arg) in the network namespace of socket @s (or of the
  * namespace fd @ns), on a thread of its own unless it is ours. */
 int tcpcp_netns_run(int s, int (*fn)(void *), void *arg);
+/* @s itself, or (@s < 0) a socket of the caller's namespace, which
+ * *@own then holds for the caller to close; -1 on failure. */
+int tcpcp_any_socket(int s, int *own);
 
 /* segment.c: a segment of @t without payload, on a raw socket of the
  * netns of @s, marked past the gate; @why names the step in errors. */

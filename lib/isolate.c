@@ -406,8 +406,6 @@ TCPCP_EXPORT int tcpcp_gate_open_fds(const int *s, size_t n)
 	return gate_fds(s, n, false);
 }
 
-static int any_socket(int s, int *own);
-
 /* Batches by 4-tuple, for callers without a socket per connection. */
 static struct tcpcp_tuple *tuples_of_ends(const struct tcpcp_ends *e, size_t n)
 {
@@ -441,7 +439,7 @@ TCPCP_EXPORT int tcpcp_gate_close_ends(int s, const struct tcpcp_ends *e, size_t
 		return 0;
 	if (tcpcp_need_cap(CAP_NET_ADMIN, "isolate connections") || !(t = tuples_of_ends(e, n)))
 		return -1;
-	if ((s = any_socket(s, &own)) < 0) {
+	if ((s = tcpcp_any_socket(s, &own)) < 0) {
 		free(t);
 		return -1;
 	}
@@ -476,7 +474,7 @@ TCPCP_EXPORT int tcpcp_gate_open_ends(int s, const struct tcpcp_ends *e, size_t 
 	tcpcp_clear_error();
 	if (!(t = tuples_of_ends(e, n)))
 		return -1;
-	if ((s = any_socket(s, &own)) < 0) {
+	if ((s = tcpcp_any_socket(s, &own)) < 0) {
 		free(t);
 		return -1;
 	}
@@ -488,7 +486,7 @@ TCPCP_EXPORT int tcpcp_gate_open_ends(int s, const struct tcpcp_ends *e, size_t 
 }
 
 /* The public face, for `tcpcp gate` and for tests. */
-static int any_socket(int s, int *own)
+int tcpcp_any_socket(int s, int *own)
 {
 	*own = -1;
 	if (s >= 0)
@@ -509,7 +507,7 @@ TCPCP_EXPORT long tcpcp_gate_entries(int s)
 	int own, err;
 
 	tcpcp_clear_error();
-	if ((s = any_socket(s, &own)) < 0)
+	if ((s = tcpcp_any_socket(s, &own)) < 0)
 		return -1;
 	err = tcpcp_bpf_open(s, TCPCP_BPF_USE, &b);
 	if (own >= 0)
@@ -532,7 +530,7 @@ TCPCP_EXPORT int tcpcp_gate_keep(int s, unsigned int secs)
 	int own, err;
 
 	tcpcp_clear_error();
-	if (tcpcp_need_cap(CAP_NET_ADMIN, "keep the gate") || (s = any_socket(s, &own)) < 0)
+	if (tcpcp_need_cap(CAP_NET_ADMIN, "keep the gate") || (s = tcpcp_any_socket(s, &own)) < 0)
 		return -1;
 	err = tcpcp_bpf_open(s, TCPCP_BPF_CREATE, &b);
 	if (!err) {
@@ -567,7 +565,7 @@ TCPCP_EXPORT int tcpcp_gate_flush(int s)
 	int own, err;
 
 	tcpcp_clear_error();
-	if ((s = any_socket(s, &own)) < 0)
+	if ((s = tcpcp_any_socket(s, &own)) < 0)
 		return -1;
 	/* The hooks first, whatever the folder holds (a foreign object or
 	 * half an attach too), then the namespace's entries if the host's

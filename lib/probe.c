@@ -43,12 +43,6 @@
 #define PROBE_GATE_S	60	/* the gate drops the connection this long */
 #define PACKET_RCVBUF	(8 << 20)
 
-struct probe {
-	struct tcpcp_tuple t;
-	struct tcpcp_ends e;
-	struct tcpcp_segment g;
-};
-
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -58,30 +52,29 @@ static uint64_t now_ms(void)
 }
 
 /* The probe of one checkpoint: far below the peer's window, and an ACK
- * the peer must find old or current, never new. */
-static int probe_of(const void *img, size_t len, struct probe *p)
+ * the peer must find old or current, never new; its connection's ends. */
+static int probe_of(const void *img, size_t len, struct tcpcp_ends *e, struct tcpcp_tuple *t,
+		    struct tcpcp_segment *g)
 {
 	TcpcpIci *ici = tcpcp_image_decode(img, len);
-	socklen_t slen = sizeof(p->e.local);
-	int err = 0;
+	socklen_t slen = sizeof(e->local);
 
 	if (!ici)
 		return -errno;
-	memset(p, 0, sizeof(*p));
-	tcpcp_sockaddr_from_endpoint(ici->local, &p->e.local, &slen);
-	slen = sizeof(p->e.peer);
-	tcpcp_sockaddr_from_endpoint(ici->peer, &p->e.peer, &slen);
-	tcpcp_tuple_from_sockaddrs(&p->e.local, &p->e.peer, &p->t);
-	p->g.to_peer = true;
-	p->g.seq = ici->snd_una - 0x40000000u;
-	p->g.ack = ici->rcv_nxt;
-	p->g.window = 0;
+	memset(g, 0, sizeof(*g));
+	tcpcp_sockaddr_from_endpoint(ici->local, &e->local, &slen);
+	slen = sizeof(e->peer);
+	tcpcp_sockaddr_from_endpoint(ici->peer, &e->peer, &slen);
+	tcpcp_tuple_from_sockaddrs(&e->local, &e->peer, t);
+	g->to_peer = true;
+	g->seq = ici->snd_una - 0x40000000u;
+	g->ack = ici->rcv_nxt;
 	/* No timestamp option: the checkpoint's TSval is older than the
 	 * peer's ts_recent, and since Linux 6.15 a pure ACK that fails PAWS
 	 * is dropped without a word (LINUX_MIB_PAWS_OLD_ACK).  Without the
 	 * option there is no PAWS check, and the sequence check answers. */
 	tcpcp_ici__free_unpacked(ici, NULL);
-	return err;
+	return 0;
 }
 
 struct packet_ask {
@@ -188,27 +181,29 @@ void tcpcp_probe_answer(const uint8_t *pkt, size_t len, const struct tcpcp_tuple
 
 /* One raw socket per family for all probes: opening one per segment
  * (a thread into the namespace, a socket) made 1000 probes take 2.5 s. */
-static size_t send_probes(int s, int raw[2], const struct probe *p, size_t n,
+static size_t send_probes(int s, int raw[2], const struct tcpcp_tuple *t,
+			  const struct tcpcp_segment *g, size_t n,
 			  const struct tcpcp_peer_view *v, int *err)
 {
 	size_t i, left = 0;
 
 	for (i = 0; i < n; i++) {
-		int *fd = &raw[p[i].t.family == AF_INET6];
+		int *fd = &raw[t[i].family == AF_INET6];
 
 		if (v[i].answered)
 			continue;
 		left++;
-		if (!*err && *fd < 0 && (*fd = tcpcp_segment_raw(s, p[i].t.family, "probing a peer")) < 0)
+		if (!*err && *fd < 0 && (*fd = tcpcp_segment_raw(s, t[i].family, "probing a peer")) < 0)
 			*err = *fd;
 		if (!*err)
-			*err = tcpcp_segment_send_on(*fd, &p[i].t, &p[i].g, "probing a peer");
+			*err = tcpcp_segment_send_on(*fd, &t[i], &g[i], "probing a peer");
 	}
 	return left;
 }
 
-static int listen_and_probe(int s, int pk, const struct probe *p, const struct tcpcp_tuple *tt,
-			    size_t n, struct tcpcp_peer_view *v, unsigned int timeout_ms)
+static int listen_and_probe(int s, int pk, const struct tcpcp_tuple *tt,
+			    const struct tcpcp_segment *g, size_t n, struct tcpcp_peer_view *v,
+			    unsigned int timeout_ms)
 {
 	uint64_t end = now_ms() + timeout_ms, next = 0;
 	int err = 0, raw[2] = { -1, -1 };
@@ -225,7 +220,7 @@ static int listen_and_probe(int s, int pk, const struct probe *p, const struct t
 		if (t >= end)
 			break;
 		if (t >= next) {
-			left = send_probes(s, raw, p, n, v, &err);
+			left = send_probes(s, raw, tt, g, n, v, &err);
 			next = t + PROBE_EVERY_MS;
 			continue;
 		}
@@ -259,7 +254,7 @@ TCPCP_EXPORT int tcpcp_probe(int s, const void *const *imgs, const size_t *lens,
 	struct packet_ask pk = { .fd = -1 };
 	struct tcpcp_ends *e = NULL;
 	struct tcpcp_tuple *tt = NULL;
-	struct probe *p = NULL;
+	struct tcpcp_segment *g = NULL;
 	int own = -1, err = 0, answered = 0;
 	size_t i;
 
@@ -272,27 +267,20 @@ TCPCP_EXPORT int tcpcp_probe(int s, const void *const *imgs, const size_t *lens,
 	if (tcpcp_need_cap(CAP_NET_ADMIN, "probe a peer (the gate)") ||
 	    tcpcp_need_cap(CAP_NET_RAW, "probe a peer (raw and packet sockets)"))
 		return -1;
-	p = calloc(n, sizeof(*p));
 	e = calloc(n, sizeof(*e));
 	tt = calloc(n, sizeof(*tt));
-	if (!p || !e || !tt) {
+	g = calloc(n, sizeof(*g));
+	if (!e || !tt || !g) {
 		err = tcpcp_fail(ENOMEM, "out of memory for %zu probes", n);
 		goto out;
 	}
-	for (i = 0; i < n && !err; i++) {
-		if ((err = probe_of(imgs[i], lens[i], &p[i])))
-			break;
-		e[i] = p[i].e;
-		tt[i] = p[i].t;
-	}
+	for (i = 0; i < n && !err; i++)
+		err = probe_of(imgs[i], lens[i], &e[i], &tt[i], &g[i]);
 	if (err)
 		goto out;
-	if (s < 0) {
-		s = own = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		if (s < 0) {
-			err = tcpcp_fail(errno, "socket: %s", strerror(errno));
-			goto out;
-		}
+	if ((s = tcpcp_any_socket(s, &own)) < 0) {
+		err = -errno;
+		goto out;
 	}
 	/* Our TCP must not answer the answer. */
 	if (tcpcp_gate_close_ends(s, e, n, PROBE_GATE_S)) {
@@ -301,7 +289,7 @@ TCPCP_EXPORT int tcpcp_probe(int s, const void *const *imgs, const size_t *lens,
 	}
 	if ((err = tcpcp_netns_run(s, packet_socket, &pk)))
 		goto out;
-	err = listen_and_probe(s, pk.fd, p, tt, n, views, timeout_ms);
+	err = listen_and_probe(s, pk.fd, tt, g, n, views, timeout_ms);
 	for (i = 0; i < n; i++)
 		answered += views[i].answered;
 out:
@@ -309,9 +297,9 @@ out:
 		close(pk.fd);
 	if (own >= 0)
 		close(own);
-	free(p);
 	free(e);
 	free(tt);
+	free(g);
 	if (err) {
 		errno = -err;
 		return -1;

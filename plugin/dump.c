@@ -417,22 +417,29 @@ static void keep_one_per_netns(void)
 	}
 }
 
-/* Namespaces that CRIU will dump with the tree (the tasks' own, not
- * CRIU's and not marked external): the lock goes into their ruleset too,
- * so that the restored namespace comes up locked (nftlock.c). */
+/* A namespace CRIU dumps with the tree and restores anew: the tasks'
+ * own, neither CRIU's nor marked external (a runtime's named one). */
+static bool dumped_with_tree(ino_t ns)
+{
+	ino_t own;
+
+	return !sock_netns_self(&own) && ns != own && !criu_netns_external(ns);
+}
+
+/* In such namespaces the lock goes into their ruleset too, so that the
+ * restored namespace comes up locked (nftlock.c). */
 static void nftlock_owned_netns(void)
 {
 	struct tcpcp_ends *t = calloc(dump.n ? dump.n : 1, sizeof(*t));
 	size_t i, j, k;
-	ino_t own = 0;
 	int err;
 
-	if (!t || sock_netns_self(&own))
+	if (!t)
 		goto out;
 	for (i = 0; i < dump.n; i = j) {
 		for (j = i; j < dump.n && dump.c[j].ns == dump.c[i].ns; j++)
 			t[j - i] = dump.c[j].e;
-		if (dump.c[i].ns == own || criu_netns_external(dump.c[i].ns))
+		if (!dumped_with_tree(dump.c[i].ns))
 			continue;
 		err = nftlock_add(dump.c[i].s, t, j - i);
 		if (err) {
@@ -573,39 +580,17 @@ static void let_linger(void)
 		dump.n, left);
 }
 
-/* CRIU dumped a network namespace (netdev-ID.img: its devices), to
- * restore a new one: the tasks' own namespace dies with them. */
-static bool criu_dumped_netns(void)
-{
-	int dfd = dup(dump.dir);
-	struct dirent *de;
-	bool found = false;
-	DIR *d;
-
-	d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return false;
-	}
-	while (!found && (de = readdir(d)))
-		found = !strncmp(de->d_name, "netdev-", 7);
-	closedir(d);
-	return found;
-}
-
-/* The tasks die and their namespaces with them (ownns.c): the gates there
- * go once the tasks have, not after DUMP_LINGER_S. */
+/* The tasks die, and the namespaces dumped with them too (ownns.c): the
+ * gates there go once the tasks have, not after DUMP_LINGER_S. */
 static void release_own_netns(void)
 {
 	struct ns_group *g = calloc(dump.n, sizeof(*g));
 	struct tcpcp_ends *e = calloc(dump.n, sizeof(*e));
 	pid_t *pids = calloc(dump.n, sizeof(*pids));
 	size_t i, j, ng = 0, np = 0;
-	ino_t own = 0;
 	int err;
 
-	if (!g || !e || !pids || sock_netns_self(&own))
+	if (!g || !e || !pids)
 		goto out;
 	for (i = 0; i < dump.n; i = j) {
 		int nsfd;
@@ -614,7 +599,7 @@ static void release_own_netns(void)
 			e[j] = dump.c[j].e;
 			pids[np++] = dump.c[j].pid;
 		}
-		if (dump.c[i].ns == own || dump.c[i].s < 0)
+		if (dump.c[i].s < 0 || !dumped_with_tree(dump.c[i].ns))
 			continue;
 		nsfd = ioctl(dump.c[i].s, SIOCGSKNS);
 		g[ng].s = nsfd < 0 ? -errno : netns_socket(nsfd);
@@ -662,8 +647,7 @@ void dump_finish(int criu_ret)
 			dump.n);
 	} else {
 		let_linger();
-		if (criu_dumped_netns())
-			release_own_netns();
+		release_own_netns();
 	}
 out:
 	reset();

@@ -156,7 +156,7 @@ bool criu_netns_external(ino_t ns)
 	char *v;
 
 	if (!lookup)
-		return false;
+		return true;	/* cannot say: leave the namespace as it is */
 	snprintf(key, sizeof(key), "net[%lu]", (unsigned long)ns);
 	v = lookup(key);
 	return (unsigned long)v < (unsigned long)-4095;	/* !IS_ERR(v) */

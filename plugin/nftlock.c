@@ -25,8 +25,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <nftables/libnftables.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,49 +39,33 @@
 
 #define TABLE "inet tcpcp-criu"
 
-struct nft_job {
-	int nsfd;
-	const char *cmd;
-	int err;
-};
-
-static void *run_in(void *arg)
+/* In the thread that entered the namespace (proc.c, in_netns()). */
+static int run_cmd(void *arg)
 {
-	struct nft_job *j = arg;
-	struct nft_ctx *nft;
+	const char *cmd = arg;
+	struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
+	int err = 0;
 
-	if (setns(j->nsfd, CLONE_NEWNET)) {
-		j->err = -errno;
-		return NULL;
-	}
-	nft = nft_ctx_new(NFT_CTX_DEFAULT);
-	if (!nft) {
-		j->err = -ENOMEM;
-		return NULL;
-	}
+	if (!nft)
+		return -ENOMEM;
 	nft_ctx_buffer_output(nft);
 	nft_ctx_buffer_error(nft);
-	if (nft_run_cmd_from_buffer(nft, j->cmd))
-		j->err = -EINVAL;
+	if (nft_run_cmd_from_buffer(nft, cmd))
+		err = -EINVAL;
 	nft_ctx_free(nft);
-	return NULL;
+	return err;
 }
 
 /* @cmd through libnftables in the network namespace of socket @s. */
 static int nft_in_netns(int s, const char *cmd)
 {
-	struct nft_job j = { .cmd = cmd };
-	pthread_t t;
-	int err;
+	int nsfd = ioctl(s, SIOCGSKNS), err;
 
-	j.nsfd = ioctl(s, SIOCGSKNS);
-	if (j.nsfd < 0)
+	if (nsfd < 0)
 		return -errno;
-	err = pthread_create(&t, NULL, run_in, &j);
-	if (!err)
-		pthread_join(t, NULL);
-	close(j.nsfd);
-	return err ? -err : j.err;
+	err = in_netns(nsfd, run_cmd, (void *)cmd);
+	close(nsfd);
+	return err;
 }
 
 static int addr_str(const struct sockaddr_storage *ss, char *buf, size_t len, int *port)

@@ -35,6 +35,9 @@ int pidfd_take(int pidfd, int fd);
 int above_fd_setsize(int s);
 int sock_netns(int s, ino_t *ns);
 int sock_netns_self(ino_t *ns);
+/* @fn(@arg) in a thread that entered the netns of @nsfd; its result, or
+ * -errno if the thread could not start or enter. */
+int in_netns(int nsfd, int (*fn)(void *arg), void *arg);
 int netns_socket(int nsfd);
 int netns_socket_of(pid_t pid);
 int inherited_netns(int *fds, ino_t *inos, int max);
@@ -74,7 +77,8 @@ int nftlock_remove(int s);
 
 /* CRIU's view of a namespace at dump: marked external (--external
  * net[INODE]:KEY, as runtimes mark a container's named one), so that it
- * is not dumped; false if CRIU cannot say. */
+ * is not dumped; also true if CRIU cannot say, so that the plugin then
+ * leaves the namespace as it is. */
 bool criu_netns_external(ino_t ns);
 
 /* dump.c / restore.c */

@@ -117,35 +117,50 @@ int sock_netns(int s, ino_t *ns)
 }
 
 struct in_netns {
-	int nsfd, s, err;
+	int nsfd, err;
+	int (*fn)(void *arg);
+	void *arg;
 };
 
 /* A thread of its own enters the netns, so CRIU's threads stay where
- * they are; a socket keeps the netns it was made in. */
-static void *socket_in(void *arg)
+ * they are; what it makes there (a socket, a netlink socket) keeps that
+ * netns. */
+static void *run_in(void *arg)
 {
 	struct in_netns *r = arg;
 
-	if (setns(r->nsfd, CLONE_NEWNET))
-		r->err = -errno;
-	else if ((r->s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		r->err = -errno;
+	r->err = setns(r->nsfd, CLONE_NEWNET) ? -errno : r->fn(r->arg);
 	return NULL;
+}
+
+int in_netns(int nsfd, int (*fn)(void *arg), void *arg)
+{
+	struct in_netns r = { .nsfd = nsfd, .fn = fn, .arg = arg };
+	pthread_t t;
+	int err;
+
+	err = pthread_create(&t, NULL, run_in, &r);
+	if (err)
+		return -err;
+	pthread_join(t, NULL);
+	return r.err;
+}
+
+static int make_socket(void *arg)
+{
+	int *s = arg;
+
+	*s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	return *s < 0 ? -errno : 0;
 }
 
 /* A socket in the network namespace of @nsfd: it names that netns to
  * the gate.  -errno on failure. */
 int netns_socket(int nsfd)
 {
-	struct in_netns r = { .nsfd = nsfd, .s = -1 };
-	pthread_t t;
-	int err;
+	int s = -1, err = in_netns(nsfd, make_socket, &s);
 
-	err = pthread_create(&t, NULL, socket_in, &r);
-	if (err)
-		return -err;
-	pthread_join(t, NULL);
-	return r.err ? r.err : r.s;
+	return err ? err : s;
 }
 
 /* The same for the netns of task @pid. */
@@ -171,14 +186,15 @@ int netns_socket_of(pid_t pid)
  * Their fds in @fds (at most @max, each netns once); the count, or -errno. */
 int inherited_netns(int *fds, ino_t *inos, int max)
 {
-	struct stat own, st;
 	struct statfs fs;
 	struct dirent *de;
-	int n = 0, i;
+	struct stat st;
+	int n = 0, i, err;
+	ino_t own = 0;
 	DIR *d;
 
-	if (stat("/proc/self/ns/net", &own))
-		return -errno;
+	if ((err = sock_netns_self(&own)))
+		return err;
 	d = opendir("/proc/self/fd");
 	if (!d)
 		return -errno;
@@ -190,7 +206,7 @@ int inherited_netns(int *fds, ino_t *inos, int max)
 		fd = atoi(de->d_name);
 		if (fd == dirfd(d) || fstatfs(fd, &fs) || fs.f_type != NSFS_MAGIC ||
 		    ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET || fstat(fd, &st) ||
-		    st.st_ino == own.st_ino)
+		    st.st_ino == own)
 			continue;
 		for (i = 0; i < n && inos[i] != st.st_ino; i++)
 			;
