@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "demo.h"
@@ -123,7 +124,7 @@ int http_header(int s, int code, const char *reason, long long length, const cha
 
 	n = snprintf(h, sizeof(h), "HTTP/1.1 %d %s\r\nContent-Length: %lld\r\n"
 		     "Connection: close\r\n%s\r\n", code, reason, length, extra ? extra : "");
-	return send_all(s, h, (size_t)n);
+	return send_all(s, h, (size_t)n) ?: n;
 }
 
 int open_under(const char *root, const char *path)
@@ -153,4 +154,52 @@ void demo_finish(int s)
 	while (recv(s, buf, sizeof(buf), 0) > 0)
 		;
 	close(s);
+}
+
+void *read_file(const char *path, size_t *len)
+{
+	struct stat st;
+	void *buf = NULL;
+	ssize_t n;
+	int fd, err;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) || st.st_size > DEMO_FILE_MAX) {
+		err = errno ? errno : EFBIG;
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	err = ENOMEM;
+	if (!buf)
+		goto out;
+	n = read(fd, buf, (size_t)st.st_size);
+	err = n < 0 ? errno : EIO;
+	if (n != st.st_size) {
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	*len = (size_t)n;
+	err = 0;
+out:
+	close(fd);
+	errno = err;
+	return buf;
+}
+
+int write_file(const char *path, const void *buf, size_t len)
+{
+	int fd, err = 0;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (write(fd, buf, len) != (ssize_t)len)
+		err = errno ? errno : EIO;
+	if (close(fd) && !err)
+		err = errno;
+	errno = err;
+	return err ? -1 : 0;
 }

@@ -23,10 +23,17 @@ int demo_take(int ctl, const uint8_t *key, char **state,
 /* HTTP, as little as a demo needs. */
 int http_read_request(int s, char *path, size_t len);
 int send_all(int s, const void *buf, size_t len);
+/* Its length, or -errno. */
 int http_header(int s, int code, const char *reason, long long length, const char *extra);
 /* Close a served connection as a server does: our FIN, then the client's. */
 void demo_finish(int s);
 /* The file under @root for @path, refusing anything that climbs out. */
 int open_under(const char *root, const char *path);
+
+/* A whole small file (at most DEMO_FILE_MAX), malloc'd; NULL + errno. */
+#define DEMO_FILE_MAX	(64 << 20)
+void *read_file(const char *path, size_t *len);
+/* @path created or truncated with @buf; -1 + errno. */
+int write_file(const char *path, const void *buf, size_t len);
 
 #endif

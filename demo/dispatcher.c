@@ -56,7 +56,7 @@ static void refuse(int s, int code, const char *reason)
 	char body[128];
 	int n = snprintf(body, sizeof(body), "%d %s\n", code, reason);
 
-	if (!http_header(s, code, reason, n, NULL))
+	if (http_header(s, code, reason, n, NULL) > 0)
 		send_all(s, body, (size_t)n);
 	shutdown(s, SHUT_WR);
 }

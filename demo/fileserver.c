@@ -12,9 +12,24 @@
  *                    --pass-after BYTES [--switch-to S] [--switch-back S]]
  *
  * --listen serves clients, --ctl takes passed downloads; both may be set.
+ *
+ * Fail-over (paper section 6, docs/failover.md): with --checkpoint-dir
+ * every download is checkpointed as it goes, every --checkpoint-ms (10),
+ * into DIR/PORT.img (PORT: the client's), with the same state.  When this
+ * host dies, a standby resurrects the connection from the last one
+ * (`tcpcp probe --resurrect`) and goes on with
+ *
+ *   tcpcp create IMG --activate -- tcpcp-fileserver --root DIR
+ *                    --resume IMG --skip N [--checkpoint-dir DIR]
+ *
+ * which reads PATH and OFFSET from the image and sends the body from
+ * OFFSET + N (N, the probe's skip, is negative when the client lacks
+ * bytes written before the checkpoint).
  */
 #include <errno.h>
 #include <getopt.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,7 +39,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "ici.pb-c.h"
 
 #include "demo.h"
 
@@ -34,7 +52,9 @@ const char *prog = "tcpcp-fileserver";
 
 struct cfg {
 	const char *root, *key_file, *listen, *ctl, *pass_to;
-	long long pass_after;
+	const char *ckpt_dir, *resume;
+	long long pass_after, skip;
+	unsigned int ckpt_ms;
 	struct tcpcp_pass_send_opts o;
 	uint8_t key[TCPCP_PASS_KEY_LEN];
 };
@@ -42,7 +62,10 @@ struct cfg {
 static void usage(void)
 {
 	fputs("usage: tcpcp-fileserver --root DIR --key FILE [--listen ADDR:PORT] [--ctl ADDR:PORT]\n"
-	      "           [--pass-to CTLADDR:PORT --pass-after BYTES [--switch-to S] [--switch-back S]]\n",
+	      "           [--pass-to CTLADDR:PORT --pass-after BYTES [--switch-to S] [--switch-back S]]\n"
+	      "           [--checkpoint-dir DIR [--checkpoint-ms MS]]\n"
+	      "       tcpcp-fileserver --root DIR --resume IMG --skip N [--checkpoint-dir DIR]\n"
+	      "                        (socket on fd 3, e.g. from `tcpcp create IMG --activate --`)\n",
 	      stderr);
 	exit(2);
 }
@@ -59,13 +82,83 @@ static bool shed(struct cfg *c, int s, const char *path, long long off)
 	return true;
 }
 
+/* Checkpoints of one download: where they go, and when the next is due. */
+struct ckpt {
+	struct tcpcp_ckpt *h;
+	char file[1100];
+	uint64_t due_ns, hdr;	/* ... and no earlier than the header is acknowledged */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Before anything is written (tcpcp_ckpt_new() needs nothing unsent). */
+static void ckpt_start(struct cfg *c, struct ckpt *k, int s, uint64_t hdr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	unsigned int port;
+
+	memset(k, 0, sizeof(*k));
+	if (!c->ckpt_dir)
+		return;
+	if (getpeername(s, (struct sockaddr *)&ss, &len))
+		die("getpeername: %s", strerror(errno));
+	port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					     : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	snprintf(k->file, sizeof(k->file), "%s/%u.img", c->ckpt_dir, port);
+	k->h = tcpcp_ckpt_new(s);
+	if (!k->h)
+		die("checkpoints: %s", tcpcp_strerror());
+	k->hdr = hdr;
+}
+
+/* The header must be acknowledged before the first checkpoint: a client
+ * then never lacks header bytes, only body bytes we can send again. */
+static bool header_acked(int s, uint64_t hdr)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	return !getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) && ti.tcpi_bytes_acked >= hdr;
+}
+
+static void ckpt_take(struct cfg *c, struct ckpt *k, int s, const char *path, long long off)
+{
+	char state[1200], tmp[1200];
+	uint64_t now = now_ns();
+	size_t len;
+	void *img;
+	int n;
+
+	if (!k->h || now < k->due_ns || (k->hdr && !header_acked(s, k->hdr)))
+		return;
+	k->hdr = 0;
+	k->due_ns = now + (uint64_t)c->ckpt_ms * 1000000ull;
+	n = snprintf(state, sizeof(state), "%s\n%lld\n", path, off);
+	img = tcpcp_checkpoint(k->h, s, state, (size_t)n, &len);
+	if (!img)
+		die("checkpoint: %s", tcpcp_strerror());
+	/* A standby must never read half a checkpoint: rename a whole one. */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", k->file);
+	if (write_file(tmp, img, len) || rename(tmp, k->file))
+		die("cannot write %s: %s", k->file, strerror(errno));
+	free(img);
+}
+
 static void send_body(struct cfg *c, int s, int fd, const char *path, long long off,
-		      bool may_pass)
+		      bool may_pass, struct ckpt *k)
 {
 	static char buf[CHUNK];
 	ssize_t n, sent;
 
 	for (;;) {
+		ckpt_take(c, k, s, path, off);
 		if (may_pass && off >= c->pass_after) {
 			if (shed(c, s, path, off))
 				return;
@@ -84,6 +177,8 @@ static void send_body(struct cfg *c, int s, int fd, const char *path, long long 
 		}
 		off += sent;
 	}
+	tcpcp_ckpt_free(k->h);
+	k->h = NULL;
 	demo_finish(s);
 }
 
@@ -91,7 +186,8 @@ static void serve_client(struct cfg *c, int s)
 {
 	char path[1024];
 	struct stat st;
-	int fd;
+	struct ckpt k;
+	int fd, hdr;
 
 	if (http_read_request(s, path, sizeof(path))) {
 		demo_finish(s);
@@ -103,8 +199,13 @@ static void serve_client(struct cfg *c, int s)
 		demo_finish(s);
 		return;
 	}
-	if (!http_header(s, 200, "OK", (long long)st.st_size, NULL))
-		send_body(c, s, fd, path, 0, c->pass_to != NULL);
+	ckpt_start(c, &k, s, 1);
+	hdr = http_header(s, 200, "OK", (long long)st.st_size, NULL);
+	if (hdr > 0) {
+		k.hdr = (uint64_t)hdr;
+		send_body(c, s, fd, path, 0, c->pass_to != NULL, &k);
+	}
+	tcpcp_ckpt_free(k.h);
 	close(fd);
 }
 
@@ -149,12 +250,49 @@ static void take_download(struct cfg *c, int ctl)
 
 	s = demo_take(ctl, c->key, &state, &o);
 	if (s >= 0) {
+		struct ckpt k;
+
 		fprintf(stderr, "%s: continuing %s at offset %lld\n", prog, d.path, d.off);
-		send_body(c, s, d.fd, d.path, d.off, false);
+		ckpt_start(c, &k, s, 0);
+		send_body(c, s, d.fd, d.path, d.off, false, &k);
 	}
 	if (d.fd >= 0)
 		close(d.fd);
 	free(state);
+}
+
+/* A standby's take-over: the download of checkpoint @c->resume goes on
+ * over the resurrected connection @s from its offset plus the skip. */
+static int resume(struct cfg *c, int s)
+{
+	struct download d = { .root = c->root, .fd = -1 };
+	struct tcpcp_image *im;
+	const TcpcpIci *ici;
+	struct stat st;
+	struct ckpt k;
+	const char *why = NULL;
+	size_t len;
+	void *img;
+
+	img = read_file(c->resume, &len);
+	if (!img)
+		die("cannot read %s: %s", c->resume, strerror(errno));
+	im = tcpcp_image_read(img, len);
+	if (!im)
+		die("%s: %s", c->resume, tcpcp_strerror());
+	ici = tcpcp_image_ici(im);
+	if (!ici->has_app_state ||
+	    check_download(&d, ici->app_state.data, ici->app_state.len, &why))
+		die("%s: %s", c->resume, why ? why : "no download state");
+	tcpcp_image_free(im);
+	free(img);
+	if (fstat(d.fd, &st) || d.off + c->skip < 0 || d.off + c->skip > st.st_size)
+		die("%s: offset %lld%+lld lies outside the file", d.path, d.off, c->skip);
+	fprintf(stderr, "%s: resuming %s at offset %lld%+lld\n", prog, d.path, d.off, c->skip);
+	ckpt_start(c, &k, s, 0);
+	send_body(c, s, d.fd, d.path, d.off + c->skip, false, &k);
+	close(d.fd);
+	return 0;
 }
 
 static void parse(int argc, char **argv, struct cfg *c)
@@ -168,6 +306,11 @@ static void parse(int argc, char **argv, struct cfg *c)
 		{ "pass-after", required_argument, NULL, 'a' },
 		{ "switch-to", required_argument, NULL, 't' },
 		{ "switch-back", required_argument, NULL, 'b' },
+		{ "checkpoint-dir", required_argument, NULL, 'd' },
+		{ "checkpoint-ms", required_argument, NULL, 'm' },
+		{ "resume", required_argument, NULL, 'R' },
+		{ "skip", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
@@ -180,6 +323,10 @@ static void parse(int argc, char **argv, struct cfg *c)
 		case 'c': c->ctl = optarg; break;
 		case 'p': c->pass_to = optarg; break;
 		case 'a': c->pass_after = atoll(optarg); break;
+		case 'd': c->ckpt_dir = optarg; break;
+		case 'm': c->ckpt_ms = (unsigned int)atoi(optarg); break;
+		case 'R': c->resume = optarg; break;
+		case 's': c->skip = atoll(optarg); break;
 		case 't':
 		case 'b':
 			*(o == 't' ? &c->o.to : &c->o.back) = switch_new_or_die(optarg);
@@ -187,8 +334,11 @@ static void parse(int argc, char **argv, struct cfg *c)
 		default: usage();
 		}
 	}
-	if (!c->root || !c->key_file || (!c->listen && !c->ctl) || optind != argc)
+	if (optind != argc || !c->root || (c->resume ? c->listen || c->ctl || c->pass_to :
+					    !c->key_file || (!c->listen && !c->ctl)))
 		usage();
+	if (c->ckpt_dir && !c->ckpt_ms)
+		c->ckpt_ms = 10;
 }
 
 static int listener(const char *addr)
@@ -211,6 +361,8 @@ int main(int argc, char **argv)
 	int i, s;
 
 	parse(argc, argv, &c);
+	if (c.resume)
+		return resume(&c, 3);
 	if (tcpcp_pass_key_load(c.key_file, c.key))
 		die("%s", tcpcp_strerror());
 	pfd[0] = (struct pollfd){ .fd = listener(c.listen), .events = POLLIN };

@@ -41,7 +41,7 @@ static void answer(int s, const char *path, const char *root, const char *name)
 
 		http_header(s, 404, "Not Found", sizeof(msg) - 1, extra);
 		send_all(s, msg, sizeof(msg) - 1);
-	} else if (!http_header(s, 200, "OK", (long long)st.st_size, extra)) {
+	} else if (http_header(s, 200, "OK", (long long)st.st_size, extra) > 0) {
 		while ((n = read(fd, buf, sizeof(buf))) > 0 && !send_all(s, buf, (size_t)n))
 			;
 	}

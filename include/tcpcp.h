@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 #define TCPCP_ICI_MAJOR 1
-#define TCPCP_ICI_MINOR 1
+#define TCPCP_ICI_MINOR 2
 
 /* The paper's API (section 3.2). */
 
@@ -188,14 +188,34 @@ int tcpcp_probe(int s, const void *const *imgs, const size_t *lens, size_t n,
 		struct tcpcp_peer_view *views, unsigned int timeout_ms);
 /* The checkpoint @ckpt (@len bytes) brought up to the peer's view @v: an
  * ICI (malloc'd, *@out_len bytes) whose first byte to send is the first
- * the peer still wants.  *@skip: how many bytes past the checkpoint's the
- * peer already has, which the application must not write again (it goes
- * on from its checkpointed state plus @skip); 0 if the checkpoint's queue
- * covers them.  NULL if the peer stands 2^31 bytes or more from it either
- * way, if it is older than a maximum segment lifetime (2 min), or for a
- * half-closed connection. */
+ * the peer still wants.  *@skip says where the application goes on from
+ * its checkpointed state: positive, the peer already has that many bytes
+ * past it, not to be written again; 0, the checkpoint's queue covers what
+ * the peer lacks; negative (a tcpcp_checkpoint(), which holds no send
+ * queue), the peer lacks the last -skip bytes the application had written
+ * by then, to be written again.  NULL if the peer stands 2^31 bytes or
+ * more from it either way or behind what it had acknowledged, if it is
+ * older than a maximum segment lifetime (2 min), or for a half-closed
+ * connection. */
 void *tcpcp_resurrect(const void *ckpt, size_t len, const struct tcpcp_peer_view *v,
-		      uint64_t *skip, size_t *out_len);
+		      int64_t *skip, size_t *out_len);
+
+/* Checkpoints of a live connection, taken by its owner at its own
+ * consistency points: the connection is neither isolated nor stopped,
+ * and a checkpoint costs microseconds.  New: the first, in repair mode
+ * for the time of one read (no window probe, SO_REUSEADDR kept); refused
+ * (EAGAIN) while @s has bytes not yet sent, so call it before writing.
+ * Then tcpcp_checkpoint() as often as wanted: an ICI (malloc'd, *@len
+ * bytes) for tcpcp_probe() and tcpcp_resurrect() that carries @state
+ * (@state_len bytes, the application's own, e.g. a file offset) and the
+ * receive queue, but not the send queue: the application must be able to
+ * write again, from @state, what the peer had not acknowledged (the
+ * negative skip above).  No other thread may use @s meanwhile. */
+struct tcpcp_ckpt;
+struct tcpcp_ckpt *tcpcp_ckpt_new(int s);
+void *tcpcp_checkpoint(struct tcpcp_ckpt *c, int s, const void *state, size_t state_len,
+		       size_t *len);
+void tcpcp_ckpt_free(struct tcpcp_ckpt *c);
 
 /* Whether the connection of socket @s can be passed in its TCP state:
  * 1 (established or half-closed); 0 (not, listening and closed sockets

@@ -296,9 +296,9 @@ static void capture_free(struct capture *c)
 #define PACING_SEG_MAX		65536u
 #define PACING_RATE_FALL	4	/* how far the rate may have risen since */
 
-static uint32_t past_last_stamp(uint32_t ts, const struct tcp_info *ti)
+uint32_t tcpcp_ts_past_pacing(uint32_t ts, uint64_t rate)
 {
-	uint64_t tick = tcpcp_ts_tick_ns(ts), rate = ti->tcpi_pacing_rate;
+	uint64_t tick = tcpcp_ts_tick_ns(ts);
 
 	if (!rate || rate == UINT64_MAX)
 		return ts;		/* not paced */
@@ -341,7 +341,7 @@ static int capture_state(int s, struct capture *c)
 		c->ici.has_timestamp = true;
 		if ((err = get_u32(s, TCP_TIMESTAMP, &c->ici.timestamp, "TCP_TIMESTAMP")))
 			return err;
-		c->ici.timestamp = past_last_stamp(c->ici.timestamp, &ti);
+		c->ici.timestamp = tcpcp_ts_past_pacing(c->ici.timestamp, ti.tcpi_pacing_rate);
 	}
 	if ((err = read_queues(s, &c->ici)) || (err = read_window(s, &c->window)))
 		return err;

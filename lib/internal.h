@@ -57,7 +57,9 @@ void tcpcp_clear_error(void);
 /* Option structures that grow (tcpcp.h): copy the caller's into @ours. */
 int tcpcp_opts_copy(void *ours, size_t size, const void *theirs, const char *what);
 
-/* capture.c: for the CRIU plugin, which links the archive. */
+/* capture.c: TCP_TIMESTAMP's value @ts moved past the latest TSval a
+ * socket paced at @rate bytes/s may already have sent (checkpoint.c). */
+uint32_t tcpcp_ts_past_pacing(uint32_t ts, uint64_t rate);
 
 /* image.c */
 void *tcpcp_image_encode(const TcpcpIci *ici, size_t *len);
@@ -156,6 +158,7 @@ struct tcpcp_segment {
 	bool fin;
 	bool ts;			/* with a timestamp option */
 	uint32_t tsval, tsecr;
+	bool one_byte;			/* a byte of payload (a zero) */
 };
 int tcpcp_segment_send(int s, const struct tcpcp_tuple *t, const struct tcpcp_segment *g,
 		       const char *why);
@@ -166,9 +169,15 @@ int tcpcp_segment_send_on(int raw, const struct tcpcp_tuple *t, const struct tcp
 			  const char *why);
 
 /* probe.c: a packet read off the network, the answer for which of the
- * connections @t[0..n-1] (then @v[i] filled in), if any. */
+ * connections @t[0..n-1] (then @v[i] filled in), if any.  A connection
+ * with @dsack[i] set takes only an answer that reports its probe's byte
+ * at that sequence number as a duplicate (a D-SACK block). */
+struct tcpcp_probe_want {
+	bool dsack;
+	uint32_t seq;
+};
 void tcpcp_probe_answer(const uint8_t *pkt, size_t len, const struct tcpcp_tuple *t,
-			size_t n, struct tcpcp_peer_view *v);
+			const struct tcpcp_probe_want *w, size_t n, struct tcpcp_peer_view *v);
 int tcpcp_netns_run_at(int ns, int (*fn)(void *), void *arg);
 /* The SO_NETNS_COOKIE of @s's namespace. */
 int tcpcp_netns_cookie(int s, uint64_t *cookie);

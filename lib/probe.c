@@ -15,6 +15,15 @@
  * rcv_nxt (ACK), its window, and with timestamps its clock (TSval) and the
  * last TSval of ours it accepted (TSecr, its ts_recent).
  *
+ * Which ACK is the answer: after a fail-over the peer's ordinary ACKs for
+ * the dead primary's last segments (still queued on the path) reach the
+ * standby too, before the answer, and they tell an older rcv_nxt.  With
+ * SACK the probe carries one byte, which the peer reports as a duplicate
+ * in a D-SACK block (tcp_send_dupack()): only an ACK that names the
+ * probe's sequence number is taken.  (A segment with data is also exempt
+ * from the peer's rate limit of answers to invalid segments.)  Without
+ * SACK the first ACK is taken, which may be such an older one.
+ *
  * The answer is read from a packet socket, which sees it before netfilter;
  * the gate, closed here for the connections first, keeps it from our own
  * TCP, which has no socket for it and would answer with a RST.  Answers are
@@ -54,7 +63,7 @@ static uint64_t now_ms(void)
 /* The probe of one checkpoint: far below the peer's window, and an ACK
  * the peer must find old or current, never new; its connection's ends. */
 static int probe_of(const void *img, size_t len, struct tcpcp_ends *e, struct tcpcp_tuple *t,
-		    struct tcpcp_segment *g)
+		    struct tcpcp_segment *g, struct tcpcp_probe_want *w)
 {
 	TcpcpIci *ici = tcpcp_image_decode(img, len);
 	socklen_t slen = sizeof(e->local);
@@ -69,6 +78,8 @@ static int probe_of(const void *img, size_t len, struct tcpcp_ends *e, struct tc
 	g->to_peer = true;
 	g->seq = ici->snd_una - 0x40000000u;
 	g->ack = ici->rcv_nxt;
+	g->one_byte = w->dsack = ici->options->sack;
+	w->seq = g->seq;
 	/* No timestamp option: the checkpoint's TSval is older than the
 	 * peer's ts_recent, and since Linux 6.15 a pure ACK that fails PAWS
 	 * is dropped without a word (LINUX_MIB_PAWS_OLD_ACK).  Without the
@@ -99,9 +110,13 @@ static int packet_socket(void *arg)
 	return 0;
 }
 
-static void read_ts(const struct tcphdr *th, size_t len, struct tcpcp_peer_view *v)
+/* Its timestamps into @v; whether its first SACK block is [@seq, @seq + 1),
+ * the D-SACK of our probe's byte. */
+static bool read_options(const struct tcphdr *th, size_t len, struct tcpcp_peer_view *v,
+			 uint32_t seq)
 {
 	const uint8_t *o = (const uint8_t *)(th + 1), *end = (const uint8_t *)th + len;
+	bool dsack = false;
 
 	while (o < end) {
 		if (*o == TCPOPT_EOL)
@@ -121,16 +136,25 @@ static void read_ts(const struct tcphdr *th, size_t len, struct tcpcp_peer_view 
 			v->tsval = ntohl(val);
 			v->tsecr = ntohl(ecr);
 		}
+		if (o[0] == TCPOPT_SACK && o[1] >= 10) {
+			uint32_t l, r;
+
+			memcpy(&l, o + 2, 4);
+			memcpy(&r, o + 6, 4);
+			dsack = ntohl(l) == seq && ntohl(r) == seq + 1;
+		}
 		o += o[1];
 	}
+	return dsack;
 }
 
 /* One packet, as the network gave it (hostile: test/fuzz/fuzz_answer.c):
  * the answer for which of the connections @t, if any. */
 void tcpcp_probe_answer(const uint8_t *pkt, size_t len, const struct tcpcp_tuple *t,
-			size_t n, struct tcpcp_peer_view *v)
+			const struct tcpcp_probe_want *w, size_t n, struct tcpcp_peer_view *v)
 {
 	const struct tcphdr *th;
+	struct tcpcp_peer_view one;
 	const void *src, *dst;
 	size_t i, alen, hlen, tlen;
 	int family;
@@ -170,11 +194,14 @@ void tcpcp_probe_answer(const uint8_t *pkt, size_t len, const struct tcpcp_tuple
 		    ntohs(th->source) != t[i].pport || ntohs(th->dest) != t[i].lport ||
 		    memcmp(src, &t[i].peer, alen) || memcmp(dst, &t[i].local, alen))
 			continue;
+		memset(&one, 0, sizeof(one));
+		if (!read_options(th, tlen, &one, w[i].seq) && w[i].dsack)
+			return;		/* an ordinary ACK, not the answer */
+		v[i] = one;
 		v[i].answered = 1;
 		v[i].snd_nxt = ntohl(th->seq);
 		v[i].rcv_nxt = ntohl(th->ack_seq);
 		v[i].window = ntohs(th->window);
-		read_ts(th, tlen, &v[i]);
 		return;
 	}
 }
@@ -202,8 +229,8 @@ static size_t send_probes(int s, int raw[2], const struct tcpcp_tuple *t,
 }
 
 static int listen_and_probe(int s, int pk, const struct tcpcp_tuple *tt,
-			    const struct tcpcp_segment *g, size_t n, struct tcpcp_peer_view *v,
-			    unsigned int timeout_ms)
+			    const struct tcpcp_segment *g, const struct tcpcp_probe_want *w,
+			    size_t n, struct tcpcp_peer_view *v, unsigned int timeout_ms)
 {
 	uint64_t end = now_ms() + timeout_ms, next = 0;
 	int err = 0, raw[2] = { -1, -1 };
@@ -237,7 +264,7 @@ static int listen_and_probe(int s, int pk, const struct tcpcp_tuple *tt,
 			if (from.sll_pkttype == PACKET_OUTGOING)
 				continue;
 			tcpcp_probe_answer(buf, (size_t)got < sizeof(buf) ? (size_t)got : sizeof(buf),
-					   tt, n, v);
+					   tt, w, n, v);
 		}
 		for (left = 0, t = 0; t < n; t++)
 			left += !v[t].answered;
@@ -255,6 +282,7 @@ TCPCP_EXPORT int tcpcp_probe(int s, const void *const *imgs, const size_t *lens,
 	struct tcpcp_ends *e = NULL;
 	struct tcpcp_tuple *tt = NULL;
 	struct tcpcp_segment *g = NULL;
+	struct tcpcp_probe_want *w = NULL;
 	int own = -1, err = 0, answered = 0;
 	size_t i;
 
@@ -270,12 +298,13 @@ TCPCP_EXPORT int tcpcp_probe(int s, const void *const *imgs, const size_t *lens,
 	e = calloc(n, sizeof(*e));
 	tt = calloc(n, sizeof(*tt));
 	g = calloc(n, sizeof(*g));
-	if (!e || !tt || !g) {
+	w = calloc(n, sizeof(*w));
+	if (!e || !tt || !g || !w) {
 		err = tcpcp_fail(ENOMEM, "out of memory for %zu probes", n);
 		goto out;
 	}
 	for (i = 0; i < n && !err; i++)
-		err = probe_of(imgs[i], lens[i], &e[i], &tt[i], &g[i]);
+		err = probe_of(imgs[i], lens[i], &e[i], &tt[i], &g[i], &w[i]);
 	if (err)
 		goto out;
 	if ((s = tcpcp_any_socket(s, &own)) < 0) {
@@ -289,7 +318,7 @@ TCPCP_EXPORT int tcpcp_probe(int s, const void *const *imgs, const size_t *lens,
 	}
 	if ((err = tcpcp_netns_run(s, packet_socket, &pk)))
 		goto out;
-	err = listen_and_probe(s, pk.fd, tt, g, n, views, timeout_ms);
+	err = listen_and_probe(s, pk.fd, tt, g, w, n, views, timeout_ms);
 	for (i = 0; i < n; i++)
 		answered += views[i].answered;
 out:
@@ -300,6 +329,7 @@ out:
 	free(e);
 	free(tt);
 	free(g);
+	free(w);
 	if (err) {
 		errno = -err;
 		return -1;

@@ -12,7 +12,11 @@
  *   - if it lies beyond (the primary wrote and the peer received more after
  *     the checkpoint), the queue is empty and the application is told how
  *     many bytes past the checkpoint to skip: it regenerates its output
- *     from there ("notify the application ... skip over unnecessary data").
+ *     from there ("notify the application ... skip over unnecessary data");
+ *   - a checkpoint of tcpcp_checkpoint() holds no send queue at all: the
+ *     application writes on from the peer's rcv_nxt, which may lie before
+ *     its checkpointed state (a negative skip: it writes those bytes
+ *     again) but never before the checkpoint's snd_una.
  * The peer's clock (its TSecr is the last TSval of ours it accepted)
  * bounds ours from below, so PAWS never sees our timestamps go back; its
  * window is taken as it now advertises it.
@@ -53,11 +57,11 @@ static uint64_t age_s(const TcpcpIci *ici)
 }
 
 TCPCP_EXPORT void *tcpcp_resurrect(const void *ckpt, size_t len,
-				   const struct tcpcp_peer_view *v, uint64_t *skip,
+				   const struct tcpcp_peer_view *v, int64_t *skip,
 				   size_t *out_len)
 {
 	TcpcpIci *ici;
-	uint32_t queued, acked, sent;
+	uint32_t una, queued, acked, sent;
 	void *out = NULL;
 
 	tcpcp_clear_error();
@@ -82,8 +86,11 @@ TCPCP_EXPORT void *tcpcp_resurrect(const void *ckpt, size_t len,
 			   "lifetime (%d s): not resurrected", (unsigned long long)age_s(ici), MSL_S);
 		goto out;
 	}
+	/* A tcpcp_checkpoint() holds no send queue: the peer may stand
+	 * anywhere from the snd_una of its time on. */
+	una = ici->has_unqueued_una ? ici->unqueued_una : ici->snd_una;
 	queued = ici->write_seq - ici->snd_una;
-	acked = v->rcv_nxt - ici->snd_una;
+	acked = v->rcv_nxt - una;
 	sent = v->snd_nxt - ici->rcv_nxt;
 	if (acked >= SEQ_HALF || sent >= SEQ_HALF) {
 		tcpcp_fail(ERANGE, "the peer stands %u bytes (ours) and %u bytes (its own) from the "
@@ -91,7 +98,14 @@ TCPCP_EXPORT void *tcpcp_resurrect(const void *ckpt, size_t len,
 			   acked, sent);
 		goto out;
 	}
-	if (acked <= queued) {
+	if (ici->has_unqueued_una) {
+		/* Ahead of the application's state, or behind it: it writes
+		 * on, or again, from the peer's rcv_nxt. */
+		ici->sendq.len = 0;
+		*skip = (int32_t)(v->rcv_nxt - ici->write_seq);
+		ici->write_seq = v->rcv_nxt;
+		ici->has_unqueued_una = false;
+	} else if (acked <= queued) {
 		/* The rest of the queue goes out again, as never sent. */
 		memmove(ici->sendq.data, ici->sendq.data + acked, queued - acked);
 		ici->sendq.len = queued - acked;

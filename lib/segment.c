@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * One TCP segment of a connection, without payload, written whole (IP
+ * One TCP segment of a connection, without payload or with one byte (a
+ * probe the peer's answer can be told by, probe.c), written whole (IP
  * header included) to a raw socket of a given namespace and marked so that
  * it passes the connection's closed gate both ways: the peer's FIN or ACK
  * replayed into a rebuilt half-closed connection (fin.c, towards us), and
@@ -29,7 +30,7 @@ _Static_assert(sizeof(struct iphdr) == 20 && sizeof(struct ip6_hdr) == 40 &&
 
 struct tcp_ts {
 	struct tcphdr th;
-	uint8_t opt[TS_OPT_LEN];
+	uint8_t opt[TS_OPT_LEN + 1];	/* the options, then a payload byte */
 };
 
 /* RFC 1071 over the pseudo header and the segment. */
@@ -83,6 +84,8 @@ static size_t build_tcp(struct tcp_ts *seg, uint16_t sport, uint16_t dport,
 		len += TS_OPT_LEN;
 	}
 	th->doff = (unsigned int)(len / 4);
+	if (g->one_byte)
+		len++;		/* zeroed above */
 	return len;
 }
 

@@ -23,7 +23,7 @@
 
 /* DIR/basename(@path): the resurrected image; its skip, or -1. */
 static int resurrect_one(const char *dir, const char *path, const void *img, size_t len,
-			 const struct tcpcp_peer_view *v, uint64_t *skip)
+			 const struct tcpcp_peer_view *v, int64_t *skip)
 {
 	const char *base = strrchr(path, '/');
 	struct image_out o;
@@ -48,7 +48,7 @@ static int resurrect_one(const char *dir, const char *path, const void *img, siz
 }
 
 static void print_view(const char *path, const void *img, size_t len,
-		       const struct tcpcp_peer_view *v, const uint64_t *skip)
+		       const struct tcpcp_peer_view *v, const int64_t *skip)
 {
 	struct tcpcp_image *im = tcpcp_image_read(img, len);
 	const TcpcpIci *ici = im ? tcpcp_image_ici(im) : NULL;
@@ -60,11 +60,12 @@ static void print_view(const char *path, const void *img, size_t len,
 		/* Since the checkpoint: our bytes the peer got beyond its
 		 * snd_una, and the peer's sent beyond its rcv_nxt. */
 		printf(", \"acked_since\": %u, \"sent_since\": %u",
-		       v->rcv_nxt - ici->snd_una, v->snd_nxt - ici->rcv_nxt);
+		       v->rcv_nxt - (ici->has_unqueued_una ? ici->unqueued_una : ici->snd_una),
+		       v->snd_nxt - ici->rcv_nxt);
 		if (v->has_ts)
 			printf(", \"tsval\": %u, \"tsecr\": %u", v->tsval, v->tsecr);
 		if (skip)
-			printf(", \"skip\": %" PRIu64, *skip);
+			printf(", \"skip\": %" PRId64, *skip);
 	}
 	printf("}\n");
 	tcpcp_image_free(im);
@@ -78,7 +79,7 @@ int cmd_probe(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL;
-	uint64_t skip;
+	int64_t skip;
 	unsigned long timeout = PROBE_TIMEOUT_MS;
 	struct tcpcp_peer_view *v;
 	const void **img;

@@ -19,6 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct tcpcp_tuple t[2];
 	struct tcpcp_peer_view v[2];
+	/* The IPv4 one waits for the D-SACK of its probe at seq 1000. */
+	struct tcpcp_probe_want w[2] = { { true, 1000 }, { false, 0 } };
 	uint8_t *pkt;
 
 	memset(t, 0, sizeof(t));
@@ -38,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!pkt)
 		return 0;
 	memcpy(pkt, data, size);
-	tcpcp_probe_answer(pkt, size, t, 2, v);
+	tcpcp_probe_answer(pkt, size, t, w, 2, v);
 	if (v[0].answered && v[1].answered)
 		abort();		/* one packet, one connection */
 	if ((v[0].answered || v[1].answered) && size < 40)

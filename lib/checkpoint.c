@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Checkpoints of a live connection (paper section 6): the ICI of a
+ * connection that runs on, taken by its owner at its own consistency
+ * point, in microseconds, without the gate and without repair mode.
+ *
+ * Repair mode is what lets tcpcp_get() read sequence numbers and queues,
+ * but on a connection that goes on it has a price: while TCP_SEND_QUEUE
+ * is selected, every tcp_write_xmit() (an ACK arriving, the pacing timer,
+ * TSQ, our own release_sock()) marks unsent bytes as sent without
+ * sending them (net/ipv4/tcp_output.c), and the connection then waits for
+ * a retransmission.  So repair mode is entered once, in tcpcp_ckpt_new(),
+ * when nothing is unsent and nothing can be marked, to read what never
+ * changes (addresses, negotiated options, socket options, the windows)
+ * and the sequence numbers once.  From then on a checkpoint reads
+ * TCP_INFO's byte counters, which move with snd_una and rcv_nxt, and the
+ * queue lengths (SIOCOUTQ, SIOCOUTQNSD, SIOCINQ):
+ *
+ *   snd_una   = una0 + (bytes_acked - acked0)
+ *   write_seq = snd_una + outq
+ *   rcv_nxt   = rcv0 + (bytes_received - received0)
+ *   copied_seq = rcv_nxt - inq
+ *
+ * read between two TCP_INFOs that agree, so that no segment moved them
+ * in between.  The receive queue is read with a plain MSG_PEEK (no repair
+ * mode needed); the send queue is not read at all (tcp_peek_sndq() has no
+ * offset, so it would copy the whole queue each time, in repair mode): a
+ * checkpoint says every byte up to write_seq was acknowledged and records
+ * the real snd_una (unqueued_una).  On resurrection the peer says where
+ * it stands, anywhere from there on, and the application writes again
+ * what the peer lacks from its own state (tcpcp_resurrect()'s skip, which
+ * is negative then).  Its state travels in the image (app_state).
+ *
+ * The owner must not write to or read from the socket from another
+ * thread while a checkpoint is taken: the queue lengths would not match
+ * the state it hands in.
+ */
+#include <errno.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define CKPT_TRIES	20
+
+struct tcpcp_ckpt {
+	TcpcpIci *ici;			/* the first capture: what never changes */
+	ProtobufCBinaryData sendq0, recvq0;	/* its own queues, freed with it */
+	uint32_t una0, rcv0;		/* snd_una and rcv_nxt at ... */
+	uint64_t acked0, received0;	/* ... these TCP_INFO counters */
+	uint8_t *rbuf;			/* receive queue peek buffer */
+	size_t rbuf_len;
+};
+
+struct counters {
+	uint64_t acked, received;
+};
+
+static int tcp_info(int s, struct tcp_info *ti)
+{
+	socklen_t len = sizeof(*ti);
+
+	memset(ti, 0, sizeof(*ti));
+	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, ti, &len))
+		return tcpcp_fail(errno, "TCP_INFO on fd %d: %s", s, strerror(errno));
+	/* tcpi_bytes_received is Linux 4.1's, the last of the two. */
+	if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti->tcpi_bytes_received))
+		return tcpcp_fail(EOPNOTSUPP, "the kernel's TCP_INFO has no byte counters (Linux 4.1+)");
+	return 0;
+}
+
+static int ioctl_int(int s, unsigned long req, int *v, const char *name)
+{
+	if (!ioctl(s, req, v) && *v >= 0)
+		return 0;
+	return tcpcp_fail(errno ? errno : EPROTO, "reading %s: %s", name, strerror(errno));
+}
+
+static int reuseaddr(int s, int *v, bool set)
+{
+	socklen_t len = sizeof(*v);
+
+	if (set ? setsockopt(s, SOL_SOCKET, SO_REUSEADDR, v, sizeof(*v))
+		: getsockopt(s, SOL_SOCKET, SO_REUSEADDR, v, &len))
+		return tcpcp_fail(errno, "SO_REUSEADDR: %s", strerror(errno));
+	return 0;
+}
+
+/* The first capture, in repair mode, between two TCP_INFOs that agree. */
+static int first_capture(int s, struct tcpcp_ckpt *c)
+{
+	struct tcp_info a, b;
+	void *img = NULL;
+	size_t len;
+	int i, err;
+
+	for (i = 0; i < CKPT_TRIES; i++) {
+		free(img);
+		if ((err = tcp_info(s, &a)))
+			return err;
+		img = tcpcp_capture(s, &len);
+		if (!img)
+			return -errno;
+		if ((err = tcp_info(s, &b)))
+			goto out;
+		if (a.tcpi_bytes_acked == b.tcpi_bytes_acked &&
+		    a.tcpi_bytes_received == b.tcpi_bytes_received)
+			break;
+	}
+	if (i == CKPT_TRIES) {
+		err = tcpcp_fail(EAGAIN, "the connection kept moving during its first checkpoint");
+		goto out;
+	}
+	c->ici = tcpcp_image_decode(img, len);
+	if (!c->ici) {
+		err = -errno;
+		goto out;
+	}
+	c->una0 = c->ici->snd_una;
+	c->rcv0 = c->ici->rcv_nxt;
+	c->acked0 = a.tcpi_bytes_acked;
+	c->received0 = a.tcpi_bytes_received;
+	err = 0;
+out:
+	free(img);
+	return err;
+}
+
+TCPCP_EXPORT void tcpcp_ckpt_free(struct tcpcp_ckpt *c)
+{
+	if (!c)
+		return;
+	if (c->ici) {
+		c->ici->sendq = c->sendq0;
+		c->ici->recvq = c->recvq0;
+		c->ici->has_app_state = false;
+		c->ici->app_state.data = NULL;
+		tcpcp_ici__free_unpacked(c->ici, NULL);
+	}
+	free(c->rbuf);
+	free(c);
+}
+
+TCPCP_EXPORT struct tcpcp_ckpt *tcpcp_ckpt_new(int s)
+{
+	struct tcpcp_ckpt *c;
+	int state, unsent, reuse, err;
+
+	tcpcp_clear_error();
+	if (tcpcp_check_tcp_socket(s, &state))
+		return NULL;
+	if (state != TCPCP_ST_ESTABLISHED) {
+		tcpcp_fail(EOPNOTSUPP, "checkpoints of a connection in state %s are not supported "
+			   "(only ESTABLISHED)", tcpcp_state_name(state));
+		return NULL;
+	}
+	if (ioctl_int(s, SIOCOUTQNSD, &unsent, "SIOCOUTQNSD"))
+		return NULL;
+	if (unsent) {
+		/* Repair mode with bytes unsent would send them nowhere. */
+		tcpcp_fail(EAGAIN, "fd %d has %d bytes not yet sent: start its checkpoints before "
+			   "writing, or once they are out", s, unsent);
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		tcpcp_fail(ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (reuseaddr(s, &reuse, false) || tcpcp_repair(s, TCP_REPAIR_ON))
+		goto fail;
+	err = first_capture(s, c);
+	/* Leaving repair mode clears SO_REUSEADDR (sk_reuse); no window
+	 * probe: the connection never stopped. */
+	if (tcpcp_repair(s, TCP_REPAIR_OFF_NO_WP) || reuseaddr(s, &reuse, true) || err)
+		goto fail;
+	c->sendq0 = c->ici->sendq;
+	c->recvq0 = c->ici->recvq;
+	return c;
+fail:
+	err = errno;
+	tcpcp_ckpt_free(c);
+	errno = err;
+	return NULL;
+}
+
+/* The queue lengths and the counters they go with, read until two
+ * TCP_INFOs around them agree. */
+static int read_live(int s, struct tcp_info *ti, int *outq, int *unsent, int *inq, uint32_t *ts,
+		     bool want_ts)
+{
+	struct tcp_info b;
+	socklen_t len;
+	int i, err;
+
+	for (i = 0; i < CKPT_TRIES; i++) {
+		if ((err = tcp_info(s, ti)) ||
+		    (err = ioctl_int(s, SIOCOUTQ, outq, "SIOCOUTQ")) ||
+		    (err = ioctl_int(s, SIOCOUTQNSD, unsent, "SIOCOUTQNSD")) ||
+		    (err = ioctl_int(s, SIOCINQ, inq, "SIOCINQ")))
+			return err;
+		len = sizeof(*ts);
+		if (want_ts && getsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, ts, &len))
+			return tcpcp_fail(errno, "reading TCP_TIMESTAMP: %s", strerror(errno));
+		if ((err = tcp_info(s, &b)))
+			return err;
+		if (b.tcpi_state != TCPCP_ST_ESTABLISHED)
+			return tcpcp_fail(EOPNOTSUPP, "the connection is %s now: checkpoints end there",
+					  tcpcp_state_name(b.tcpi_state));
+		if (ti->tcpi_bytes_acked == b.tcpi_bytes_acked &&
+		    ti->tcpi_bytes_received == b.tcpi_bytes_received && *unsent <= *outq)
+			return 0;
+	}
+	return tcpcp_fail(EAGAIN, "the connection kept moving while its checkpoint was read");
+}
+
+/* The first @inq bytes of the receive queue, which start at copied_seq
+ * however many arrive meanwhile. */
+static int peek_recvq(int s, struct tcpcp_ckpt *c, int inq, ProtobufCBinaryData *out)
+{
+	ssize_t n;
+
+	out->data = NULL;
+	out->len = 0;
+	if (!inq)
+		return 0;
+	if (c->rbuf_len < (size_t)inq) {
+		uint8_t *b = realloc(c->rbuf, (size_t)inq);
+
+		if (!b)
+			return tcpcp_fail(ENOMEM, "out of memory for a %d byte receive queue", inq);
+		c->rbuf = b;
+		c->rbuf_len = (size_t)inq;
+	}
+	n = recv(s, c->rbuf, (size_t)inq, MSG_PEEK | MSG_DONTWAIT);
+	if (n != inq)
+		return tcpcp_fail(n < 0 ? errno : EPROTO, "peeking the receive queue: %s",
+				  n < 0 ? strerror(errno) : "fewer bytes than SIOCINQ said");
+	out->data = c->rbuf;
+	out->len = (size_t)inq;
+	return 0;
+}
+
+TCPCP_EXPORT void *tcpcp_checkpoint(struct tcpcp_ckpt *c, int s, const void *state,
+				    size_t state_len, size_t *len)
+{
+	TcpcpIci *ici;
+	struct tcp_info ti;
+	struct timespec now;
+	int outq, unsent, inq;
+	uint32_t ts = 0, una;
+	void *img;
+
+	tcpcp_clear_error();
+	if (!c || !len || (!state && state_len)) {
+		tcpcp_fail(EINVAL, "tcpcp_checkpoint: missing argument");
+		return NULL;
+	}
+	ici = c->ici;
+	if (read_live(s, &ti, &outq, &unsent, &inq, &ts, ici->has_timestamp) ||
+	    peek_recvq(s, c, inq, &ici->recvq))
+		return NULL;
+	una = c->una0 + (uint32_t)(ti.tcpi_bytes_acked - c->acked0);
+	ici->rcv_nxt = c->rcv0 + (uint32_t)(ti.tcpi_bytes_received - c->received0);
+	ici->copied_seq = ici->rcv_nxt - (uint32_t)inq;
+	ici->write_seq = ici->snd_nxt = ici->snd_una = una + (uint32_t)outq;
+	ici->has_unqueued_una = true;
+	ici->unqueued_una = una;
+	ici->sendq.data = NULL;
+	ici->sendq.len = 0;
+	if (ici->has_timestamp)
+		ici->timestamp = tcpcp_ts_past_pacing(ts, ti.tcpi_pacing_rate);
+	/* Our window as the peer last heard of it starts at rcv_nxt now. */
+	ici->window->rcv_wup = ici->rcv_nxt;
+	ici->window->snd_wl1 = ici->rcv_nxt;
+	if (ici->congestion) {
+		ici->congestion->snd_cwnd = ti.tcpi_snd_cwnd;
+		ici->congestion->snd_ssthresh = ti.tcpi_snd_ssthresh;
+		ici->congestion->srtt_us = ti.tcpi_rtt;
+		ici->congestion->rttvar_us = ti.tcpi_rttvar;
+		ici->congestion->rto_us = ti.tcpi_rto;
+	}
+	ici->has_app_state = true;
+	ici->app_state.data = (uint8_t *)state;
+	ici->app_state.len = state_len;
+	clock_gettime(CLOCK_REALTIME, &now);
+	ici->capture_realtime_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	img = tcpcp_image_encode(ici, len);
+	ici->app_state.data = NULL;
+	ici->has_app_state = false;
+	ici->recvq.data = NULL;
+	ici->recvq.len = 0;
+	return img;
+}
