@@ -165,12 +165,17 @@ $(O)/bench/op_cost: bench/op_cost.c $(O)/libtcpcp.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< -L$(O) -ltcpcp
 
+$(O)/bench/ckpt_cost: bench/ckpt_cost.c $(O)/libtcpcp.so
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< -L$(O) -ltcpcp
+
 $(O)/bench/switch_cost: bench/switch_cost.c $(O)/libtcpcp.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< -L$(O) -ltcpcp -lnftables
 
-bench: all $(O)/bench/op_cost $(O)/bench/switch_cost
+bench: all $(O)/bench/op_cost $(O)/bench/switch_cost $(O)/bench/ckpt_cost
 	bench/op_cost.sh 1 10 100 1000 9000
+	unshare -n sh -c 'ip link set lo up && LD_LIBRARY_PATH=$(O) exec $(O)/bench/ckpt_cost 2 5 0 100 10 1'
 	TCPCP_BUILD=$(abspath $(O)) bench/switch_cost.sh 100 500
 	TCPCP_BUILD=$(abspath $(O)) bench/cli_pass_latency.py --passes 20 \
 		--csv $(O)/bench/cli_pass_latency.csv --png $(O)/bench/cli_pass_latency.png

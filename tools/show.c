@@ -104,6 +104,10 @@ static void show_json(const TcpcpIci *ici)
 	printf(", \"sendq_len\": %zu, \"sendq_unsent\": %u, \"recvq_len\": %zu",
 	       ici->sendq.len, ici->write_seq - ici->snd_nxt, ici->recvq.len);
 	printf(", \"capture_realtime_ns\": %llu", (unsigned long long)ici->capture_realtime_ns);
+	if (ici->has_unqueued_una)
+		printf(", \"unqueued_una\": %u", ici->unqueued_una);
+	if (ici->has_app_state)
+		printf(", \"app_state_len\": %zu", ici->app_state.len);
 	if (ici->sockopts) {
 		printf(", ");
 		json_sockopts(ici->sockopts);
@@ -147,6 +151,11 @@ static void show_text(const TcpcpIci *ici)
 	printf("  send        snd_una %u, snd_nxt %u, write_seq %u: %zu bytes queued, %u never sent\n",
 	       ici->snd_una, ici->snd_nxt, ici->write_seq, ici->sendq.len,
 	       ici->write_seq - ici->snd_nxt);
+	if (ici->has_unqueued_una)
+		printf("  checkpoint  snd_una was %u: %u bytes not held, written again by the application\n",
+		       ici->unqueued_una, ici->write_seq - ici->unqueued_una);
+	if (ici->has_app_state)
+		printf("  app state   %zu bytes\n", ici->app_state.len);
 	printf("  receive     copied_seq %u, rcv_nxt %u: %zu bytes unread\n",
 	       ici->copied_seq, ici->rcv_nxt, ici->recvq.len);
 	printf("  window      snd_wl1 %u, snd_wnd %u, max_window %u, rcv_wnd %u, rcv_wup %u\n",
