@@ -19,7 +19,8 @@ SONAME    = libtcpcp.so.$(SOVERSION)
 LIB_SRC  = $(wildcard lib/*.c)
 TOOL_SRC = $(wildcard tools/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(O)/%.o) $(O)/gen/ici.pb-c.o $(O)/gen/pass.pb-c.o $(O)/lib/bpf-obj.o
-TOOL_OBJ = $(TOOL_SRC:%.c=$(O)/%.o) $(O)/passd/pass.o $(O)/passd/passd.o $(O)/passd/common.o
+TOOL_OBJ = $(TOOL_SRC:%.c=$(O)/%.o) $(O)/passd/pass.o $(O)/passd/passd.o $(O)/passd/common.o \
+	   $(O)/passd/sessions.o $(patsubst %.c,$(O)/%.o,$(wildcard restore/*.c))
 
 # The CRIU plugin builds against Debian 12's criu-plugin.h (package criu)
 # and declares the two hooks CRIU 4.0 added itself (plugin/plugin.c).
@@ -80,11 +81,15 @@ $(O)/tcpcp: $(TOOL_OBJ) $(O)/libtcpcp.so
 
 # Live passing between hosts: `tcpcp passd` and `tcpcp pass` (also under
 # their own names, links to tcpcp) and the demo programs.
-PASS_BINS = $(O)/tcpcp-passd $(O)/tcpcp-pass $(O)/tcpcp-dispatcher $(O)/tcpcp-worker $(O)/tcpcp-fileserver
+PASS_BINS = $(O)/tcpcp-passd $(O)/tcpcp-pass $(O)/tcpcp-standby $(O)/tcpcp-dispatcher $(O)/tcpcp-worker $(O)/tcpcp-fileserver
 pass: $(PASS_BINS)
 
-$(O)/passd/%.o $(O)/demo/%.o: CPPFLAGS += -Ipassd -Itools
-$(O)/passd/%.o: passd/%.c include/tcpcp.h passd/common.h $(wildcard tools/*.h)
+$(O)/passd/%.o $(O)/demo/%.o $(O)/restore/%.o: CPPFLAGS += -Ipassd -Itools
+$(O)/passd/%.o: passd/%.c include/tcpcp.h $(wildcard passd/*.h) $(wildcard tools/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(O)/restore/%.o: restore/%.c include/tcpcp.h $(O)/gen/ici.pb-c.h $(wildcard passd/*.h) $(wildcard tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
 
@@ -92,7 +97,7 @@ $(O)/demo/%.o: demo/%.c include/tcpcp.h passd/common.h $(wildcard demo/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
 
-$(O)/tcpcp-passd $(O)/tcpcp-pass: $(O)/tcpcp
+$(O)/tcpcp-passd $(O)/tcpcp-pass $(O)/tcpcp-standby: $(O)/tcpcp
 	ln -sf tcpcp $@
 
 $(O)/tcpcp-%: $(O)/demo/%.o $(O)/demo/demo-lib.o $(O)/passd/common.o $(O)/libtcpcp.a
@@ -135,6 +140,7 @@ install: all
 	install -m 755 $(O)/tcpcp $(DESTDIR)$(PREFIX)/bin/tcpcp
 	ln -sf tcpcp $(DESTDIR)$(PREFIX)/bin/tcpcp-passd
 	ln -sf tcpcp $(DESTDIR)$(PREFIX)/bin/tcpcp-pass
+	ln -sf tcpcp $(DESTDIR)$(PREFIX)/bin/tcpcp-standby
 	install -m 755 $(O)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libtcpcp.so
 	install -m 644 $(O)/libtcpcp.a $(DESTDIR)$(LIBDIR)/libtcpcp.a

@@ -24,10 +24,17 @@
  *
  * which reads PATH and OFFSET from the image and sends the body from
  * OFFSET + N (N, the probe's skip, is negative when the client lacks
- * bytes written before the checkpoint).
+ * bytes written before the checkpoint).  With --standby CTLADDR:PORT
+ * (and --key) each download sends its checkpoints to a `tcpcp standby`
+ * instead, beats every --beat-ms (100) while it waits to write, and says
+ * bye at its end; the standby takes over by itself:
+ *
+ *   tcpcp standby --listen CTLADDR:PORT --key FILE --takeover CMD --
+ *         tcpcp-fileserver --root DIR --resume {image} --skip {skip}
  */
 #include <errno.h>
 #include <getopt.h>
+#include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
 #include <inttypes.h>
@@ -38,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,9 +60,9 @@ const char *prog = "tcpcp-fileserver";
 
 struct cfg {
 	const char *root, *key_file, *listen, *ctl, *pass_to;
-	const char *ckpt_dir, *resume;
+	const char *ckpt_dir, *resume, *standby;
 	long long pass_after, skip;
-	unsigned int ckpt_ms;
+	unsigned int ckpt_ms, beat_ms;
 	struct tcpcp_pass_send_opts o;
 	uint8_t key[TCPCP_PASS_KEY_LEN];
 };
@@ -63,7 +71,8 @@ static void usage(void)
 {
 	fputs("usage: tcpcp-fileserver --root DIR --key FILE [--listen ADDR:PORT] [--ctl ADDR:PORT]\n"
 	      "           [--pass-to CTLADDR:PORT --pass-after BYTES [--switch-to S] [--switch-back S]]\n"
-	      "           [--checkpoint-dir DIR [--checkpoint-ms MS]]\n"
+	      "           [--checkpoint-dir DIR | --standby CTLADDR:PORT [--beat-ms MS]]\n"
+	      "           [--checkpoint-ms MS]\n"
 	      "       tcpcp-fileserver --root DIR --resume IMG --skip N [--checkpoint-dir DIR]\n"
 	      "                        (socket on fd 3, e.g. from `tcpcp create IMG --activate --`)\n",
 	      stderr);
@@ -85,6 +94,8 @@ static bool shed(struct cfg *c, int s, const char *path, long long off)
 /* Checkpoints of one download: where they go, and when the next is due. */
 struct ckpt {
 	struct tcpcp_ckpt *h;
+	struct tcpcp_pass *sb;	/* the standby's session */
+	int ctl;
 	char file[1100];
 	uint64_t due_ns, hdr;	/* ... and no earlier than the header is acknowledged */
 };
@@ -105,13 +116,23 @@ static void ckpt_start(struct cfg *c, struct ckpt *k, int s, uint64_t hdr)
 	unsigned int port;
 
 	memset(k, 0, sizeof(*k));
-	if (!c->ckpt_dir)
+	k->ctl = -1;
+	if (!c->ckpt_dir && !c->standby)
 		return;
+	if (c->standby) {
+		k->ctl = connect_to(c->standby, DEMO_TIMEOUT_MS);
+		if (k->ctl < 0)
+			die("cannot reach the standby at %s: %s", c->standby, strerror(-k->ctl));
+		k->sb = tcpcp_pass_open(k->ctl, TCPCP_PASS_ORIGIN, c->key, DEMO_TIMEOUT_MS);
+		if (!k->sb)
+			die("standby %s: %s", c->standby, tcpcp_strerror());
+	}
 	if (getpeername(s, (struct sockaddr *)&ss, &len))
 		die("getpeername: %s", strerror(errno));
 	port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 					     : ((struct sockaddr_in6 *)&ss)->sin6_port);
-	snprintf(k->file, sizeof(k->file), "%s/%u.img", c->ckpt_dir, port);
+	if (c->ckpt_dir)
+		snprintf(k->file, sizeof(k->file), "%s/%u.img", c->ckpt_dir, port);
 	k->h = tcpcp_ckpt_new(s);
 	if (!k->h)
 		die("checkpoints: %s", tcpcp_strerror());
@@ -144,11 +165,49 @@ static void ckpt_take(struct cfg *c, struct ckpt *k, int s, const char *path, lo
 	img = tcpcp_checkpoint(k->h, s, state, (size_t)n, &len);
 	if (!img)
 		die("checkpoint: %s", tcpcp_strerror());
+	if (k->sb && tcpcp_ckpt_send(k->sb, img, len))
+		die("checkpoint to the standby: %s", tcpcp_strerror());
 	/* A standby must never read half a checkpoint: rename a whole one. */
 	snprintf(tmp, sizeof(tmp), "%s.tmp", k->file);
-	if (write_file(tmp, img, len) || rename(tmp, k->file))
+	if (k->file[0] && (write_file(tmp, img, len) || rename(tmp, k->file)))
 		die("cannot write %s: %s", k->file, strerror(errno));
 	free(img);
+}
+
+/* Until @s takes more, the standby hears from us every --beat-ms. */
+static void wait_writable(struct cfg *c, struct ckpt *k, int s)
+{
+	struct pollfd p = { .fd = s, .events = POLLOUT };
+
+	while (k->sb && poll(&p, 1, (int)c->beat_ms) == 0)
+		if (tcpcp_ckpt_beat(k->sb))
+			die("standby: %s", tcpcp_strerror());
+}
+
+/* Until the client has acknowledged every byte, keep checkpointing. */
+static void drain(struct cfg *c, struct ckpt *k, int s, const char *path, long long off)
+{
+	int outq;
+
+	while (k->h && !ioctl(s, SIOCOUTQ, &outq) && outq > 0) {
+		ckpt_take(c, k, s, path, off);
+		if (k->sb && tcpcp_ckpt_beat(k->sb))
+			die("standby: %s", tcpcp_strerror());
+		poll(NULL, 0, (int)(c->ckpt_ms < c->beat_ms ? c->ckpt_ms : c->beat_ms));
+	}
+}
+
+/* The download is over: the standby lets it go, and the session ends. */
+static void ckpt_end(struct ckpt *k, int s)
+{
+	if (k->sb && (tcpcp_ckpt_forget(k->sb, s) || tcpcp_ckpt_bye(k->sb)))
+		warnx("standby: %s", tcpcp_strerror());
+	tcpcp_pass_free(k->sb);
+	if (k->ctl >= 0)
+		close(k->ctl);
+	tcpcp_ckpt_free(k->h);
+	memset(k, 0, sizeof(*k));
+	k->ctl = -1;
 }
 
 static void send_body(struct cfg *c, int s, int fd, const char *path, long long off,
@@ -167,18 +226,22 @@ static void send_body(struct cfg *c, int s, int fd, const char *path, long long 
 		n = pread(fd, buf, sizeof(buf), off);
 		if (n <= 0)
 			break;
+		wait_writable(c, k, s);
 		sent = send(s, buf, (size_t)n, MSG_NOSIGNAL);
 		if (sent < 0 && errno == EINTR)
 			continue;
 		if (sent < 0) {
 			warnx("%s: send at offset %lld: %s", path, off, strerror(errno));
+			ckpt_end(k, s);
 			close(s);
 			return;
 		}
 		off += sent;
 	}
-	tcpcp_ckpt_free(k->h);
-	k->h = NULL;
+	/* Everything is queued: checkpointed until the client has it all,
+	 * then let go. */
+	drain(c, k, s, path, off);
+	ckpt_end(k, s);
 	demo_finish(s);
 }
 
@@ -204,8 +267,9 @@ static void serve_client(struct cfg *c, int s)
 	if (hdr > 0) {
 		k.hdr = (uint64_t)hdr;
 		send_body(c, s, fd, path, 0, c->pass_to != NULL, &k);
+	} else {
+		ckpt_end(&k, s);
 	}
-	tcpcp_ckpt_free(k.h);
 	close(fd);
 }
 
@@ -310,6 +374,8 @@ static void parse(int argc, char **argv, struct cfg *c)
 		{ "checkpoint-ms", required_argument, NULL, 'm' },
 		{ "resume", required_argument, NULL, 'R' },
 		{ "skip", required_argument, NULL, 's' },
+		{ "standby", required_argument, NULL, 'S' },
+		{ "beat-ms", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -327,6 +393,8 @@ static void parse(int argc, char **argv, struct cfg *c)
 		case 'm': c->ckpt_ms = (unsigned int)atoi(optarg); break;
 		case 'R': c->resume = optarg; break;
 		case 's': c->skip = atoll(optarg); break;
+		case 'S': c->standby = optarg; break;
+		case 'B': c->beat_ms = (unsigned int)atoi(optarg); break;
 		case 't':
 		case 'b':
 			*(o == 't' ? &c->o.to : &c->o.back) = switch_new_or_die(optarg);
@@ -337,8 +405,10 @@ static void parse(int argc, char **argv, struct cfg *c)
 	if (optind != argc || !c->root || (c->resume ? c->listen || c->ctl || c->pass_to :
 					    !c->key_file || (!c->listen && !c->ctl)))
 		usage();
-	if (c->ckpt_dir && !c->ckpt_ms)
+	if ((c->ckpt_dir || c->standby) && !c->ckpt_ms)
 		c->ckpt_ms = 10;
+	if (!c->beat_ms)
+		c->beat_ms = 100;
 }
 
 static int listener(const char *addr)
@@ -361,10 +431,10 @@ int main(int argc, char **argv)
 	int i, s;
 
 	parse(argc, argv, &c);
+	if (c.key_file && tcpcp_pass_key_load(c.key_file, c.key))
+		die("%s", tcpcp_strerror());
 	if (c.resume)
 		return resume(&c, 3);
-	if (tcpcp_pass_key_load(c.key_file, c.key))
-		die("%s", tcpcp_strerror());
 	pfd[0] = (struct pollfd){ .fd = listener(c.listen), .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = listener(c.ctl), .events = POLLIN };
 	sigaction(SIGCHLD, &sa, NULL);

@@ -339,6 +339,32 @@ struct tcpcp_pass_recv_opts {
 int tcpcp_pass_recv(struct tcpcp_pass *p, const struct tcpcp_pass_recv_opts *o,
 		    void **state, size_t *state_len);
 
+/* Fail-over with a standby (`tcpcp standby`, docs/failover.md).  The
+ * primary's application opens a control session to the standby
+ * (tcpcp_pass_open() as TCPCP_PASS_ORIGIN) and sends each connection's
+ * latest checkpoint (tcpcp_checkpoint()), FORGETs a connection that
+ * ended (named by its socket @s), beats while it has nothing else to say
+ * and says BYE when it stops on purpose.  The standby takes over the
+ * session's connections when it breaks or falls silent without a BYE. */
+int tcpcp_ckpt_send(struct tcpcp_pass *p, const void *img, size_t len);
+int tcpcp_ckpt_forget(struct tcpcp_pass *p, int s);
+int tcpcp_ckpt_beat(struct tcpcp_pass *p);
+int tcpcp_ckpt_bye(struct tcpcp_pass *p);
+
+/* "10.0.0.1:80 -> 10.0.0.2:4000" at most, IPv6 with its brackets. */
+#define TCPCP_CONN_LEN	112
+struct tcpcp_ckpt_msg {
+	enum { TCPCP_CKPT_IMAGE = 1, TCPCP_CKPT_FORGET, TCPCP_CKPT_BEAT, TCPCP_CKPT_BYE } kind;
+	void *img;			/* IMAGE: malloc'd, the caller's to free */
+	size_t len;
+	char conn[TCPCP_CONN_LEN];	/* IMAGE, FORGET: tcpcp_ends_str() of its ends */
+};
+/* The standby's side (TCPCP_PASS_DEST): the next message within
+ * @timeout_ms, an image checked before it is handed over.  -1 when the
+ * primary closed the session, was silent (ETIMEDOUT) or sent something
+ * else; then nothing is allocated. */
+int tcpcp_ckpt_recv(struct tcpcp_pass *p, int timeout_ms, struct tcpcp_ckpt_msg *m);
+
 /* Traffic switching steps (paper section 2.2, step 8), from a spec:
  *   route:NETNS:VIA        route the connection's local address via VIA
  *   flow:NETNS:MARK        mark only this 4-tuple (0: unmark) at a gateway

@@ -14,15 +14,15 @@
  * changes (addresses, negotiated options, socket options, the windows)
  * and the sequence numbers once.  From then on a checkpoint reads
  * TCP_INFO's byte counters, which move with snd_una and rcv_nxt, and the
- * queue lengths (SIOCOUTQ, SIOCOUTQNSD, SIOCINQ):
+ * queue lengths (SIOCOUTQ, SIOCINQ):
  *
  *   snd_una   = una0 + (bytes_acked - acked0)
  *   write_seq = snd_una + outq
  *   rcv_nxt   = rcv0 + (bytes_received - received0)
  *   copied_seq = rcv_nxt - inq
  *
- * read between two TCP_INFOs that agree, so that no segment moved them
- * in between.  The receive queue is read with a plain MSG_PEEK (no repair
+ * with the lengths read on both sides of TCP_INFO, equal both times, so
+ * that no segment moved them in between.  The receive queue is read with a plain MSG_PEEK (no repair
  * mode needed); the send queue is not read at all (tcp_peek_sndq() has no
  * offset, so it would copy the whole queue each time, in repair mode): a
  * checkpoint says every byte up to write_seq was acknowledged and records
@@ -189,34 +189,36 @@ fail:
 	return NULL;
 }
 
-/* The queue lengths and the counters they go with, read until two
- * TCP_INFOs around them agree. */
-static int read_live(int s, struct tcp_info *ti, int *outq, int *unsent, int *inq, uint32_t *ts,
-		     bool want_ts)
+/* The queue lengths and the counters they go with.  While the owner
+ * neither writes nor reads, outq moves only with snd_una (an ACK) and inq
+ * only with rcv_nxt (a segment): equal lengths on both sides of TCP_INFO
+ * mean its counters belong to them.  (Two TCP_INFOs around the lengths
+ * took longer, and a stream's ACKs, every few microseconds on loopback,
+ * made them disagree and the read start over.) */
+static int read_live(int s, struct tcp_info *ti, int *outq, int *inq, uint32_t *ts, bool want_ts)
 {
-	struct tcp_info b;
+	int i, err, outq2, inq2;
 	socklen_t len;
-	int i, err;
 
 	for (i = 0; i < CKPT_TRIES; i++) {
-		if ((err = tcp_info(s, ti)) ||
-		    (err = ioctl_int(s, SIOCOUTQ, outq, "SIOCOUTQ")) ||
-		    (err = ioctl_int(s, SIOCOUTQNSD, unsent, "SIOCOUTQNSD")) ||
-		    (err = ioctl_int(s, SIOCINQ, inq, "SIOCINQ")))
+		if ((err = ioctl_int(s, SIOCOUTQ, outq, "SIOCOUTQ")) ||
+		    (err = ioctl_int(s, SIOCINQ, inq, "SIOCINQ")) ||
+		    (err = tcp_info(s, ti)) ||
+		    (err = ioctl_int(s, SIOCOUTQ, &outq2, "SIOCOUTQ")) ||
+		    (err = ioctl_int(s, SIOCINQ, &inq2, "SIOCINQ")))
 			return err;
-		len = sizeof(*ts);
-		if (want_ts && getsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, ts, &len))
-			return tcpcp_fail(errno, "reading TCP_TIMESTAMP: %s", strerror(errno));
-		if ((err = tcp_info(s, &b)))
-			return err;
-		if (b.tcpi_state != TCPCP_ST_ESTABLISHED)
+		if (ti->tcpi_state != TCPCP_ST_ESTABLISHED)
 			return tcpcp_fail(EOPNOTSUPP, "the connection is %s now: checkpoints end there",
-					  tcpcp_state_name(b.tcpi_state));
-		if (ti->tcpi_bytes_acked == b.tcpi_bytes_acked &&
-		    ti->tcpi_bytes_received == b.tcpi_bytes_received && *unsent <= *outq)
-			return 0;
+					  tcpcp_state_name(ti->tcpi_state));
+		if (*outq == outq2 && *inq == inq2)
+			break;
 	}
-	return tcpcp_fail(EAGAIN, "the connection kept moving while its checkpoint was read");
+	if (i == CKPT_TRIES)
+		return tcpcp_fail(EAGAIN, "the connection kept moving while its checkpoint was read");
+	len = sizeof(*ts);
+	if (want_ts && getsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, ts, &len))
+		return tcpcp_fail(errno, "reading TCP_TIMESTAMP: %s", strerror(errno));
+	return 0;
 }
 
 /* The first @inq bytes of the receive queue, which start at copied_seq
@@ -252,7 +254,7 @@ TCPCP_EXPORT void *tcpcp_checkpoint(struct tcpcp_ckpt *c, int s, const void *sta
 	TcpcpIci *ici;
 	struct tcp_info ti;
 	struct timespec now;
-	int outq, unsent, inq;
+	int outq, inq;
 	uint32_t ts = 0, una;
 	void *img;
 
@@ -262,7 +264,7 @@ TCPCP_EXPORT void *tcpcp_checkpoint(struct tcpcp_ckpt *c, int s, const void *sta
 		return NULL;
 	}
 	ici = c->ici;
-	if (read_live(s, &ti, &outq, &unsent, &inq, &ts, ici->has_timestamp) ||
+	if (read_live(s, &ti, &outq, &inq, &ts, ici->has_timestamp) ||
 	    peek_recvq(s, c, inq, &ici->recvq))
 		return NULL;
 	una = c->una0 + (uint32_t)(ti.tcpi_bytes_acked - c->acked0);

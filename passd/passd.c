@@ -17,12 +17,7 @@
  * --timeout per message (the greeting included), a frame's length is
  * believed only under a valid tag (lib/pass-frame.c), so a session holds
  * a few KB until it is authenticated, and at most --max-sessions
- * sessions are in progress at once.  When they are, a newcomer takes the
- * room of the oldest session whose client has not shown the key yet
- * (killed, with a line in the log), so clients without the key cannot
- * keep an origin out; it is refused only when all of them have.  Each
- * session holds a pipe's write end, close-on-exec: a byte says it is
- * authenticated, EOF that its handler started or it ended.
+ * sessions are in progress at once (sessions.c says who makes room).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,16 +32,20 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "sessions.h"
 #include "tcpcp-cli.h"
 #include "tcpcp.h"
-
-#define SESSIONS_MAX	1024	/* what --max-sessions may say */
 
 struct args {
 	const char *listen, *key, *state_dir;
 	int timeout_ms, once, max_sessions;
 	enum tcpcp_congestion congestion;
 	char **cmd;
+};
+
+struct passd {
+	const struct args *a;
+	const uint8_t *key;
 };
 
 static const char usage_text[] =
@@ -106,77 +105,6 @@ static void parse(int argc, char **argv, struct args *a)
 	a->cmd = argv + optind;
 }
 
-static char *subst(const char *arg, const char *state, unsigned long id)
-{
-	char ids[24], *out;
-	const char *p;
-	size_t n = 0, cap = strlen(arg) + strlen(state) * 4 + 64;
-
-	snprintf(ids, sizeof(ids), "%lu", id);
-	out = malloc(cap);
-	if (!out)
-		die("out of memory");
-	for (p = arg; *p && n + strlen(state) + sizeof(ids) < cap; ) {
-		if (!strncmp(p, "{state}", 7)) {
-			n += (size_t)sprintf(out + n, "%s", state);
-			p += 7;
-		} else if (!strncmp(p, "{id}", 4)) {
-			n += (size_t)sprintf(out + n, "%s", ids);
-			p += 4;
-		} else {
-			out[n++] = *p++;
-		}
-	}
-	out[n] = '\0';
-	return out;
-}
-
-static void write_state(const char *path, const void *buf, size_t len)
-{
-	/* O_EXCL: in a shared directory, never write through someone's link. */
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-
-	if (fd < 0 || write(fd, buf, len) != (ssize_t)len || close(fd))
-		die("cannot write the application state to %s: %s", path, strerror(errno));
-}
-
-static void run_handler(const struct args *a, int s, const void *state, size_t len,
-			unsigned long id)
-{
-	char path[4096], **argv;
-	int i, n;
-
-	snprintf(path, sizeof(path), "%s/tcpcp-passd.%d.%lu.state", a->state_dir,
-		 (int)getppid(), id);
-	write_state(path, state, len);
-	for (n = 0; a->cmd[n]; n++)
-		;
-	argv = calloc((size_t)n + 1, sizeof(*argv));
-	if (!argv)
-		die("out of memory");
-	for (i = 0; i < n; i++)
-		argv[i] = subst(a->cmd[i], path, id);
-	/* dup2() clears close-on-exec; a socket already on 3 keeps it. */
-	if (s == 3 ? fcntl(s, F_SETFD, 0) : dup2(s, 3) < 0 || close(s))
-		die("cannot put the socket on fd 3: %s", strerror(errno));
-	setenv("TCPCP_FD", "3", 1);
-	setenv("TCPCP_STATE_FILE", path, 1);
-	execvp(argv[0], argv);
-	die("cannot run %s: %s", argv[0], strerror(errno));
-}
-
-/* Who is at the other end of @ctl, for the log. */
-static void who_is(int ctl, char who[64])
-{
-	struct sockaddr_storage from;
-	socklen_t flen = sizeof(from);
-
-	if (getpeername(ctl, (struct sockaddr *)&from, &flen))
-		snprintf(who, 64, "?");
-	else
-		sockaddr_str(&from, who, 64);
-}
-
 /* One session, in its own process: it becomes the handler.  It tells
  * the daemon through @told (close-on-exec) once the origin proved it
  * has the key: from then on the session is not dropped to make room. */
@@ -205,82 +133,22 @@ static void session(const struct args *a, const uint8_t *key, int ctl, unsigned 
 	tcpcp_pass_free(p);
 	close(ctl);
 	warnx("session %lu from %s: connection active, running %s", id, who, a->cmd[0]);
-	run_handler(a, s, state, len, id);
+	run_handler(a->cmd, a->state_dir, s, state, len, id);
 }
 
-/* The sessions running the protocol, oldest first, each with the read
- * end of a pipe whose write end it holds: a byte when the origin has
- * authenticated, EOF when the handler starts or the session ends. */
-struct session {
-	int fd;
-	pid_t pid;
-	unsigned long id;
-	bool authed;
-};
-
-struct sessions {
-	struct session s[SESSIONS_MAX];
-	int n;
-};
-
-static void drop(struct sessions *ss, int i)
+static void passd_session(void *arg, int ctl, unsigned long id, int told)
 {
-	close(ss->s[i].fd);
-	ss->n--;
-	memmove(&ss->s[i], &ss->s[i + 1], (size_t)(ss->n - i) * sizeof(ss->s[0]));
-}
+	const struct passd *d = arg;
 
-static void reap(struct sessions *ss)
-{
-	struct pollfd pfd;
-	char c;
-	int i = 0;
-
-	while (i < ss->n) {
-		pfd = (struct pollfd){ .fd = ss->s[i].fd, .events = POLLIN };
-		if (poll(&pfd, 1, 0) == 1 && read(ss->s[i].fd, &c, 1) == 1) {
-			ss->s[i].authed = true;
-			continue;	/* and look again: it may have ended too */
-		}
-		if (pfd.revents)
-			drop(ss, i);
-		else
-			i++;
-	}
-}
-
-/* Full: the oldest session whose client has not shown the key yet makes
- * room (clients without the key cannot keep others out); if every one
- * has, the newcomer is refused. */
-static bool make_room(struct sessions *ss, int ctl, unsigned long id)
-{
-	char who[64];
-	int i;
-
-	for (i = 0; i < ss->n && ss->s[i].authed; i++)
-		;
-	if (i < ss->n) {
-		warnx("session %lu dropped: not authenticated yet, and session %lu needs its room "
-		      "(--max-sessions)", ss->s[i].id, id);
-		kill(ss->s[i].pid, SIGKILL);
-		drop(ss, i);
-		return true;
-	}
-	who_is(ctl, who);
-	warnx("session %lu from %s refused: %d sessions in progress (--max-sessions)",
-	      id, who, ss->n);
-	return false;
+	session(d->a, d->key, ctl, id, told);
 }
 
 int cmd_passd(int argc, char **argv)
 {
 	uint8_t key[TCPCP_PASS_KEY_LEN];
-	struct sigaction sa = { .sa_handler = SIG_IGN, .sa_flags = SA_NOCLDWAIT };
-	static struct sessions ss;
-	unsigned long id = 0;
 	struct args a;
-	int l, ctl, status, i, done[2];
-	pid_t pid;
+	struct passd d = { &a, key };
+	int l;
 
 	parse(argc, argv, &a);
 	if (tcpcp_pass_key_load(a.key, key))
@@ -288,37 +156,6 @@ int cmd_passd(int argc, char **argv)
 	l = listen_on(a.listen);
 	if (l < 0)
 		die("cannot listen on %s: %s", a.listen, strerror(-l));
-	if (!a.once)
-		sigaction(SIGCHLD, &sa, NULL);	/* handlers reap themselves */
 	fprintf(stderr, "%s: listening on %s\n", prog, a.listen);
-	for (double kept = 0;;) {
-		ctl = accept_next(l);
-		keep_gate(l, &kept);
-		reap(&ss);
-		if (ss.n >= a.max_sessions && !make_room(&ss, ctl, id)) {
-			close(ctl);
-			id++;
-			continue;
-		}
-		if (pipe2(done, O_CLOEXEC))
-			die("pipe: %s", strerror(errno));
-		pid = fork();
-		if (pid < 0)
-			die("fork: %s", strerror(errno));
-		if (!pid) {
-			close(l);
-			close(done[0]);
-			for (i = 0; i < ss.n; i++)
-				close(ss.s[i].fd);
-			session(&a, key, ctl, id, done[1]);
-		}
-		close(done[1]);
-		ss.s[ss.n++] = (struct session){ .fd = done[0], .pid = pid, .id = id };
-		close(ctl);
-		id++;
-		if (a.once) {
-			waitpid(pid, &status, 0);
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
-		}
-	}
+	return serve_sessions(l, a.max_sessions, a.once, passd_session, &d);
 }

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from lib import build, cli, pbwire
+from lib import build, cli, netns, pbwire
 from lib.capture import Capture, assert_no_rst, connection, seq_before
 from lib.netns import hostport
 from lib.passd import binary, make_key
@@ -310,3 +310,73 @@ def test_checkpointed_download_survives_kill(topo, tmp_path, family):
     assert_no_rst(connection(cap.stop(), (ipx, 8000)))
     # Some peers lacked bytes written before the checkpoint: written again.
     assert KILLS < 4 or min(skips) < 0, skips
+
+
+@pytest.mark.parametrize('family', [4, 6])
+def test_standby_takes_over(topo, tmp_path, family):
+    """The whole fail-over without a hand in it: each download of
+    tcpcp-fileserver --standby sends its checkpoints to `tcpcp standby`
+    on the standby host over an authenticated control session and beats
+    while it waits.  The primary dies at a random point; the standby hears
+    nothing for --timeout, gates the connection, moves the address
+    (--takeover), probes, resurrects and runs tcpcp-fileserver --resume
+    with the image and the skip.  Unmodified curl finishes with the
+    file's sha256, no RST on the wire.  Then a download that ends well
+    says bye: nothing is taken over."""
+    root = tmp_path / 'root'
+    root.mkdir()
+    data = os.urandom(8 * MB)
+    (root / 'f.bin').write_bytes(data)
+    want = hashlib.sha256(data).hexdigest()
+    key = make_key(tmp_path / 'key')
+    ipx = topo.ipx(family)
+    ctl = hostport(topo.addr('dest', family), 7300)
+    topo.sysctl('origin', 'net.ipv4.tcp_orphan_retries', 1)
+    topo.run('router', 'tc', 'qdisc', 'add', 'dev', 'to-peer', 'root', 'tbf',
+             'rate', '32mbit', 'burst', '64kb', 'latency', '100ms')
+    router = topo.ns['router']
+    move = (f'ip netns exec {router} ip route replace {netns.IPX[4]}/32 via {netns.addr("dest", 4)}'
+            f' && ip netns exec {router} ip -6 route replace {netns.IPX[6]}/128 via '
+            f'{netns.addr("dest", 6)}')
+    cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
+    rng = random.Random(os.environ.get('TCPCP_SEED', 2))
+    for i in range(3):
+        slog, olog = tmp_path / f'standby{i}.log', tmp_path / f'primary{i}.log'
+        standby = topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
+                             '--timeout', 300, '--takeover', move, '--once', '--',
+                             binary('tcpcp-fileserver'), '--root', root, '--resume', '{image}',
+                             '--skip', '{skip}', stderr=open(slog, 'w'))
+        wait_for(lambda: 'listening' in slog.read_text(), 10, f'standby up ({slog})')
+        server = fileserver(topo, 'origin', olog, '--root', root, '--key', key,
+                            '--listen', hostport(ipx, 8000), '--standby', ctl)
+        out = tmp_path / f'out{i}'
+        curl = topo.popen('peer', 'curl', '-sS', '--fail', '--max-time', '60', '-o', out,
+                          f'http://{hostport(ipx, 8000)}/f.bin', stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.3, 1.5))
+        port = int(topo.run('peer', 'ss', '-Htn', 'state', 'established', 'dport', '=', ':8000')
+                   .stdout.split()[2].rsplit(':', 1)[1])
+        link_back = primary_dies(topo, server, port)
+        _, err = curl.communicate(timeout=60)
+        log = slog.read_text()
+        assert curl.returncode == 0, f'round {i}: curl exit {curl.returncode}: {err}\n{log}'
+        assert hashlib.sha256(out.read_bytes()).hexdigest() == want, f'round {i}\n{log}'
+        assert 'taking over 1 connection(s)' in log and '1 of 1 connection(s) resurrected' in log, log
+        assert standby.wait(timeout=10) == 0, log
+        link_back()
+        topo.switch_to('origin')
+        out.unlink()
+    assert_no_rst(connection(cap.stop(), (ipx, 8000)))
+    # A primary that finishes says bye: the standby takes nothing over.
+    slog = tmp_path / 'standby-bye.log'
+    standby = topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
+                         '--timeout', 300, '--takeover', 'false', '--once', '--', 'true',
+                         stderr=open(slog, 'w'))
+    wait_for(lambda: 'listening' in slog.read_text(), 10, f'standby up ({slog})')
+    server = fileserver(topo, 'origin', tmp_path / 'primary-bye.log', '--root', root, '--key',
+                        key, '--listen', hostport(ipx, 8000), '--standby', ctl)
+    r = topo.run('peer', 'curl', '-sS', '--fail', '--max-time', '60', '-o', tmp_path / 'outbye',
+                 f'http://{hostport(ipx, 8000)}/f.bin', timeout=90)
+    assert hashlib.sha256((tmp_path / 'outbye').read_bytes()).hexdigest() == want
+    assert standby.wait(timeout=10) == 0
+    log = slog.read_text()
+    assert 'bye (0 connection(s) let go)' in log and 'taking over' not in log, log

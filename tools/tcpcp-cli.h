@@ -46,5 +46,6 @@ int cmd_probe(int argc, char **argv);
 /* passd/: live passing, also run as tcpcp-pass and tcpcp-passd. */
 int cmd_pass(int argc, char **argv);
 int cmd_passd(int argc, char **argv);
+int cmd_standby(int argc, char **argv);
 
 #endif

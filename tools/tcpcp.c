@@ -47,7 +47,7 @@ static const char usage[] =
 	"  gate [status|flush|setup|unload] the BPF gate of this network namespace\n"
 	"  gate close [--secs N] FILE...   drop the connections of these images here\n"
 	"                                  for N seconds (60), e.g. before taking over\n"
-	"Fail-over (standby):\n"
+	"Fail-over (standby; also as tcpcp-standby):\n"
 	"  probe [--timeout MS] [--resurrect DIR] FILE...\n"
 	"                                  ask the peers of checkpointed connections where\n"
 	"                                  they stand now: one JSON line each (their\n"
@@ -56,6 +56,10 @@ static const char usage[] =
 	"                                  write each image brought up to its peer there,\n"
 	"                                  for `tcpcp create`; \"skip\" says how many bytes\n"
 	"                                  past the checkpoint the application must skip\n"
+	"  standby --listen ADDR:PORT --key FILE ... -- COMMAND [ARGS...]\n"
+	"                                  keep the checkpoints primaries send; when one\n"
+	"                                  dies, resurrect its connections, run COMMAND\n"
+	"                                  with each\n"
 	"Live passing of a running program (also as tcpcp-pass, tcpcp-passd):\n"
 	"  pass --to ADDR:PORT --key FILE --pid PID --fd FD ...\n"
 	"                                  pass it to the tcpcp passd at ADDR:PORT\n"
@@ -105,6 +109,7 @@ static const struct {
 	{ "probe", cmd_probe, NULL },
 	{ "pass", cmd_pass, "tcpcp-pass" },
 	{ "passd", cmd_passd, "tcpcp-passd" },
+	{ "standby", cmd_standby, "tcpcp-standby" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
