@@ -347,6 +347,14 @@ static void take_over(const struct args *a, struct held *h, const char *who, con
 	free(lens);
 }
 
+/* Only silence or a broken connection says the primary died. */
+static bool primary_gone(int err)
+{
+	return err == ETIMEDOUT || err == ECONNRESET || err == EPIPE || err == ENOTCONN ||
+	       err == ECONNABORTED || err == EHOSTUNREACH || err == ENETUNREACH ||
+	       err == EHOSTDOWN || err == ENETDOWN;
+}
+
 /* One primary's session, in a child of its own. */
 static void standby_session(void *arg, int ctl, unsigned long id, int told)
 {
@@ -365,7 +373,15 @@ static void standby_session(void *arg, int ctl, unsigned long id, int told)
 		if (tcpcp_ckpt_recv(p, a->timeout_ms, &m)) {
 			if (!authed)	/* a replayed greeting, or no key: nothing taken */
 				die("session %lu from %s: %s", id, who, tcpcp_strerror());
-			break;
+			if (primary_gone(errno))
+				break;
+			if (errno == EACCES)	/* someone else's frame: no primary to judge */
+				die("session %lu from %s ended, nothing taken over: %s", id, who,
+				    tcpcp_strerror());
+			/* The frame was whole and authentic, its content not: the
+			 * primary lives, and its next checkpoint will do. */
+			warnx("primary %s: %s: ignored", who, tcpcp_strerror());
+			continue;
 		}
 		if (!authed && write(told, "A", 1) != 1)
 			die("session %lu: cannot tell the daemon: %s", id, strerror(errno));

@@ -11,7 +11,7 @@ import pytest
 from lib import build
 
 COMMANDS = ['get', 'release', 'close', 'create', 'activate', 'show', 'edit', 'gate', 'probe',
-            'pass', 'passd']
+            'pass', 'passd', 'standby']
 
 
 def run(*argv):
@@ -39,7 +39,7 @@ def test_version():
     assert r.returncode == 0 and re.fullmatch(r'tcpcp \d+\.\d+\.\d+\n', r.stdout), r
 
 
-@pytest.mark.parametrize('name', ['tcpcp-pass', 'tcpcp-passd'])
+@pytest.mark.parametrize('name', ['tcpcp-pass', 'tcpcp-passd', 'tcpcp-standby'])
 def test_own_names(name):
     path = Path(build.build_dir()) / name
     assert path.resolve() == Path(build.tcpcp()).resolve()

@@ -380,3 +380,32 @@ def test_standby_takes_over(topo, tmp_path, family):
     assert standby.wait(timeout=10) == 0
     log = slog.read_text()
     assert 'bye (0 connection(s) let go)' in log and 'taking over' not in log, log
+
+
+def test_standby_refuses_strangers(topo, tmp_path):
+    """A client without the key, and one that sends garbage: one line
+    each, nothing taken over, no command run, exit 1."""
+    key = make_key(tmp_path / 'key')
+    other = make_key(tmp_path / 'other')
+    ctl = hostport(topo.addr('dest', 4), 7301)
+    marker = tmp_path / 'ran'
+    for i, send in enumerate(('garbage', 'wrong-key')):
+        slog = tmp_path / f'standby{i}.log'
+        standby = topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
+                             '--timeout', 500, '--takeover', f'touch {marker}', '--once', '--',
+                             'touch', marker, stderr=open(slog, 'w'))
+        wait_for(lambda: 'listening' in slog.read_text(), 10, f'standby up ({slog})')
+        if send == 'garbage':
+            topo.run('origin', 'python3', '-c',
+                     'import socket,sys; s=socket.create_connection((sys.argv[1], 7301)); '
+                     's.sendall(b"\\xff" * 4096); s.close()', topo.addr('dest', 4))
+        else:
+            # A primary with another key: refused before anything.
+            fileserver(topo, 'origin', tmp_path / 'primary.log', '--root', tmp_path, '--key',
+                       other, '--listen', hostport(topo.ipx(4), 8000), '--standby', ctl)
+            topo.run('peer', 'curl', '-sS', '--max-time', '5', '-o', '/dev/null',
+                     f'http://{hostport(topo.ipx(4), 8000)}/key', check=False, timeout=30)
+        assert standby.wait(timeout=20) == 1
+        lines = [ln for ln in slog.read_text().splitlines() if 'listening' not in ln]
+        assert len(lines) == 1 and 'refused' in lines[0], lines
+        assert not marker.exists()
