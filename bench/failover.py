@@ -8,6 +8,13 @@
               the resurrected connection that the peer acknowledged (its
               capture; one kernel, one clock): takeover, `tcpcp probe
               --resurrect`, `tcpcp create --activate`.
+  standby     the same with no hand in it: curl downloads from
+              tcpcp-fileserver --standby, which checkpoints every 10 ms and
+              beats every 100 ms to `tcpcp standby --timeout 300`; the
+              primary dies (links cut, processes killed) and the standby
+              takes over by itself.  From the death, and from the end of
+              the timeout (the earliest the standby can know), to the first
+              byte from the standby that the peer acknowledged.
   probe       N connections (test/zdtm tcp_many, idle) checkpointed and the
               primary dead: the standby's `tcpcp gate close` and `tcpcp
               probe --resurrect` for all N, as whole commands.  Peers answer
@@ -26,9 +33,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / 'test'))
 
-from lib import cli, netns  # noqa: E402
-from lib.capture import ACK, seq_before  # noqa: E402
+from lib import build, cli, netns  # noqa: E402
+from lib.capture import ACK, Capture, seq_before  # noqa: E402
 from lib.criu import ZdtmPair  # noqa: E402
+from lib.failover import fileserver, primary_dies  # noqa: E402
+from lib.passd import binary, make_key  # noqa: E402
 from lib.stream import Stream  # noqa: E402
 from lib.traffic import Traffic  # noqa: E402
 
@@ -77,6 +86,50 @@ def one_failover(tmp):
         t = first_acked_byte(pkts, s.ipx, s.port, t0)
         return {'takeover': t1 - t0, 'probe': t2 - t1,
                 'first_byte': (t - t0) if t else None}
+    finally:
+        topo.cleanup()
+
+
+TIMEOUT_MS = 300
+
+
+def standby_failover(tmp):
+    topo = netns.Topology()
+    try:
+        root = tmp / 'root'
+        root.mkdir()
+        (root / 'f.bin').write_bytes(b'\x5a' * (16 * MB))
+        key = make_key(tmp / 'key')
+        ipx = topo.ipx(4)
+        ctl = f'{topo.addr("dest", 4)}:7300'
+        topo.sysctl('origin', 'net.ipv4.tcp_orphan_retries', 1)
+        topo.run('router', 'tc', 'qdisc', 'add', 'dev', 'to-peer', 'root', 'tbf',
+                 'rate', '32mbit', 'burst', '64kb', 'latency', '100ms')
+        r = topo.ns['router']
+        move = f'ip netns exec {r} ip route replace {ipx}/32 via {netns.addr("dest", 4)}'
+        slog = tmp / 'standby.log'
+        topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
+                   '--timeout', TIMEOUT_MS, '--takeover', move, '--once', '--',
+                   binary('tcpcp-fileserver'), '--root', root, '--resume', '{image}',
+                   '--skip', '{skip}', stderr=open(slog, 'w'))
+        while 'listening' not in slog.read_text():
+            time.sleep(0.05)
+        server = fileserver(topo, 'origin', tmp / 'primary.log', '--root', root, '--key', key,
+                            '--listen', f'{ipx}:8000', '--standby', ctl)
+        cap = Capture(topo, 'peer', tmp / 'peer.pcap').start()
+        curl = topo.popen('peer', 'curl', '-sS', '-o', '/dev/null', f'http://{ipx}:8000/f.bin')
+        time.sleep(1)
+        port = int(topo.run('peer', 'ss', '-Htn', 'state', 'established', 'dport', '=', ':8000')
+                   .stdout.split()[2].rsplit(':', 1)[1])
+        t0 = time.time()
+        primary_dies(topo, server, port)
+        curl.wait(timeout=60)
+        pkts = cap.stop()
+        # The primary's own last segments drain from the path's 100 ms
+        # queue before the standby can know: look past the timeout.
+        t = first_acked_byte(pkts, ipx, 8000, t0 + TIMEOUT_MS / 1000)
+        return {'death': (t - t0) if t else None,
+                'detect': (t - t0 - TIMEOUT_MS / 1000) if t else None}
     finally:
         topo.cleanup()
 
@@ -131,6 +184,19 @@ def main():
         for k, name in (('takeover', 'gate close + route to the standby'),
                         ('probe', 'tcpcp probe --resurrect (1 connection)'),
                         ('first_byte', 'takeover start -> first byte acked by the peer')):
+            xs = [r[k] * 1000 for r in rows if r[k] is not None]
+            if xs:
+                print(f'{name:<48} {statistics.median(xs):8.1f} {min(xs):8.1f} {max(xs):8.1f}')
+        rows = []
+        for i in range(a.runs):
+            t = Path(d) / f'sb{i}'
+            t.mkdir()
+            rows.append(standby_failover(t))
+        print()
+        print(f'tcpcp standby, one download, --timeout {TIMEOUT_MS} ms ({a.runs} runs, ms)')
+        print(f'{"step":<48} {"median":>8} {"min":>8} {"max":>8}')
+        for k, name in (('death', 'primary death -> first byte acked by the peer'),
+                        ('detect', '  of which after the timeout ran out')):
             xs = [r[k] * 1000 for r in rows if r[k] is not None]
             if xs:
                 print(f'{name:<48} {statistics.median(xs):8.1f} {min(xs):8.1f} {max(xs):8.1f}')

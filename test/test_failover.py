@@ -16,7 +16,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import time
 
@@ -24,6 +23,7 @@ import pytest
 
 from lib import build, cli, netns, pbwire
 from lib.capture import Capture, assert_no_rst, connection, seq_before
+from lib.failover import fileserver, primary_dies
 from lib.netns import hostport
 from lib.passd import binary, make_key
 from lib.traffic import wait_for
@@ -217,36 +217,6 @@ def test_resurrect_refuses_stale(topo, tmp_path):
 KILLS = int(os.environ.get('TCPCP_FAILOVER_KILLS', '20'))
 
 
-def primary_dies(topo, server, port):
-    """The primary host dies: its links cut (every segment in and out of
-    eth0 dropped, in its own namespace), all its processes killed, and
-    what the kernel still held of the connection gone (`ss -K`: its RST
-    goes nowhere).  Then the link is back for the next round."""
-    table = 'inet tcpcp_test_dead'
-    topo.run('origin', 'nft', '-f', '-', input=f'''
-        table {table} {{
-            chain in {{ type filter hook ingress device eth0 priority -500; policy drop; }}
-            chain out {{ type filter hook output priority -500; oifname "eth0" drop; }}
-        }}''')
-    kids = topo.run('origin', 'pgrep', '-P', server.pid, check=False).stdout.split()
-    for pid in [server.pid, *map(int, kids)]:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    server.wait(timeout=10)
-    topo.run('origin', 'ss', '-K', 'dport', '=', f':{port}', check=False)
-    return lambda: topo.run('origin', 'nft', 'delete', 'table', *table.split())
-
-
-def fileserver(topo, host, log, *args):
-    p = topo.popen(host, binary('tcpcp-fileserver'), *map(str, args),
-                   stderr=open(log, 'a'))
-    wait_for(lambda: 'ready' in log.read_text() or p.poll() is not None, 10, f'ready in {log}')
-    assert p.poll() is None, log.read_text()
-    return p
-
-
 @pytest.mark.parametrize('family', [4, 6])
 def test_checkpointed_download_survives_kill(topo, tmp_path, family):
     """An unmodified curl downloads from a file server that checkpoints
@@ -374,8 +344,8 @@ def test_standby_takes_over(topo, tmp_path, family):
     wait_for(lambda: 'listening' in slog.read_text(), 10, f'standby up ({slog})')
     server = fileserver(topo, 'origin', tmp_path / 'primary-bye.log', '--root', root, '--key',
                         key, '--listen', hostport(ipx, 8000), '--standby', ctl)
-    r = topo.run('peer', 'curl', '-sS', '--fail', '--max-time', '60', '-o', tmp_path / 'outbye',
-                 f'http://{hostport(ipx, 8000)}/f.bin', timeout=90)
+    topo.run('peer', 'curl', '-sS', '--fail', '--max-time', '60', '-o', tmp_path / 'outbye',
+             f'http://{hostport(ipx, 8000)}/f.bin', timeout=90)
     assert hashlib.sha256((tmp_path / 'outbye').read_bytes()).hexdigest() == want
     assert standby.wait(timeout=10) == 0
     log = slog.read_text()
