@@ -72,10 +72,11 @@ int demo_take(int ctl, const uint8_t *key, char **state,
 }
 
 /* Reads up to the blank line and no further: whatever the client sends
- * next must stay in the socket, for whoever serves it. */
-int http_read_request(int s, char *path, size_t len)
+ * next must stay in the socket, for whoever serves it.  The method (GET
+ * or PUT) and, for PUT, the body's length (Content-Length). */
+int http_read(int s, char method[8], char *path, size_t len, long long *length)
 {
-	char buf[4096], method[8];
+	char buf[4096], *h;
 	struct pollfd pfd = { .fd = s, .events = POLLIN };
 	size_t n = 0;
 	ssize_t r;
@@ -93,11 +94,25 @@ int http_read_request(int s, char *path, size_t len)
 		if (n >= 2 && !strcmp(buf + n - 2, "\n\n"))
 			break;
 	}
-	if (sscanf(buf, "%7s %4095s", method, buf) != 2 || strcmp(method, "GET") ||
+	*length = -1;
+	h = strcasestr(buf, "\ncontent-length:");
+	if (h)
+		*length = atoll(h + 16);
+	if (sscanf(buf, "%7s %4095s", method, buf) != 2 ||
+	    (strcmp(method, "GET") && (strcmp(method, "PUT") || *length < 0)) ||
 	    strlen(buf) >= len)
 		return -EINVAL;
 	snprintf(path, len, "%s", buf);
 	return 0;
+}
+
+int http_read_request(int s, char *path, size_t len)
+{
+	char method[8];
+	long long length;
+	int err = http_read(s, method, path, len, &length);
+
+	return err ? err : strcmp(method, "GET") ? -EINVAL : 0;
 }
 
 int send_all(int s, const void *buf, size_t len)
@@ -117,17 +132,27 @@ int send_all(int s, const void *buf, size_t len)
 	return 0;
 }
 
+int http_header_str(char *h, size_t len, int code, const char *reason, long long length,
+		    const char *extra)
+{
+	return snprintf(h, len, "HTTP/1.1 %d %s\r\nContent-Length: %lld\r\n"
+			"Connection: close\r\n%s\r\n", code, reason, length, extra ? extra : "");
+}
+
 int http_header(int s, int code, const char *reason, long long length, const char *extra)
 {
 	char h[512];
-	int n;
+	int n = http_header_str(h, sizeof(h), code, reason, length, extra);
 
-	n = snprintf(h, sizeof(h), "HTTP/1.1 %d %s\r\nContent-Length: %lld\r\n"
-		     "Connection: close\r\n%s\r\n", code, reason, length, extra ? extra : "");
 	return send_all(s, h, (size_t)n) ?: n;
 }
 
 int open_under(const char *root, const char *path)
+{
+	return open_under_as(root, path, O_RDONLY);
+}
+
+int open_under_as(const char *root, const char *path, int flags)
 {
 	int dir, fd;
 
@@ -138,7 +163,7 @@ int open_under(const char *root, const char *path)
 	dir = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return -errno;
-	fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
+	fd = openat(dir, path, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		fd = -errno;
 	close(dir);

@@ -21,14 +21,20 @@ int demo_take(int ctl, const uint8_t *key, char **state,
 	      const struct tcpcp_pass_recv_opts *o);
 
 /* HTTP, as little as a demo needs. */
-int http_read_request(int s, char *path, size_t len);
+int http_read_request(int s, char *path, size_t len);	/* GET only */
+int http_read(int s, char method[8], char *path, size_t len, long long *length);
 int send_all(int s, const void *buf, size_t len);
+/* The header's text in @h; its length. */
+int http_header_str(char *h, size_t len, int code, const char *reason, long long length,
+		    const char *extra);
 /* Its length, or -errno. */
 int http_header(int s, int code, const char *reason, long long length, const char *extra);
 /* Close a served connection as a server does: our FIN, then the client's. */
 void demo_finish(int s);
 /* The file under @root for @path, refusing anything that climbs out. */
 int open_under(const char *root, const char *path);
+/* The same, opened with @flags (e.g. O_WRONLY | O_CREAT for an upload). */
+int open_under_as(const char *root, const char *path, int flags);
 
 /* A whole small file (at most DEMO_FILE_MAX), malloc'd; NULL + errno. */
 #define DEMO_FILE_MAX	(64 << 20)

@@ -31,8 +31,14 @@
  *
  *   tcpcp standby --listen CTLADDR:PORT --key FILE --takeover CMD --
  *         tcpcp-fileserver --root DIR --resume {image} --skip {skip}
+ *
+ * It takes uploads too (PUT, into the file under --root): with
+ * checkpoints, each chunk is written before the checkpoint that counts
+ * it, and the connection's ACKs are clamped to what the standby holds
+ * (tcpcp_ckpt_clamp()); the answer (201) goes only once the body is in.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
@@ -98,6 +104,7 @@ struct ckpt {
 	int ctl;
 	char file[1100];
 	uint64_t due_ns, hdr;	/* ... and no earlier than the header is acknowledged */
+	bool clamp, pending;	/* ACKs clamped; a checkpoint not yet known safe */
 };
 
 static uint64_t now_ns(void)
@@ -149,20 +156,33 @@ static bool header_acked(int s, uint64_t hdr)
 	return !getsockopt(s, IPPROTO_TCP, TCP_INFO, &ti, &len) && ti.tcpi_bytes_acked >= hdr;
 }
 
-static void ckpt_take(struct cfg *c, struct ckpt *k, int s, const char *path, long long off)
+/* The latest checkpoint is safe once the standby's host has it (the
+ * control connection has nothing unacknowledged) or it is on disk. */
+static bool latest_safe(const struct ckpt *k)
 {
-	char state[1200], tmp[1200];
+	int outq;
+
+	return !k->sb || (!ioctl(k->ctl, SIOCOUTQ, &outq) && !outq);
+}
+
+static void ckpt_take(struct cfg *c, struct ckpt *k, int s, const char *state)
+{
+	char tmp[1200];
 	uint64_t now = now_ns();
 	size_t len;
 	void *img;
-	int n;
 
+	/* Uploads: the clamp moves up to what the standby holds. */
+	if (k->clamp && k->pending && latest_safe(k)) {
+		if (tcpcp_ckpt_clamp(k->h, s))
+			die("clamp: %s", tcpcp_strerror());
+		k->pending = false;
+	}
 	if (!k->h || now < k->due_ns || (k->hdr && !header_acked(s, k->hdr)))
 		return;
 	k->hdr = 0;
 	k->due_ns = now + (uint64_t)c->ckpt_ms * 1000000ull;
-	n = snprintf(state, sizeof(state), "%s\n%lld\n", path, off);
-	img = tcpcp_checkpoint(k->h, s, state, (size_t)n, &len);
+	img = tcpcp_checkpoint(k->h, s, state, strlen(state), &len);
 	if (!img)
 		die("checkpoint: %s", tcpcp_strerror());
 	if (k->sb && tcpcp_ckpt_send(k->sb, img, len))
@@ -172,6 +192,15 @@ static void ckpt_take(struct cfg *c, struct ckpt *k, int s, const char *path, lo
 	if (k->file[0] && (write_file(tmp, img, len) || rename(tmp, k->file)))
 		die("cannot write %s: %s", k->file, strerror(errno));
 	free(img);
+	k->pending = true;
+}
+
+static void ckpt_get(struct cfg *c, struct ckpt *k, int s, const char *path, long long off)
+{
+	char state[1200];
+
+	snprintf(state, sizeof(state), "%s\n%lld\n", path, off);
+	ckpt_take(c, k, s, state);
 }
 
 /* Until @s takes more, the standby hears from us every --beat-ms. */
@@ -190,7 +219,7 @@ static void drain(struct cfg *c, struct ckpt *k, int s, const char *path, long l
 	int outq;
 
 	while (k->h && !ioctl(s, SIOCOUTQ, &outq) && outq > 0) {
-		ckpt_take(c, k, s, path, off);
+		ckpt_get(c, k, s, path, off);
 		if (k->sb && tcpcp_ckpt_beat(k->sb))
 			die("standby: %s", tcpcp_strerror());
 		poll(NULL, 0, (int)(c->ckpt_ms < c->beat_ms ? c->ckpt_ms : c->beat_ms));
@@ -217,7 +246,7 @@ static void send_body(struct cfg *c, int s, int fd, const char *path, long long 
 	ssize_t n, sent;
 
 	for (;;) {
-		ckpt_take(c, k, s, path, off);
+		ckpt_get(c, k, s, path, off);
 		if (may_pass && off >= c->pass_after) {
 			if (shed(c, s, path, off))
 				return;
@@ -245,15 +274,92 @@ static void send_body(struct cfg *c, int s, int fd, const char *path, long long 
 	demo_finish(s);
 }
 
+/* PUT: the body into the file from @off on, checkpointed as it goes
+ * ("PUT PATH\nOFFSET\nLENGTH\n": what is in the file; the image holds
+ * what is still in the socket), then the answer. */
+static void ckpt_put(struct cfg *c, struct ckpt *k, int s, const char *path, long long off,
+		     long long len)
+{
+	char state[1200];
+
+	snprintf(state, sizeof(state), "PUT %s\n%lld\n%lld\n", path, off, len);
+	ckpt_take(c, k, s, state);
+}
+
+static void receive_body(struct cfg *c, int s, int fd, const char *path, long long off,
+			 long long len, struct ckpt *k)
+{
+	static char buf[CHUNK];
+	struct pollfd p = { .fd = s, .events = POLLIN };
+	ssize_t n;
+
+	while (off < len) {
+		ckpt_put(c, k, s, path, off, len);
+		if (poll(&p, 1, (int)(c->ckpt_ms ? c->ckpt_ms : 1000)) == 0) {
+			if (k->sb && tcpcp_ckpt_beat(k->sb))
+				die("standby: %s", tcpcp_strerror());
+			continue;
+		}
+		n = recv(s, buf, (size_t)(len - off < CHUNK ? len - off : CHUNK), MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0) {
+			warnx("%s: upload cut at offset %lld: %s", path, off,
+			      n ? strerror(errno) : "EOF");
+			ckpt_end(k, s);
+			close(s);
+			return;
+		}
+		if (pwrite(fd, buf, (size_t)n, off) != n)
+			die("%s: cannot write at %lld: %s", path, off, strerror(errno));
+		off += n;
+	}
+	/* The body is in the file: the last checkpoint says so, and the
+	 * answer is written only after it (a standby resends it whole). */
+	k->due_ns = 0;
+	ckpt_put(c, k, s, path, off, len);
+	if (http_header(s, 201, "Created", 0, NULL) < 0)
+		warnx("%s: the answer: %s", path, strerror(errno));
+	drain(c, k, s, path, off);
+	ckpt_end(k, s);
+	demo_finish(s);
+}
+
+static void serve_upload(struct cfg *c, int s, const char *path, long long len)
+{
+	struct ckpt k;
+	int fd = open_under_as(c->root, path, O_WRONLY | O_CREAT | O_TRUNC);
+
+	if (fd < 0) {
+		http_header(s, 403, "Forbidden", 0, NULL);
+		demo_finish(s);
+		return;
+	}
+	ckpt_start(c, &k, s, 0);
+	if (k.h) {
+		/* From now on nothing is acknowledged that a standby lacks. */
+		if (tcpcp_ckpt_clamp(k.h, s))
+			die("clamp: %s", tcpcp_strerror());
+		k.clamp = true;
+	}
+	receive_body(c, s, fd, path, 0, len, &k);
+	close(fd);
+}
+
 static void serve_client(struct cfg *c, int s)
 {
-	char path[1024];
+	char path[1024], method[8];
+	long long length;
 	struct stat st;
 	struct ckpt k;
 	int fd, hdr;
 
-	if (http_read_request(s, path, sizeof(path))) {
+	if (http_read(s, method, path, sizeof(path), &length)) {
 		demo_finish(s);
+		return;
+	}
+	if (!strcmp(method, "PUT")) {
+		serve_upload(c, s, path, length);
 		return;
 	}
 	fd = open_under(c->root, path);
@@ -325,6 +431,48 @@ static void take_download(struct cfg *c, int ctl)
 	free(state);
 }
 
+/* An upload goes on: the rest of the body (the image's receive queue
+ * first, then what the peer sends again from where our ACKs stopped),
+ * or, if it was all in, the answer from where the client's copy ends. */
+static int resume_upload(struct cfg *c, int s, struct tcpcp_image *im, const TcpcpIci *ici)
+{
+	char text[1200], path[1024], h[512];
+	long long off, len;
+	struct ckpt k;
+	int fd, n;
+
+	snprintf(text, sizeof(text), "%.*s", (int)(ici->app_state.len < sizeof(text) ?
+						  ici->app_state.len : sizeof(text) - 1),
+		 (const char *)ici->app_state.data);
+	tcpcp_image_free(im);
+	if (sscanf(text, "PUT %1023[^\n]\n%lld\n%lld", path, &off, &len) != 3 || off < 0 ||
+	    off > len)
+		die("%s: malformed upload state", c->resume);
+	fd = open_under_as(c->root, path, O_WRONLY);
+	if (fd < 0)
+		die("%s: %s", path, strerror(-fd));
+	fprintf(stderr, "%s: resuming the upload of %s at offset %lld of %lld, skip %+lld\n",
+		prog, path, off, len, c->skip);
+	if (off < len) {
+		if (c->skip)
+			die("%s: skip %+lld in the middle of an upload: we had written nothing",
+			    path, c->skip);
+		ckpt_start(c, &k, s, 0);
+		receive_body(c, s, fd, path, off, len, &k);
+		close(fd);
+		return 0;
+	}
+	/* All in: the answer, less what the client already has of it. */
+	n = http_header_str(h, sizeof(h), 201, "Created", 0, NULL);
+	if (c->skip < 0 || c->skip > n)
+		die("%s: skip %+lld outside the %d-byte answer", path, c->skip, n);
+	if (send_all(s, h + c->skip, (size_t)(n - c->skip)))
+		warnx("%s: the answer: %s", path, strerror(errno));
+	demo_finish(s);
+	close(fd);
+	return 0;
+}
+
 /* A standby's take-over: the download of checkpoint @c->resume goes on
  * over the resurrected connection @s from its offset plus the skip. */
 static int resume(struct cfg *c, int s)
@@ -345,6 +493,8 @@ static int resume(struct cfg *c, int s)
 	if (!im)
 		die("%s: %s", c->resume, tcpcp_strerror());
 	ici = tcpcp_image_ici(im);
+	if (ici->has_app_state && ici->app_state.len > 4 && !memcmp(ici->app_state.data, "PUT ", 4))
+		return resume_upload(c, s, im, ici);
 	if (!ici->has_app_state ||
 	    check_download(&d, ici->app_state.data, ici->app_state.len, &why))
 		die("%s: %s", c->resume, why ? why : "no download state");

@@ -199,6 +199,13 @@ int tcpcp_probe(int s, const void *const *imgs, const size_t *lens, size_t n,
  * connection. */
 void *tcpcp_resurrect(const void *ckpt, size_t len, const struct tcpcp_peer_view *v,
 		      int64_t *skip, size_t *out_len);
+/* Give the connection of checkpoint @ckpt up cleanly, after its peer
+ * answered the probe with @v: a reset at exactly the peer's rcv_nxt,
+ * which it accepts, sent from the network namespace of socket @s (-1:
+ * the caller's).  For a checkpoint tcpcp_resurrect() refused, so that
+ * the peer does not retransmit into the void until its timeouts.  Needs
+ * CAP_NET_RAW. */
+int tcpcp_reset_peer(int s, const void *ckpt, size_t len, const struct tcpcp_peer_view *v);
 
 /* Checkpoints of a live connection, taken by its owner at its own
  * consistency points: the connection is neither isolated nor stopped,
@@ -216,6 +223,14 @@ struct tcpcp_ckpt *tcpcp_ckpt_new(int s);
 void *tcpcp_checkpoint(struct tcpcp_ckpt *c, int s, const void *state, size_t state_len,
 		       size_t *len);
 void tcpcp_ckpt_free(struct tcpcp_ckpt *c);
+/* The acknowledgment clamp: from now on @s acknowledges the peer's bytes
+ * no further than the latest checkpoint's rcv_nxt (what a standby would
+ * hold), so that none the peer will not send again is lost with this
+ * host.  Call it when the latest checkpoint is safe at the standby; each
+ * call moves the clamp up to it.  The first loads a tc egress program on
+ * every interface of @s's network namespace (CAP_NET_ADMIN, CAP_BPF);
+ * it stays there. */
+int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s);
 
 /* Whether the connection of socket @s can be passed in its TCP state:
  * 1 (established or half-closed); 0 (not, listening and closed sockets

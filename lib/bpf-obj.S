@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The BPF object files (bpf/gate.bpf.c, bpf/carry.bpf.c, built by clang)
+/* The BPF object files (bpf/gate.bpf.c, bpf/carry.bpf.c, bpf/clamp.bpf.c, built by clang)
  * inside the library, so that no file has to be found at run time. */
 	.section .rodata
 	.balign 8
@@ -18,4 +18,12 @@ tcpcp_carry_obj:
 	.globl tcpcp_carry_obj_end
 	.hidden tcpcp_carry_obj_end
 tcpcp_carry_obj_end:
+	.balign 8
+	.globl tcpcp_clamp_obj
+	.hidden tcpcp_clamp_obj
+tcpcp_clamp_obj:
+	.incbin CLAMP_OBJ
+	.globl tcpcp_clamp_obj_end
+	.hidden tcpcp_clamp_obj_end
+tcpcp_clamp_obj_end:
 	.section .note.GNU-stack,"",%progbits

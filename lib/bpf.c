@@ -76,6 +76,8 @@
 #define GATE_PIN	"gate"
 #define CARRY_PIN	"carry"
 #define CARRY_PROG	"tcpcp_carry_cwnd"
+#define CLAMP_PIN	"clamp"
+#define CLAMP_PROG	"tcpcp_clamp_ack"
 #define LINK_TYPE_NETFILTER	10	/* enum bpf_link_type, Linux 6.4 */
 
 /* The object file, built by clang from bpf/gate.bpf.c (bpf-obj.S). */
@@ -178,7 +180,7 @@ static void unpin_link(const char *path)
 
 /* The pinned map must be ours, as this version builds it: a stale pin
  * from another version would be read with the wrong key layout. */
-static int check_map(const char *path, int fd, __u32 value_size)
+static int check_map(const char *path, int fd, __u32 type, __u32 key_size, __u32 value_size)
 {
 	struct bpf_map_info info;
 	__u32 len = sizeof(info);
@@ -186,8 +188,7 @@ static int check_map(const char *path, int fd, __u32 value_size)
 	memset(&info, 0, sizeof(info));
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return tcpcp_fail(errno, "cannot inspect %s: %s", path, strerror(errno));
-	if (info.type != BPF_MAP_TYPE_HASH || info.key_size != sizeof(struct tcpcp_gate_key) ||
-	    info.value_size != value_size)
+	if (info.type != type || info.key_size != key_size || info.value_size != value_size)
 		return tcpcp_fail(EEXIST, "%s is not a map of this tcpcp (type %u, key %u, "
 				  "value %u bytes): remove it with `tcpcp gate unload`",
 				  path, info.type, info.key_size, info.value_size);
@@ -309,17 +310,26 @@ struct object {
 	bool netfilter;				/* programs libbpf 1.1 cannot type */
 	const char *progs[NHOOKS];		/* pinned under these names */
 	const char *map, *map_pin;
+	__u32 map_type, key_size;		/* what its map must be */
 };
 
 extern const char tcpcp_carry_obj[], tcpcp_carry_obj_end[];
+extern const char tcpcp_clamp_obj[], tcpcp_clamp_obj_end[];
 
 static const struct object gate_obj = {
 	"gate", tcpcp_bpf_obj, tcpcp_bpf_obj_end, true,
 	{ "tcpcp_in4", "tcpcp_out4", "tcpcp_in6", "tcpcp_out6" }, "tcpcp_gate", GATE_PIN,
+	BPF_MAP_TYPE_HASH, sizeof(struct tcpcp_gate_key),
 };
 static const struct object carry_obj = {
 	"congestion carry-over", tcpcp_carry_obj, tcpcp_carry_obj_end, false,
 	{ CARRY_PROG }, "tcpcp_carry", CARRY_PIN,
+	BPF_MAP_TYPE_HASH, sizeof(struct tcpcp_gate_key),
+};
+static const struct object clamp_obj = {
+	"acknowledgment clamp", tcpcp_clamp_obj, tcpcp_clamp_obj_end, false,
+	{ CLAMP_PROG }, "tcpcp_clamp", CLAMP_PIN,
+	BPF_MAP_TYPE_SK_STORAGE, sizeof(int),
 };
 
 static void unpin_object(const struct object *o)
@@ -397,7 +407,7 @@ static int open_host(const struct object *o, __u32 value_size, bool load)
 	}
 	if (fd < 0)
 		return tcpcp_fail(errno, "cannot open %s: %s", path, strerror(errno));
-	if ((err = check_map(path, fd, value_size))) {
+	if ((err = check_map(path, fd, o->map_type, o->key_size, value_size))) {
 		close(fd);
 		return err;
 	}
@@ -580,13 +590,16 @@ int tcpcp_bpf_unload(void)
 	if (!err) {
 		unpin_object(&gate_obj);
 		unpin_object(&carry_obj);
+		unpin_object(&clamp_obj);
 	}
 out:
 	tcpcp_bpf_close(&b);
 	return err;
 }
 
-int tcpcp_bpf_carry_open(int *map, int *prog)
+/* The map and the program of object @o, loaded for the host first if
+ * need be; both fds the caller's. */
+static int object_open(const struct object *o, __u32 value_size, int *map, int *prog)
 {
 	struct tcpcp_bpf b = { .lock = -1, .gate = -1 };
 	char ppath[PATH_MAX];
@@ -595,12 +608,12 @@ int tcpcp_bpf_carry_open(int *map, int *prog)
 	*map = *prog = -1;
 	if ((err = root_open(&b)))	/* one loader at a time */
 		goto out;
-	if ((*map = open_host(&carry_obj, sizeof(struct tcpcp_carry_val), true)) < 0) {
+	if ((*map = open_host(o, value_size, true)) < 0) {
 		err = *map;
 		*map = -1;
 		goto out;
 	}
-	pin_path(BPFFS, CARRY_PROG, ppath, sizeof(ppath));
+	pin_path(BPFFS, o->progs[0], ppath, sizeof(ppath));
 	*prog = bpf_obj_get(ppath);
 	if (*prog < 0)
 		err = tcpcp_fail(errno, "cannot open %s: %s", ppath, strerror(errno));
@@ -614,4 +627,14 @@ out:
 		*map = *prog = -1;
 	}
 	return err;
+}
+
+int tcpcp_bpf_carry_open(int *map, int *prog)
+{
+	return object_open(&carry_obj, sizeof(struct tcpcp_carry_val), map, prog);
+}
+
+int tcpcp_bpf_clamp_open(int *map, int *prog)
+{
+	return object_open(&clamp_obj, sizeof(struct tcpcp_clamp_val), map, prog);
 }

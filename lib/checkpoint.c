@@ -36,6 +36,8 @@
  * the state it hands in.
  */
 #include <errno.h>
+#include <linux/capability.h>
+#include <net/if.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <netinet/in.h>
@@ -43,8 +45,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "internal.h"
+#include "bpf/gate.h"
 
 #define CKPT_TRIES	20
 
@@ -55,6 +62,8 @@ struct tcpcp_ckpt {
 	uint64_t acked0, received0;	/* ... these TCP_INFO counters */
 	uint8_t *rbuf;			/* receive queue peek buffer */
 	size_t rbuf_len;
+	uint32_t last_rcv;		/* rcv_nxt of the latest checkpoint */
+	int clamp;			/* the clamp's map, or -1 */
 };
 
 struct counters {
@@ -143,6 +152,8 @@ TCPCP_EXPORT void tcpcp_ckpt_free(struct tcpcp_ckpt *c)
 		tcpcp_ici__free_unpacked(c->ici, NULL);
 	}
 	free(c->rbuf);
+	if (c->clamp >= 0)
+		close(c->clamp);
 	free(c);
 }
 
@@ -172,6 +183,7 @@ TCPCP_EXPORT struct tcpcp_ckpt *tcpcp_ckpt_new(int s)
 		tcpcp_fail(ENOMEM, "out of memory");
 		return NULL;
 	}
+	c->clamp = -1;
 	if (reuseaddr(s, &reuse, false) || tcpcp_repair(s, TCP_REPAIR_ON))
 		goto fail;
 	err = first_capture(s, c);
@@ -181,6 +193,7 @@ TCPCP_EXPORT struct tcpcp_ckpt *tcpcp_ckpt_new(int s)
 		goto fail;
 	c->sendq0 = c->ici->sendq;
 	c->recvq0 = c->ici->recvq;
+	c->last_rcv = c->rcv0;
 	return c;
 fail:
 	err = errno;
@@ -269,6 +282,7 @@ TCPCP_EXPORT void *tcpcp_checkpoint(struct tcpcp_ckpt *c, int s, const void *sta
 		return NULL;
 	una = c->una0 + (uint32_t)(ti.tcpi_bytes_acked - c->acked0);
 	ici->rcv_nxt = c->rcv0 + (uint32_t)(ti.tcpi_bytes_received - c->received0);
+	c->last_rcv = ici->rcv_nxt;
 	ici->copied_seq = ici->rcv_nxt - (uint32_t)inq;
 	ici->write_seq = ici->snd_nxt = ici->snd_una = una + (uint32_t)outq;
 	ici->has_unqueued_una = true;
@@ -298,4 +312,87 @@ TCPCP_EXPORT void *tcpcp_checkpoint(struct tcpcp_ckpt *c, int s, const void *sta
 	ici->recvq.data = NULL;
 	ici->recvq.len = 0;
 	return img;
+}
+
+/*
+ * The acknowledgment clamp (paper section 6.2; bpf/clamp.bpf.c): from now
+ * on @s acknowledges the peer's bytes no further than the latest
+ * checkpoint's rcv_nxt (before the first, tcpcp_ckpt_new()'s).  Bytes
+ * acknowledged beyond what a standby holds would be lost with the
+ * primary: the peer never sends acknowledged bytes again.  So call this
+ * once the latest checkpoint is safe at the standby, e.g. when the
+ * control connection's send queue is empty (SIOCOUTQ 0: the standby's
+ * host has it), and the clamp moves up to it.
+ *
+ * The first call loads the program for the host (the one loader) and
+ * attaches it at the egress of every interface of @s's network namespace
+ * (a clsact filter, handle TCPCP_CLAMP_HANDLE, replaced if there); it
+ * stays there, checking a socket storage lookup per segment, after the
+ * connection is gone.  Each call after is one map update.
+ */
+#define TCPCP_CLAMP_HANDLE	0x7cc
+#define TCPCP_CLAMP_PRIO	1
+
+struct tc_ask {
+	int prog;
+};
+
+static int attach_everywhere(void *arg)
+{
+	const struct tc_ask *a = arg;
+	struct if_nameindex *ifs = if_nameindex(), *i;
+	int err = 0;
+
+	if (!ifs)
+		return tcpcp_fail(errno, "listing the interfaces: %s", strerror(errno));
+	for (i = ifs; i->if_index && !err; i++) {
+		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)i->if_index,
+			    .attach_point = BPF_TC_EGRESS);
+		LIBBPF_OPTS(bpf_tc_opts, o, .handle = TCPCP_CLAMP_HANDLE,
+			    .priority = TCPCP_CLAMP_PRIO, .prog_fd = a->prog,
+			    .flags = BPF_TC_F_REPLACE);
+
+		err = bpf_tc_hook_create(&hook);
+		if (err && err != -EEXIST) {
+			err = tcpcp_fail(-err, "cannot add a clsact qdisc to %s: %s", i->if_name,
+					 strerror(-err));
+			break;
+		}
+		err = bpf_tc_attach(&hook, &o);
+		if (err)
+			err = tcpcp_fail(-err, "cannot attach the acknowledgment clamp to %s: %s",
+					 i->if_name, strerror(-err));
+	}
+	if_freenameindex(ifs);
+	return err;
+}
+
+TCPCP_EXPORT int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s)
+{
+	struct tcpcp_clamp_val v = { 0 };
+	struct tc_ask a;
+	int map, err;
+
+	tcpcp_clear_error();
+	if (!c)
+		return tcpcp_fail(EINVAL, "tcpcp_ckpt_clamp: no checkpoint handle"), -1;
+	if (c->clamp < 0) {
+		if (tcpcp_need_cap(CAP_NET_ADMIN, "clamp acknowledgments (tc, BPF)") ||
+		    tcpcp_bpf_clamp_open(&map, &a.prog))
+			return -1;
+		err = tcpcp_netns_run(s, attach_everywhere, &a);
+		close(a.prog);
+		if (err) {
+			close(map);
+			errno = -err;
+			return -1;
+		}
+		c->clamp = map;
+	}
+	v.max_ack = c->last_rcv;
+	v.wscale = (uint8_t)(c->ici->options->wscale ? c->ici->options->rcv_wscale : 0);
+	if (bpf_map_update_elem(c->clamp, &s, &v, BPF_ANY))
+		return tcpcp_fail(errno, "setting the acknowledgment clamp of fd %d: %s", s,
+				  strerror(errno)), -1;
+	return 0;
 }

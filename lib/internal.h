@@ -102,6 +102,8 @@ bool tcpcp_bpf_gate_idle(int gate, uint64_t netns);
 /* The congestion carry-over program and map, loaded for the host on
  * first use; both fds the caller's to close. */
 int tcpcp_bpf_carry_open(int *map, int *prog);
+/* The acknowledgment clamp's program and socket-storage map, the same. */
+int tcpcp_bpf_clamp_open(int *map, int *prog);
 /* carry.c: the ICI's congestion window on @s (repair mode, gated). */
 int tcpcp_carry(int s, const TcpcpIci *ici, const struct tcpcp_tuple *t);
 /* Mount tcpcp's bpffs here, even in a private mount namespace. */
@@ -159,6 +161,7 @@ struct tcpcp_segment {
 	bool ts;			/* with a timestamp option */
 	uint32_t tsval, tsecr;
 	bool one_byte;			/* a byte of payload (a zero) */
+	bool rst;			/* a reset (with ACK, as the kernel's own) */
 };
 int tcpcp_segment_send(int s, const struct tcpcp_tuple *t, const struct tcpcp_segment *g,
 		       const char *why);

@@ -35,9 +35,11 @@
  * (yet): refused with a clear message.
  */
 #include <errno.h>
+#include <linux/capability.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -129,4 +131,52 @@ TCPCP_EXPORT void *tcpcp_resurrect(const void *ckpt, size_t len,
 out:
 	tcpcp_ici__free_unpacked(ici, NULL);
 	return out;
+}
+
+/*
+ * Giving a connection up cleanly (paper section 6's bounds): a checkpoint
+ * that is not resurrected would leave its peer retransmitting into a host
+ * that drops it, until its own timeouts end the connection minutes later.
+ * The probe told where the peer stands, so a reset it accepts can be sent
+ * at once: its sequence number exactly the peer's rcv_nxt (RFC 5961
+ * accepts no other; one in the window but not exact only draws a
+ * challenge ACK), with ACK, as the kernel's own resets carry.
+ */
+TCPCP_EXPORT int tcpcp_reset_peer(int s, const void *ckpt, size_t len,
+				  const struct tcpcp_peer_view *v)
+{
+	struct tcpcp_segment g = { .to_peer = true, .rst = true };
+	struct sockaddr_storage l, p;
+	struct tcpcp_image *im;
+	struct tcpcp_tuple t;
+	int own = -1, err;
+
+	tcpcp_clear_error();
+	if (!ckpt || !v)
+		return tcpcp_fail(EINVAL, "tcpcp_reset_peer: missing argument"), -1;
+	if (!v->answered)
+		return tcpcp_fail(EINVAL, "the peer did not answer the probe: no sequence number "
+				  "it would accept"), -1;
+	if (tcpcp_need_cap(CAP_NET_RAW, "reset a peer (a raw socket)"))
+		return -1;
+	im = tcpcp_image_read(ckpt, len);
+	if (!im)
+		return -1;
+	err = tcpcp_image_ends(im, &l, &p);
+	tcpcp_image_free(im);
+	if (err)
+		return -1;
+	tcpcp_tuple_from_sockaddrs(&l, &p, &t);
+	g.seq = v->rcv_nxt;
+	g.ack = v->snd_nxt;
+	if ((s = tcpcp_any_socket(s, &own)) < 0)
+		return -1;
+	err = tcpcp_segment_send(s, &t, &g, "resetting the peer");
+	if (own >= 0)
+		close(own);
+	if (err) {
+		errno = -err;
+		return -1;
+	}
+	return 0;
 }

@@ -71,6 +71,7 @@ static size_t build_tcp(struct tcp_ts *seg, uint16_t sport, uint16_t dport,
 	th->seq = htonl(g->seq);
 	th->ack_seq = htonl(g->ack);
 	th->fin = g->fin;
+	th->rst = g->rst;
 	th->ack = 1;
 	th->window = htons(g->window);
 	if (g->ts) {

@@ -22,8 +22,11 @@
  *      for bytes the application must write again), TCPCP_IMAGE ({image})
  *      the resurrected image, its state included.
  *
- * A connection whose peer does not answer, or that cannot be resurrected,
- * is given up with one line in the log.  Each session runs in a child of
+ * A connection whose peer does not answer is given up with one line in
+ * the log; one that cannot be resurrected (a checkpoint too old, a peer
+ * too far from it) too, and its peer is reset at the sequence number it
+ * accepts (tcpcp_reset_peer()), so that it does not retransmit into a
+ * host that drops it until its own timeouts.  Each session runs in a child of
  * its own (passd/sessions.c), so one primary's takeover holds up no other
  * session.  There is no fencing: a primary that is only slow past
  * --timeout and comes back sends alongside the standby; pick --timeout
@@ -275,6 +278,20 @@ static void hand_over(const struct args *a, int s, const void *img, size_t len, 
 	close(s);
 }
 
+/* A connection not resurrected: its peer, which answered, is reset at
+ * the sequence number it accepts, rather than left retransmitting. */
+static void give_up(const char *name, const void *img, size_t len, const struct tcpcp_peer_view *v)
+{
+	char why[512];
+
+	snprintf(why, sizeof(why), "%s", tcpcp_strerror());
+	if (tcpcp_reset_peer(-1, img, len, v))
+		warnx("%s: %s: given up, and resetting the peer failed: %s", name, why,
+		      tcpcp_strerror());
+	else
+		warnx("%s: %s: given up, the peer reset", name, why);
+}
+
 /* Steps 3 and 4 for the answered ones, then 5. */
 static size_t resurrect_all(const struct args *a, struct held *h, const void **imgs,
 			    const size_t *lens, const struct tcpcp_peer_view *v)
@@ -291,14 +308,15 @@ static size_t resurrect_all(const struct args *a, struct held *h, const void **i
 		}
 		res = tcpcp_resurrect(imgs[i], lens[i], &v[i], &skip, &rlen);
 		if (!res) {
-			warnx("%s: %s: given up", h->c[i].name, tcpcp_strerror());
+			give_up(h->c[i].name, imgs[i], lens[i], &v[i]);
 			continue;
 		}
 		s = tcpcp_create_ex(res, rlen, NULL);
 		if (s < 0 || tcpcp_activate_ex(s, res, rlen)) {
-			warnx("%s: %s: given up", h->c[i].name, tcpcp_strerror());
+			/* Closing a socket still in repair mode sends nothing. */
 			if (s >= 0)
 				close(s);
+			give_up(h->c[i].name, imgs[i], lens[i], &v[i]);
 			free(res);
 			continue;
 		}

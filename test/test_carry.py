@@ -12,6 +12,7 @@ import time
 import pytest
 
 from lib import build, cli
+from lib.capture import Capture
 from lib.stream import MB, PORT, Stream
 from lib.traffic import Traffic
 
@@ -91,4 +92,43 @@ def test_refused_without_policy(topo, tmp_path, text):
     assert not re.search(rf':{PORT}\b', topo.run('dest', 'ss', '-tanH').stdout), \
         'a refused create left a socket behind'
     cli.release(topo, 'origin', s.server.pid, s.fd)
+    s.finish()
+
+
+@pytest.mark.parametrize('family', [4, 6])
+def test_loss_after_activation_recovered(topo, tmp_path, family):
+    """A passed connection knows no round-trip time until its first
+    acknowledgment, and Linux then falls back to a 3 s first RTO
+    (TCP_TIMEOUT_FALLBACK).  Every data segment of the destination's
+    first flight is dropped at the router (nft quota, about 15 segments,
+    the initial window and more): the first of them must go again within
+    a second, the stream finish intact.  The drops and the retransmission
+    are read where they happen, on the router's link to the destination."""
+    s = grown_stream(topo, tmp_path, family)
+    img = s.take()
+    ip = 'ip' if family == 4 else 'ip6'
+    length = 'ip length' if family == 4 else 'ip6 length'
+    topo.run('router', 'nft', '-f', '-', input=f'''
+        table inet tcpcp_test_loss {{
+            chain fwd {{
+                type filter hook forward priority 0;
+                iifname "to-dest" {ip} saddr {s.ipx} tcp sport {PORT} {length} > 200 \\
+                    quota until 22000 bytes counter drop
+            }}
+        }}''')
+    cap = Capture(topo, 'router', tmp_path / 'to-dest.pcap', ifname='to-dest').start()
+    new = s.create('dest', img)
+    s.hand_over(new, 'dest')
+    cli.tcpcp(topo, 'dest', 'activate', '--pid', new.pid, '--fd', 3, '--image', img)
+    time.sleep(4)
+    pkts = [p for p in cap.stop() if p.src == s.ipx and p.sport == PORT and p.length]
+    dropped = topo.run('router', 'nft', 'list', 'table', 'inet', 'tcpcp_test_loss').stdout
+    topo.run('router', 'nft', 'delete', 'table', 'inet', 'tcpcp_test_loss')
+    assert pkts, 'the destination sent no data'
+    first = pkts[0]
+    again = next((p for p in pkts[1:] if p.seq == first.seq), None)
+    assert again, f'{first} never sent again:\n' + '\n'.join(map(str, pkts[:30]))
+    took = again.ts - first.ts
+    assert re.search(r'packets (1[0-9]|[2-9][0-9])\b', dropped), dropped   # a whole flight lost
+    assert took < 1.0, f'first retransmission after {took:.2f} s\n{first}\n{again}'
     s.finish()

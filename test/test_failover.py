@@ -22,7 +22,7 @@ import time
 import pytest
 
 from lib import build, cli, netns, pbwire
-from lib.capture import Capture, assert_no_rst, connection, seq_before
+from lib.capture import RST, Capture, assert_no_rst, connection, seq_before
 from lib.failover import fileserver, primary_dies
 from lib.netns import hostport
 from lib.passd import binary, make_key
@@ -191,10 +191,14 @@ def test_probe_bad_input(topo, tmp_path):
     assert cli.gate_entries(topo, 'dest') == 0, 'a refused probe gated something'
 
 
-def test_resurrect_refuses_stale(topo, tmp_path):
+@pytest.mark.parametrize('reset', ['', 'reset'])
+def test_resurrect_refuses_stale(topo, tmp_path, reset):
     """A checkpoint older than a maximum segment lifetime (its capture time
     set 200 s back): the peer answers, but nothing is resurrected; one
-    line naming the image and the age, exit 1, no image written."""
+    line naming the image and the age, exit 1, no image written.  reset
+    (--reset-refused): the connection is given up cleanly, the peer
+    reset at once by one RST at exactly its rcv_nxt, not left to its
+    timeouts."""
     s = Stream(topo, tmp_path, 4, 8 * MB, rate='1M')
     time.sleep(0.3)
     img = s.take()
@@ -205,11 +209,23 @@ def test_resurrect_refuses_stale(topo, tmp_path):
     takeover(topo, stale)
     out = tmp_path / 'res'
     out.mkdir()
-    r, views = probe(topo, 'dest', '--resurrect', out, stale, check=False)
+    args = ('--reset-refused',) if reset else ()
+    r, views = probe(topo, 'dest', '--resurrect', out, *args, stale, check=False)
     assert r.returncode == 1 and views[0]['answered'] and 'skip' not in views[0], r
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and str(stale) in err[0] and 'maximum segment lifetime' in err[0], err
     assert not list(out.iterdir()), 'a stale checkpoint was resurrected'
+    if not reset:
+        assert 'reset' not in err[0]
+        return
+    assert 'the peer was reset' in err[0], err
+    assert s.peer.wait(timeout=10) == 4, s.peer.describe()     # EXIT_RESET
+    assert 'connection reset' in s.peer.err, s.peer.describe()
+    pkts = connection(s.cap.stop(), (s.ipx, s.port))
+    rsts = [p for p in pkts if p.flags & RST]
+    assert len(rsts) == 1 and rsts[0].src == s.ipx, [str(p) for p in rsts]
+    # Exactly where the peer stood: its ACK in the probe's answer.
+    assert rsts[0].seq == views[0]['rcv_nxt'], (str(rsts[0]), views[0])
 
 
 # ---- checkpoints of a live connection: tcpcp_checkpoint() ----
@@ -379,3 +395,61 @@ def test_standby_refuses_strangers(topo, tmp_path):
         lines = [ln for ln in slog.read_text().splitlines() if 'listening' not in ln]
         assert len(lines) == 1 and 'refused' in lines[0], lines
         assert not marker.exists()
+
+
+@pytest.mark.parametrize('family', [4, 6])
+def test_upload_survives_kill(topo, tmp_path, family):
+    """The inbound direction: curl uploads (PUT) 8 MB to tcpcp-fileserver
+    --standby, which writes each chunk to the file, checkpoints every
+    10 ms, and clamps its acknowledgments to what the standby holds
+    (tcpcp_ckpt_clamp(): a tc program rewrites every ACK beyond the last
+    checkpoint the standby's host has).  The primary dies at a random
+    point; the standby resurrects the connection, whose peer sends again
+    from the clamped ACK, and a new tcpcp-fileserver writes the rest.
+    The file is byte-exact, curl gets its 201, no RST on the wire."""
+    root = tmp_path / 'root'
+    root.mkdir()
+    data = os.urandom(8 * MB)
+    src = tmp_path / 'src.bin'
+    src.write_bytes(data)
+    key = make_key(tmp_path / 'key')
+    ipx = topo.ipx(family)
+    ctl = hostport(topo.addr('dest', family), 7300)
+    topo.sysctl('origin', 'net.ipv4.tcp_orphan_retries', 1)
+    for dev in ('to-origin', 'to-dest'):
+        topo.run('router', 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'tbf',
+                 'rate', '32mbit', 'burst', '64kb', 'latency', '100ms')
+    router = topo.ns['router']
+    move = (f'ip netns exec {router} ip route replace {netns.IPX[4]}/32 via {netns.addr("dest", 4)}'
+            f' && ip netns exec {router} ip -6 route replace {netns.IPX[6]}/128 via '
+            f'{netns.addr("dest", 6)}')
+    cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
+    rng = random.Random(os.environ.get('TCPCP_SEED', 3))
+    for i in range(3):
+        slog, olog = tmp_path / f'standby{i}.log', tmp_path / f'primary{i}.log'
+        standby = topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
+                             '--timeout', 300, '--takeover', move, '--once', '--',
+                             binary('tcpcp-fileserver'), '--root', root, '--resume', '{image}',
+                             '--skip', '{skip}', stderr=open(slog, 'w'))
+        wait_for(lambda: 'listening' in slog.read_text(), 10, f'standby up ({slog})')
+        server = fileserver(topo, 'origin', olog, '--root', root, '--key', key,
+                            '--listen', hostport(ipx, 8000), '--standby', ctl)
+        curl = topo.popen('peer', 'curl', '-sS', '--fail', '--max-time', '60', '-T', src,
+                          '-o', tmp_path / 'answer', f'http://{hostport(ipx, 8000)}/up{i}.bin',
+                          stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.3, 1.5))
+        port = int(topo.run('peer', 'ss', '-Htn', 'state', 'established', 'dport', '=', ':8000')
+                   .stdout.split()[2].rsplit(':', 1)[1])
+        link_back = primary_dies(topo, server, port)
+        _, err = curl.communicate(timeout=60)
+        log = slog.read_text()
+        assert curl.returncode == 0, f'round {i}: curl exit {curl.returncode}: {err}\n{log}'
+        got = (root / f'up{i}.bin').read_bytes()
+        assert len(got) == len(data) and got == data, \
+            f'round {i}: {len(got)} bytes, first difference at ' \
+            f'{next((j for j in range(min(len(got), len(data))) if got[j] != data[j]), None)}\n{log}'
+        assert '1 of 1 connection(s) resurrected' in log, log
+        assert standby.wait(timeout=10) == 0, log
+        link_back()
+        topo.switch_to('origin')
+    assert_no_rst(connection(cap.stop(), (ipx, 8000)))

@@ -5,7 +5,10 @@
  * since the checkpoint: what a standby needs before it resurrects them.
  * With --resurrect DIR, each answered checkpoint brought up to its peer
  * (tcpcp_resurrect()) goes to DIR under its own name, ready for `tcpcp
- * create`, and its line says how many bytes the application must skip.
+ * create`, and its line says how many bytes the application must skip;
+ * with --reset-refused the peer of a checkpoint that cannot be
+ * resurrected (too old, too far) is reset at its exact rcv_nxt
+ * (tcpcp_reset_peer()), so it does not retransmit into the void.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -21,9 +24,10 @@
 
 #define PROBE_TIMEOUT_MS	3000
 
-/* DIR/basename(@path): the resurrected image; its skip, or -1. */
+/* DIR/basename(@path): the resurrected image; its skip, or -1 (and with
+ * @reset the refused connection's peer reset). */
 static int resurrect_one(const char *dir, const char *path, const void *img, size_t len,
-			 const struct tcpcp_peer_view *v, int64_t *skip)
+			 const struct tcpcp_peer_view *v, int64_t *skip, bool reset)
 {
 	const char *base = strrchr(path, '/');
 	struct image_out o;
@@ -35,8 +39,15 @@ static int resurrect_one(const char *dir, const char *path, const void *img, siz
 	if (snprintf(out, sizeof(out), "%s/%s", dir, base) >= (int)sizeof(out))
 		return fail("%s/%s: path too long", dir, base), -1;
 	buf = tcpcp_resurrect(img, len, v, skip, &olen);
-	if (!buf)
-		return fail("%s: %s", path, tcpcp_strerror()), -1;
+	if (!buf) {
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", tcpcp_strerror());
+		if (reset && tcpcp_reset_peer(-1, img, len, v))
+			return fail("%s: %s; resetting the peer failed too: %s", path, why,
+				    tcpcp_strerror()), -1;
+		return fail("%s: %s%s", path, why, reset ? "; the peer was reset" : ""), -1;
+	}
 	/* Used at once by `tcpcp create`; after a crash the checkpoint is
 	 * there to resurrect from again: no fsync (0.8 ms an image here). */
 	if (image_open(&o, out) || ((o.nosync = true), image_commit(&o, buf, olen))) {
@@ -76,9 +87,11 @@ int cmd_probe(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "timeout", 1, NULL, 't' },
 		{ "resurrect", 1, NULL, 'r' },
+		{ "reset-refused", 0, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir = NULL;
+	bool reset = false;
 	int64_t skip;
 	unsigned long timeout = PROBE_TIMEOUT_MS;
 	struct tcpcp_peer_view *v;
@@ -96,6 +109,9 @@ int cmd_probe(int argc, char **argv)
 			break;
 		case 'r':
 			dir = optarg;
+			break;
+		case 'R':
+			reset = true;
 			break;
 		default:
 			die_usage("probe: unknown option");
@@ -134,7 +150,7 @@ int cmd_probe(int argc, char **argv)
 		const char *path = argv[optind + (int)i];
 		bool ok = dir && v[i].answered;
 
-		if (ok && resurrect_one(dir, path, img[i], len[i], &v[i], &skip)) {
+		if (ok && resurrect_one(dir, path, img[i], len[i], &v[i], &skip, reset)) {
 			rc = EXIT_FAIL;
 			ok = false;
 		}

@@ -37,6 +37,14 @@ struct tcpcp_carry_val {
 #define TCPCP_CARRY_DONE	1
 #define TCPCP_CARRY_REFUSED	2	/* bpf_setsockopt() said no */
 
+/* The acknowledgment clamp (clamp.bpf.c), in a socket's storage: its
+ * ACKs go no further than max_ack; wscale is its receive window scale. */
+struct tcpcp_clamp_val {
+	__u32 max_ack;
+	__u8 wscale;
+	__u8 pad[3];
+};
+
 /* Segments tcpcp injects itself (fin.c) carry this mark and pass the
  * closed gate on input. */
 #define TCPCP_GATE_INJECT_MARK	0x7c9c0001u
