@@ -172,8 +172,12 @@ static void ckpt_take(struct cfg *c, struct ckpt *k, int s, const char *state)
 	size_t len;
 	void *img;
 
-	/* Uploads: the clamp moves up to what the standby holds. */
-	if (k->clamp && k->pending && latest_safe(k)) {
+	/* Uploads: the clamp moves up to what the standby holds, and the
+	 * next checkpoint waits for that (a new one every 10 ms would keep
+	 * the control connection from ever being all acknowledged). */
+	if (k->clamp && k->pending) {
+		if (!latest_safe(k))
+			return;
 		if (tcpcp_ckpt_clamp(k->h, s))
 			die("clamp: %s", tcpcp_strerror());
 		k->pending = false;

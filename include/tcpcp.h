@@ -227,9 +227,9 @@ void tcpcp_ckpt_free(struct tcpcp_ckpt *c);
  * no further than the latest checkpoint's rcv_nxt (what a standby would
  * hold), so that none the peer will not send again is lost with this
  * host.  Call it when the latest checkpoint is safe at the standby; each
- * call moves the clamp up to it.  The first loads a tc egress program on
- * every interface of @s's network namespace (CAP_NET_ADMIN, CAP_BPF);
- * it stays there. */
+ * call moves the clamp up to it, and tells the peer with one ACK.  The
+ * first loads a tc egress program on every interface of @s's network
+ * namespace (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW); it stays there. */
 int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s);
 
 /* Whether the connection of socket @s can be passed in its TCP state:

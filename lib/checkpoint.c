@@ -64,6 +64,9 @@ struct tcpcp_ckpt {
 	size_t rbuf_len;
 	uint32_t last_rcv;		/* rcv_nxt of the latest checkpoint */
 	int clamp;			/* the clamp's map, or -1 */
+	uint32_t clamped;		/* where the clamp stands */
+	int raw;			/* for the ACK a clamp move sends, or -1 */
+	struct tcpcp_tuple t;
 };
 
 struct counters {
@@ -154,6 +157,8 @@ TCPCP_EXPORT void tcpcp_ckpt_free(struct tcpcp_ckpt *c)
 	free(c->rbuf);
 	if (c->clamp >= 0)
 		close(c->clamp);
+	if (c->raw >= 0)
+		close(c->raw);
 	free(c);
 }
 
@@ -183,7 +188,7 @@ TCPCP_EXPORT struct tcpcp_ckpt *tcpcp_ckpt_new(int s)
 		tcpcp_fail(ENOMEM, "out of memory");
 		return NULL;
 	}
-	c->clamp = -1;
+	c->clamp = c->raw = -1;
 	if (reuseaddr(s, &reuse, false) || tcpcp_repair(s, TCP_REPAIR_ON))
 		goto fail;
 	err = first_capture(s, c);
@@ -367,10 +372,69 @@ static int attach_everywhere(void *arg)
 	return err;
 }
 
+/* TCP_INFO's tcpi_rcv_wnd (Linux 6.2), right after tcpi_snd_wnd, past
+ * what older headers know: the window the kernel last announced, at its
+ * rcv_wup. */
+#define TCPI_RCV_WND_OFF	(offsetof(struct tcp_info, tcpi_snd_wnd) + 4)
+
+/*
+ * A clamp moved up tells the peer nothing by itself: the kernel sends its
+ * next ACK only when data arrives, and a peer that has its whole window
+ * in flight, unacknowledged because of the clamp, waits for its RTO.  So
+ * the move is announced: one pure ACK at the new clamp, sent from a raw
+ * socket, at our snd_nxt, our clock (TSecr 0: the peer takes no RTT
+ * sample from it), its window reaching the right edge the kernel has
+ * announced (rcv_nxt + rcv_wnd, near enough: the kernel's rcv_wup may
+ * lag rcv_nxt by what it has not acknowledged yet).
+ */
+static int announce(struct tcpcp_ckpt *c, int s, uint32_t ack, uint8_t wscale)
+{
+	struct tcpcp_segment g = { .to_peer = true, .ack = ack };
+	uint8_t info[sizeof(struct tcp_info) + 64];
+	struct tcp_info *ti = (struct tcp_info *)info;
+	socklen_t len = sizeof(info);
+	uint32_t rcv_nxt, una, wnd = 0;
+	int outq, unsent, inq;
+
+	memset(info, 0, sizeof(info));
+	if (getsockopt(s, IPPROTO_TCP, TCP_INFO, info, &len) ||
+	    ioctl_int(s, SIOCOUTQ, &outq, "SIOCOUTQ") ||
+	    ioctl_int(s, SIOCOUTQNSD, &unsent, "SIOCOUTQNSD") ||
+	    ioctl_int(s, SIOCINQ, &inq, "SIOCINQ"))
+		return -errno;
+	if (len >= TCPI_RCV_WND_OFF + 4)
+		memcpy(&wnd, info + TCPI_RCV_WND_OFF, 4);
+	else
+		wnd = c->ici->window->rcv_wnd;	/* before Linux 6.2: the first one's */
+	una = c->una0 + (uint32_t)(ti->tcpi_bytes_acked - c->acked0);
+	rcv_nxt = c->rcv0 + (uint32_t)(ti->tcpi_bytes_received - c->received0);
+	g.seq = una + (uint32_t)outq - (uint32_t)unsent;
+	wnd = (wnd + (rcv_nxt - ack)) >> wscale;
+	if (!wnd)
+		return 0;	/* a zero window would stop the peer: the kernel's next ACK will do */
+	g.window = (uint16_t)(wnd > 0xffff ? 0xffff : wnd);
+	if (c->ici->has_timestamp) {
+		len = sizeof(g.tsval);
+		if (getsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, &g.tsval, &len))
+			return tcpcp_fail(errno, "reading TCP_TIMESTAMP: %s", strerror(errno));
+		g.ts = true;
+		g.tsval = tcpcp_ts_past_pacing(g.tsval, ti->tcpi_pacing_rate);
+	}
+	if (c->raw < 0) {
+		c->raw = tcpcp_segment_raw(s, c->t.family, "announcing a clamp move");
+		if (c->raw < 0) {
+			c->raw = -1;
+			return -errno;
+		}
+	}
+	return tcpcp_segment_send_on(c->raw, &c->t, &g, "announcing a clamp move");
+}
+
 TCPCP_EXPORT int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s)
 {
 	struct tcpcp_clamp_val v = { 0 };
 	struct tc_ask a;
+	bool moved;
 	int map, err;
 
 	tcpcp_clear_error();
@@ -378,6 +442,8 @@ TCPCP_EXPORT int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s)
 		return tcpcp_fail(EINVAL, "tcpcp_ckpt_clamp: no checkpoint handle"), -1;
 	if (c->clamp < 0) {
 		if (tcpcp_need_cap(CAP_NET_ADMIN, "clamp acknowledgments (tc, BPF)") ||
+		    tcpcp_need_cap(CAP_NET_RAW, "announce clamp moves (a raw socket)") ||
+		    tcpcp_tuple_from_socket(s, &c->t) ||
 		    tcpcp_bpf_clamp_open(&map, &a.prog))
 			return -1;
 		err = tcpcp_netns_run(s, attach_everywhere, &a);
@@ -388,11 +454,20 @@ TCPCP_EXPORT int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s)
 			return -1;
 		}
 		c->clamp = map;
+		c->clamped = c->last_rcv;
+		moved = false;
+	} else {
+		moved = (int32_t)(c->last_rcv - c->clamped) > 0;
 	}
 	v.max_ack = c->last_rcv;
 	v.wscale = (uint8_t)(c->ici->options->wscale ? c->ici->options->rcv_wscale : 0);
 	if (bpf_map_update_elem(c->clamp, &s, &v, BPF_ANY))
 		return tcpcp_fail(errno, "setting the acknowledgment clamp of fd %d: %s", s,
 				  strerror(errno)), -1;
+	c->clamped = v.max_ack;
+	if (moved && (err = announce(c, s, v.max_ack, v.wscale))) {
+		errno = -err;
+		return -1;
+	}
 	return 0;
 }

@@ -128,9 +128,9 @@ static void session(const struct args *a, const uint8_t *key, int ctl, unsigned 
 	co.congestion = a->congestion;
 	ro.create = &co;
 	s = tcpcp_pass_recv(p, &ro, &state, &len);
+	tcpcp_pass_free(p);	/* the message is this thread's, not the session's */
 	if (s < 0)
 		die("session %lu from %s: not passed: %s", id, who, tcpcp_strerror());
-	tcpcp_pass_free(p);
 	close(ctl);
 	warnx("session %lu from %s: connection active, running %s", id, who, a->cmd[0]);
 	run_handler(a->cmd, a->state_dir, s, state, len, id);

@@ -209,6 +209,15 @@ static void forget(const struct args *a, struct held *h, const char *name)
 	*c = h->c[--h->n];
 }
 
+static void drop_all(struct held *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		free(h->c[i].img);
+	free(h->c);
+	h->c = NULL;
+	h->n = h->cap = 0;
+}
+
 /* The shell command of --takeover, waited for. */
 static int run_takeover(const char *cmd)
 {
@@ -331,15 +340,18 @@ static size_t resurrect_all(const struct args *a, struct held *h, const void **i
 
 static void take_over(const struct args *a, struct held *h, const char *who, const char *why)
 {
-	struct tcpcp_ends *e = calloc(h->n + 1, sizeof(*e));
-	struct tcpcp_peer_view *v = calloc(h->n + 1, sizeof(*v));
-	const void **imgs = calloc(h->n + 1, sizeof(*imgs));
-	size_t *lens = calloc(h->n + 1, sizeof(*lens));
-	size_t i, up;
+	struct tcpcp_ends *e;
+	struct tcpcp_peer_view *v;
+	const void **imgs;
+	size_t *lens, i, up;
 
 	warnx("primary %s: %s: taking over %zu connection(s)", who, why, h->n);
 	if (!h->n)
 		return;
+	e = calloc(h->n, sizeof(*e));
+	v = calloc(h->n, sizeof(*v));
+	imgs = calloc(h->n, sizeof(*imgs));
+	lens = calloc(h->n, sizeof(*lens));
 	if (!e || !v || !imgs || !lens)
 		die("out of memory");
 	for (i = 0; i < h->n; i++) {
@@ -389,10 +401,12 @@ static void standby_session(void *arg, int ctl, unsigned long id, int told)
 		die("session %lu from %s refused: %s", id, who, tcpcp_strerror());
 	for (;;) {
 		if (tcpcp_ckpt_recv(p, a->timeout_ms, &m)) {
+			if (primary_gone(errno) && authed)
+				break;
+			tcpcp_pass_free(p);
+			drop_all(&h);
 			if (!authed)	/* a replayed greeting, or no key: nothing taken */
 				die("session %lu from %s: %s", id, who, tcpcp_strerror());
-			if (primary_gone(errno))
-				break;
 			if (errno == EACCES)	/* someone else's frame: no primary to judge */
 				die("session %lu from %s ended, nothing taken over: %s", id, who,
 				    tcpcp_strerror());
@@ -410,11 +424,13 @@ static void standby_session(void *arg, int ctl, unsigned long id, int told)
 			forget(a, &h, m.conn);
 		else if (m.kind == TCPCP_CKPT_BYE) {
 			warnx("primary %s: bye (%zu connection(s) let go)", who, h.n);
-			return;
+			break;
 		}
 	}
-	take_over(a, &h, who, tcpcp_strerror());
+	if (m.kind != TCPCP_CKPT_BYE)
+		take_over(a, &h, who, tcpcp_strerror());
 	tcpcp_pass_free(p);
+	drop_all(&h);
 }
 
 int cmd_standby(int argc, char **argv)

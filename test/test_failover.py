@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import time
@@ -425,6 +426,7 @@ def test_upload_survives_kill(topo, tmp_path, family):
             f'{netns.addr("dest", 6)}')
     cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
     rng = random.Random(os.environ.get('TCPCP_SEED', 3))
+    offsets = []
     for i in range(3):
         slog, olog = tmp_path / f'standby{i}.log', tmp_path / f'primary{i}.log'
         standby = topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
@@ -434,7 +436,9 @@ def test_upload_survives_kill(topo, tmp_path, family):
         wait_for(lambda: 'listening' in slog.read_text(), 10, f'standby up ({slog})')
         server = fileserver(topo, 'origin', olog, '--root', root, '--key', key,
                             '--listen', hostport(ipx, 8000), '--standby', ctl)
-        curl = topo.popen('peer', 'curl', '-sS', '--fail', '--max-time', '60', '-T', src,
+        # No "Expect: 100-continue": the body goes at once.
+        curl = topo.popen('peer', 'curl', '-sS', '--fail', '--max-time', '60', '-H', 'Expect:',
+                          '-T', src,
                           '-o', tmp_path / 'answer', f'http://{hostport(ipx, 8000)}/up{i}.bin',
                           stderr=subprocess.PIPE)
         time.sleep(rng.uniform(0.3, 1.5))
@@ -449,7 +453,10 @@ def test_upload_survives_kill(topo, tmp_path, family):
             f'round {i}: {len(got)} bytes, first difference at ' \
             f'{next((j for j in range(min(len(got), len(data))) if got[j] != data[j]), None)}\n{log}'
         assert '1 of 1 connection(s) resurrected' in log, log
+        offsets.append(int(re.search(r'at offset (\d+) of', log).group(1)))
         assert standby.wait(timeout=10) == 0, log
         link_back()
         topo.switch_to('origin')
     assert_no_rst(connection(cap.stop(), (ipx, 8000)))
+    # The standby went on from the middle of the body, not its start.
+    assert max(offsets) > 128 * 1024, offsets
