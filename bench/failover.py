@@ -15,6 +15,10 @@
               takes over by itself.  From the death, and from the end of
               the timeout (the earliest the standby can know), to the first
               byte from the standby that the peer acknowledged.
+  upload      curl uploads 8 MB (PUT) over a 32 mbit path to tcpcp-fileserver,
+              plain, and with --standby: checkpoints every 10 ms (or as
+              soon as the standby's host has the last one) and the
+              acknowledgment clamp; what the clamp costs the peer.
   probe       N connections (test/zdtm tcp_many, idle) checkpointed and the
               primary dead: the standby's `tcpcp gate close` and `tcpcp
               probe --resurrect` for all N, as whole commands.  Peers answer
@@ -134,6 +138,37 @@ def standby_failover(tmp):
         topo.cleanup()
 
 
+def upload(tmp, clamp):
+    topo = netns.Topology()
+    try:
+        root = tmp / 'root'
+        root.mkdir()
+        src = tmp / 'src.bin'
+        src.write_bytes(b'\xa5' * (8 * MB))
+        key = make_key(tmp / 'key')
+        ipx = topo.ipx(4)
+        ctl = f'{topo.addr("dest", 4)}:7300'
+        for dev in ('to-origin', 'to-dest'):
+            topo.run('router', 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'tbf',
+                     'rate', '32mbit', 'burst', '64kb', 'latency', '100ms')
+        args = ()
+        if clamp:
+            slog = tmp / 'standby.log'
+            topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
+                       '--timeout', 5000, '--once', '--', 'true', stderr=open(slog, 'w'))
+            while 'listening' not in slog.read_text():
+                time.sleep(0.05)
+            args = ('--standby', ctl)
+        fileserver(topo, 'origin', tmp / 'primary.log', '--root', root, '--key', key,
+                   '--listen', f'{ipx}:8000', *args)
+        t0 = time.time()
+        topo.run('peer', 'curl', '-sS', '--fail', '-H', 'Expect:', '-T', src, '-o', '/dev/null',
+                 f'http://{ipx}:8000/up.bin', timeout=300)
+        return time.time() - t0
+    finally:
+        topo.cleanup()
+
+
 def probe_scaling(n, tmp):
     topo = netns.Topology()
     try:
@@ -200,6 +235,19 @@ def main():
             xs = [r[k] * 1000 for r in rows if r[k] is not None]
             if xs:
                 print(f'{name:<48} {statistics.median(xs):8.1f} {min(xs):8.1f} {max(xs):8.1f}')
+        times = {False: [], True: []}
+        for i in range(a.runs):
+            for clamp in (False, True):
+                t = Path(d) / f'up{i}{int(clamp)}'
+                t.mkdir()
+                times[clamp].append(upload(t, clamp))
+        print()
+        print(f'upload of 8 MB over 32 mbit ({a.runs} runs, s; MB/s of the median)')
+        print(f'{"mode":<48} {"median":>8} {"min":>8} {"max":>8} {"MB/s":>8}')
+        for clamp, name in ((False, 'plain'), (True, 'checkpointed + clamped, --standby')):
+            xs = times[clamp]
+            print(f'{name:<48} {statistics.median(xs):8.2f} {min(xs):8.2f} {max(xs):8.2f} '
+                  f'{8 / statistics.median(xs):8.2f}')
         print()
         print('the standby\'s steps for N checkpointed connections (one run each, ms)')
         print(f'{"N":>6} {"gate close":>12} {"probe":>10} {"per conn":>10} '
