@@ -37,11 +37,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / 'test'))
 
-from lib import build, cli, netns  # noqa: E402
+from lib import cli, netns  # noqa: E402
 from lib.capture import ACK, Capture, seq_before  # noqa: E402
 from lib.criu import ZdtmPair  # noqa: E402
-from lib.failover import fileserver, primary_dies  # noqa: E402
-from lib.passd import binary, make_key  # noqa: E402
+from lib.failover import fileserver, peer_port, primary_dies, resume_cmd, standby  # noqa: E402
+from lib.passd import make_key  # noqa: E402
 from lib.stream import Stream  # noqa: E402
 from lib.traffic import Traffic  # noqa: E402
 
@@ -109,22 +109,13 @@ def standby_failover(tmp):
         topo.sysctl('origin', 'net.ipv4.tcp_orphan_retries', 1)
         topo.run('router', 'tc', 'qdisc', 'add', 'dev', 'to-peer', 'root', 'tbf',
                  'rate', '32mbit', 'burst', '64kb', 'latency', '100ms')
-        r = topo.ns['router']
-        move = f'ip netns exec {r} ip route replace {ipx}/32 via {netns.addr("dest", 4)}'
-        slog = tmp / 'standby.log'
-        topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
-                   '--timeout', TIMEOUT_MS, '--takeover', move, '--once', '--',
-                   binary('tcpcp-fileserver'), '--root', root, '--resume', '{image}',
-                   '--skip', '{skip}', stderr=open(slog, 'w'))
-        while 'listening' not in slog.read_text():
-            time.sleep(0.05)
+        standby(topo, tmp / 'standby.log', ctl, key, *resume_cmd(root), timeout_ms=TIMEOUT_MS)
         server = fileserver(topo, 'origin', tmp / 'primary.log', '--root', root, '--key', key,
                             '--listen', f'{ipx}:8000', '--standby', ctl)
         cap = Capture(topo, 'peer', tmp / 'peer.pcap').start()
         curl = topo.popen('peer', 'curl', '-sS', '-o', '/dev/null', f'http://{ipx}:8000/f.bin')
         time.sleep(1)
-        port = int(topo.run('peer', 'ss', '-Htn', 'state', 'established', 'dport', '=', ':8000')
-                   .stdout.split()[2].rsplit(':', 1)[1])
+        port = peer_port(topo, 8000)
         t0 = time.time()
         primary_dies(topo, server, port)
         curl.wait(timeout=60)
@@ -153,11 +144,8 @@ def upload(tmp, clamp):
                      'rate', '32mbit', 'burst', '64kb', 'latency', '100ms')
         args = ()
         if clamp:
-            slog = tmp / 'standby.log'
-            topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
-                       '--timeout', 5000, '--once', '--', 'true', stderr=open(slog, 'w'))
-            while 'listening' not in slog.read_text():
-                time.sleep(0.05)
+            standby(topo, tmp / 'standby.log', ctl, key, 'true', timeout_ms=5000,
+                    takeover='true')
             args = ('--standby', ctl)
         fileserver(topo, 'origin', tmp / 'primary.log', '--root', root, '--key', key,
                    '--listen', f'{ipx}:8000', *args)

@@ -22,9 +22,9 @@ import time
 
 import pytest
 
-from lib import build, cli, netns, pbwire
+from lib import build, cli, pbwire
 from lib.capture import RST, Capture, assert_no_rst, connection, seq_before
-from lib.failover import fileserver, primary_dies
+from lib.failover import fileserver, peer_port, primary_dies, resume_cmd, standby
 from lib.netns import hostport
 from lib.passd import binary, make_key
 from lib.traffic import wait_for
@@ -321,50 +321,37 @@ def test_standby_takes_over(topo, tmp_path, family):
     topo.sysctl('origin', 'net.ipv4.tcp_orphan_retries', 1)
     topo.run('router', 'tc', 'qdisc', 'add', 'dev', 'to-peer', 'root', 'tbf',
              'rate', '32mbit', 'burst', '64kb', 'latency', '100ms')
-    router = topo.ns['router']
-    move = (f'ip netns exec {router} ip route replace {netns.IPX[4]}/32 via {netns.addr("dest", 4)}'
-            f' && ip netns exec {router} ip -6 route replace {netns.IPX[6]}/128 via '
-            f'{netns.addr("dest", 6)}')
     cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
     rng = random.Random(os.environ.get('TCPCP_SEED', 2))
     for i in range(3):
         slog, olog = tmp_path / f'standby{i}.log', tmp_path / f'primary{i}.log'
-        standby = topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
-                             '--timeout', 300, '--takeover', move, '--once', '--',
-                             binary('tcpcp-fileserver'), '--root', root, '--resume', '{image}',
-                             '--skip', '{skip}', stderr=open(slog, 'w'))
-        wait_for(lambda: 'listening' in slog.read_text(), 10, f'standby up ({slog})')
+        sb = standby(topo, slog, ctl, key, *resume_cmd(root))
         server = fileserver(topo, 'origin', olog, '--root', root, '--key', key,
                             '--listen', hostport(ipx, 8000), '--standby', ctl)
         out = tmp_path / f'out{i}'
         curl = topo.popen('peer', 'curl', '-sS', '--fail', '--max-time', '60', '-o', out,
                           f'http://{hostport(ipx, 8000)}/f.bin', stderr=subprocess.PIPE)
         time.sleep(rng.uniform(0.3, 1.5))
-        port = int(topo.run('peer', 'ss', '-Htn', 'state', 'established', 'dport', '=', ':8000')
-                   .stdout.split()[2].rsplit(':', 1)[1])
-        link_back = primary_dies(topo, server, port)
+        link_back = primary_dies(topo, server, peer_port(topo, 8000))
         _, err = curl.communicate(timeout=60)
         log = slog.read_text()
         assert curl.returncode == 0, f'round {i}: curl exit {curl.returncode}: {err}\n{log}'
         assert hashlib.sha256(out.read_bytes()).hexdigest() == want, f'round {i}\n{log}'
         assert 'taking over 1 connection(s)' in log and '1 of 1 connection(s) resurrected' in log, log
-        assert standby.wait(timeout=10) == 0, log
+        assert sb.wait(timeout=10) == 0, log
         link_back()
         topo.switch_to('origin')
         out.unlink()
     assert_no_rst(connection(cap.stop(), (ipx, 8000)))
     # A primary that finishes says bye: the standby takes nothing over.
     slog = tmp_path / 'standby-bye.log'
-    standby = topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
-                         '--timeout', 300, '--takeover', 'false', '--once', '--', 'true',
-                         stderr=open(slog, 'w'))
-    wait_for(lambda: 'listening' in slog.read_text(), 10, f'standby up ({slog})')
+    sb = standby(topo, slog, ctl, key, 'true', takeover='false')
     server = fileserver(topo, 'origin', tmp_path / 'primary-bye.log', '--root', root, '--key',
                         key, '--listen', hostport(ipx, 8000), '--standby', ctl)
     topo.run('peer', 'curl', '-sS', '--fail', '--max-time', '60', '-o', tmp_path / 'outbye',
              f'http://{hostport(ipx, 8000)}/f.bin', timeout=90)
     assert hashlib.sha256((tmp_path / 'outbye').read_bytes()).hexdigest() == want
-    assert standby.wait(timeout=10) == 0
+    assert sb.wait(timeout=10) == 0
     log = slog.read_text()
     assert 'bye (0 connection(s) let go)' in log and 'taking over' not in log, log
 
@@ -378,10 +365,8 @@ def test_standby_refuses_strangers(topo, tmp_path):
     marker = tmp_path / 'ran'
     for i, send in enumerate(('garbage', 'wrong-key')):
         slog = tmp_path / f'standby{i}.log'
-        standby = topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
-                             '--timeout', 500, '--takeover', f'touch {marker}', '--once', '--',
-                             'touch', marker, stderr=open(slog, 'w'))
-        wait_for(lambda: 'listening' in slog.read_text(), 10, f'standby up ({slog})')
+        sb = standby(topo, slog, ctl, key, 'touch', marker, timeout_ms=500,
+                     takeover=f'touch {marker}')
         if send == 'garbage':
             topo.run('origin', 'python3', '-c',
                      'import socket,sys; s=socket.create_connection((sys.argv[1], 7301)); '
@@ -392,7 +377,7 @@ def test_standby_refuses_strangers(topo, tmp_path):
                        other, '--listen', hostport(topo.ipx(4), 8000), '--standby', ctl)
             topo.run('peer', 'curl', '-sS', '--max-time', '5', '-o', '/dev/null',
                      f'http://{hostport(topo.ipx(4), 8000)}/key', check=False, timeout=30)
-        assert standby.wait(timeout=20) == 1
+        assert sb.wait(timeout=20) == 1
         lines = [ln for ln in slog.read_text().splitlines() if 'listening' not in ln]
         assert len(lines) == 1 and 'refused' in lines[0], lines
         assert not marker.exists()
@@ -420,20 +405,12 @@ def test_upload_survives_kill(topo, tmp_path, family):
     for dev in ('to-origin', 'to-dest'):
         topo.run('router', 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'tbf',
                  'rate', '32mbit', 'burst', '64kb', 'latency', '100ms')
-    router = topo.ns['router']
-    move = (f'ip netns exec {router} ip route replace {netns.IPX[4]}/32 via {netns.addr("dest", 4)}'
-            f' && ip netns exec {router} ip -6 route replace {netns.IPX[6]}/128 via '
-            f'{netns.addr("dest", 6)}')
     cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
     rng = random.Random(os.environ.get('TCPCP_SEED', 3))
     offsets = []
     for i in range(3):
         slog, olog = tmp_path / f'standby{i}.log', tmp_path / f'primary{i}.log'
-        standby = topo.popen('dest', build.tcpcp(), 'standby', '--listen', ctl, '--key', key,
-                             '--timeout', 300, '--takeover', move, '--once', '--',
-                             binary('tcpcp-fileserver'), '--root', root, '--resume', '{image}',
-                             '--skip', '{skip}', stderr=open(slog, 'w'))
-        wait_for(lambda: 'listening' in slog.read_text(), 10, f'standby up ({slog})')
+        sb = standby(topo, slog, ctl, key, *resume_cmd(root))
         server = fileserver(topo, 'origin', olog, '--root', root, '--key', key,
                             '--listen', hostport(ipx, 8000), '--standby', ctl)
         # No "Expect: 100-continue": the body goes at once.
@@ -442,9 +419,7 @@ def test_upload_survives_kill(topo, tmp_path, family):
                           '-o', tmp_path / 'answer', f'http://{hostport(ipx, 8000)}/up{i}.bin',
                           stderr=subprocess.PIPE)
         time.sleep(rng.uniform(0.3, 1.5))
-        port = int(topo.run('peer', 'ss', '-Htn', 'state', 'established', 'dport', '=', ':8000')
-                   .stdout.split()[2].rsplit(':', 1)[1])
-        link_back = primary_dies(topo, server, port)
+        link_back = primary_dies(topo, server, peer_port(topo, 8000))
         _, err = curl.communicate(timeout=60)
         log = slog.read_text()
         assert curl.returncode == 0, f'round {i}: curl exit {curl.returncode}: {err}\n{log}'
@@ -454,7 +429,7 @@ def test_upload_survives_kill(topo, tmp_path, family):
             f'{next((j for j in range(min(len(got), len(data))) if got[j] != data[j]), None)}\n{log}'
         assert '1 of 1 connection(s) resurrected' in log, log
         offsets.append(int(re.search(r'at offset (\d+) of', log).group(1)))
-        assert standby.wait(timeout=10) == 0, log
+        assert sb.wait(timeout=10) == 0, log
         link_back()
         topo.switch_to('origin')
     assert_no_rst(connection(cap.stop(), (ipx, 8000)))
