@@ -12,7 +12,6 @@ import json
 import os
 import re
 import subprocess
-import shutil
 import time
 
 import pytest
@@ -644,9 +643,13 @@ def tree_in_own_netns(topo, tmp, family, nbytes):
               f'--rx-bytes {nbytes} --tx-seed {SEED_SERVER} --rx-seed {SEED_PEER} --rate 1M')
     server = Task(topo, 'origin', ['unshare', '--net', '--', 'sh', '-c', script], tmp, 'server')
     inside = ['nsenter', '-t', server.pid, '-n']
-    origin_ns = os.stat(f'/run/netns/{topo.ns["origin"]}').st_ino
+    # The process starts in the test's own namespace, moves to origin's
+    # (`ip netns exec`), then to its own (`unshare --net`): wait for a
+    # namespace that is neither, or the veth below could land in the
+    # host's (seen once: "File exists", the host has an eth0).
+    known = (os.stat(f'/run/netns/{topo.ns["origin"]}').st_ino, os.stat('/proc/self/ns/net').st_ino)
     deadline = time.monotonic() + 10
-    while os.stat(f'/proc/{server.pid}/ns/net').st_ino == origin_ns:
+    while os.stat(f'/proc/{server.pid}/ns/net').st_ino in known:
         assert time.monotonic() < deadline, 'unshare --net did not happen'
         time.sleep(0.01)
     topo.run('origin', 'ip', 'link', 'add', 'ct0', 'type', 'veth', 'peer', 'name', 'eth0',
