@@ -22,9 +22,9 @@ static int send_kind(struct tcpcp_pass *p, TcpcpPassMsg *m, TcpcpPassMsg__Type k
 {
 	tcpcp_clear_error();
 	if (!p)
-		return tcpcp_fail(EINVAL, "no control session");
+		return tcpcp_fail(EINVAL, "no control session"), -1;
 	if (p->role != TCPCP_PASS_ORIGIN)
-		return tcpcp_fail(EINVAL, "only a primary (TCPCP_PASS_ORIGIN) sends checkpoints");
+		return tcpcp_fail(EINVAL, "only a primary (TCPCP_PASS_ORIGIN) sends checkpoints"), -1;
 	m->kind = kind;
 	return tcpcp_frame_send(p, m) ? -1 : 0;
 }
