@@ -22,9 +22,10 @@
  *   copied_seq = rcv_nxt - inq
  *
  * with the lengths read on both sides of TCP_INFO, equal both times, so
- * that no segment moved them in between.  The receive queue is read with a plain MSG_PEEK (no repair
- * mode needed); the send queue is not read at all (tcp_peek_sndq() has no
- * offset, so it would copy the whole queue each time, in repair mode): a
+ * that no segment moved them in between.  The receive queue is read with
+ * a plain MSG_PEEK (no repair mode needed); the send queue is not read at
+ * all (tcp_peek_sndq() has no offset, so it would copy the whole queue
+ * each time, in repair mode): a
  * checkpoint says every byte up to write_seq was acknowledged and records
  * the real snd_una (unqueued_una).  On resurrection the peer says where
  * it stands, anywhere from there on, and the application writes again
@@ -67,10 +68,6 @@ struct tcpcp_ckpt {
 	uint32_t clamped;		/* where the clamp stands */
 	int raw;			/* for the ACK a clamp move sends, or -1 */
 	struct tcpcp_tuple t;
-};
-
-struct counters {
-	uint64_t acked, received;
 };
 
 static int tcp_info(int s, struct tcp_info *ti)
@@ -207,6 +204,17 @@ fail:
 	return NULL;
 }
 
+/* snd_una and rcv_nxt now, from TCP_INFO's counters (see the top). */
+static uint32_t una_of(const struct tcpcp_ckpt *c, const struct tcp_info *ti)
+{
+	return c->una0 + (uint32_t)(ti->tcpi_bytes_acked - c->acked0);
+}
+
+static uint32_t rcv_nxt_of(const struct tcpcp_ckpt *c, const struct tcp_info *ti)
+{
+	return c->rcv0 + (uint32_t)(ti->tcpi_bytes_received - c->received0);
+}
+
 /* The queue lengths and the counters they go with.  While the owner
  * neither writes nor reads, outq moves only with snd_una (an ACK) and inq
  * only with rcv_nxt (a segment): equal lengths on both sides of TCP_INFO
@@ -285,8 +293,8 @@ TCPCP_EXPORT void *tcpcp_checkpoint(struct tcpcp_ckpt *c, int s, const void *sta
 	if (read_live(s, &ti, &outq, &inq, &ts, ici->has_timestamp) ||
 	    peek_recvq(s, c, inq, &ici->recvq))
 		return NULL;
-	una = c->una0 + (uint32_t)(ti.tcpi_bytes_acked - c->acked0);
-	ici->rcv_nxt = c->rcv0 + (uint32_t)(ti.tcpi_bytes_received - c->received0);
+	una = una_of(c, &ti);
+	ici->rcv_nxt = rcv_nxt_of(c, &ti);
 	c->last_rcv = ici->rcv_nxt;
 	ici->copied_seq = ici->rcv_nxt - (uint32_t)inq;
 	ici->write_seq = ici->snd_nxt = ici->snd_una = una + (uint32_t)outq;
@@ -406,8 +414,8 @@ static int announce(struct tcpcp_ckpt *c, int s, uint32_t ack, uint8_t wscale)
 		memcpy(&wnd, info + TCPI_RCV_WND_OFF, 4);
 	else
 		wnd = c->ici->window->rcv_wnd;	/* before Linux 6.2: the first one's */
-	una = c->una0 + (uint32_t)(ti->tcpi_bytes_acked - c->acked0);
-	rcv_nxt = c->rcv0 + (uint32_t)(ti->tcpi_bytes_received - c->received0);
+	una = una_of(c, ti);
+	rcv_nxt = rcv_nxt_of(c, ti);
 	g.seq = una + (uint32_t)outq - (uint32_t)unsent;
 	wnd = (wnd + (rcv_nxt - ack)) >> wscale;
 	if (!wnd)

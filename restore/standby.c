@@ -142,21 +142,21 @@ static void file_of(const char *dir, const char *name, char *path, size_t len)
 	snprintf(path + n, len - n, ".img");
 }
 
-/* A whole file or none: written aside, then renamed over. */
+/* A whole image or none (tools/imgfile.c: written aside, renamed over),
+ * without fsync: the primary sends the next one within milliseconds.
+ * On failure one line says why. */
 static int write_whole(const char *path, const void *buf, size_t len)
 {
-	char tmp[4200];
-	int fd;
+	struct image_out o;
+	int err;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
+	if (image_open(&o, path))
 		return -1;
-	if (write(fd, buf, len) != (ssize_t)len) {
-		close(fd);
-		return -1;
-	}
-	return close(fd) || rename(tmp, path) ? -1 : 0;
+	o.nosync = true;
+	err = image_commit(&o, buf, len);
+	if (err)
+		warnx("cannot write %s: %s", path, strerror(err));
+	return err ? -1 : 0;
 }
 
 static struct conn *find(struct held *h, const char *name)
@@ -189,8 +189,7 @@ static void keep(const struct args *a, struct held *h, struct tcpcp_ckpt_msg *m)
 	m->img = NULL;
 	if (a->dir) {
 		file_of(a->dir, c->name, path, sizeof(path));
-		if (write_whole(path, c->img, c->len))
-			warnx("cannot keep %s: %s", path, strerror(errno));
+		write_whole(path, c->img, c->len);	/* in memory all the same */
 	}
 }
 
@@ -265,7 +264,7 @@ static void hand_over(const struct args *a, int s, const void *img, size_t len, 
 	snprintf(path, sizeof(path), "%s/tcpcp-standby.%d.%lu.img", a->state_dir, (int)getpid(),
 		 id);
 	if (write_whole(path, img, len))
-		die("cannot write %s: %s", path, strerror(errno));
+		exit(EXIT_FAIL);
 	pid = fork();
 	if (pid < 0)
 		die("fork: %s", strerror(errno));
