@@ -3,7 +3,7 @@
  * op_cost: what one tcpcp_get() and one tcpcp_create() + tcpcp_activate()
  * cost, in microseconds, on N loopback connections in this process.
  *
- *     op_cost N none|get|all|all-warm [close-wait]
+ *     op_cost N none|get|all|all-warm|all-carry [close-wait]
  *
  * none: only set up N connections; get: also take each server end and
  * close it silently; all: also recreate and activate each one, then check
@@ -12,6 +12,9 @@
  * gated, as a namespace with passes in flight or lingering origins has
  * it: the gate's hooks stay attached, where "all" attaches and detaches
  * them for each connection (its gate empties after each activation).
+ * all-carry: "all" with congestion carry-over (TCPCP_CONGESTION_CARRY; the
+ * caller's tcpcp.conf must allow it), the congestion control that sets
+ * the window and threshold selected and left again on each connection.
  * close-wait: the client has shut down its side first, so each server end
  * is half-closed and its create replays the client's FIN (lib/fin.c); the
  * check is then one byte to the client and the EOF at the server.
@@ -124,12 +127,14 @@ static double take_all(struct conn *c, int n)
 	return t;
 }
 
-static double recreate_all(struct conn *c, int n)
+static double recreate_all(struct conn *c, int n, bool carry)
 {
+	struct tcpcp_create_opts o = TCPCP_CREATE_OPTS_INIT;
 	double t = now_us();
 
+	o.congestion = carry ? TCPCP_CONGESTION_CARRY : TCPCP_CONGESTION_FRESH;
 	for (int i = 0; i < n; i++) {
-		c[i].server = tcpcp_create_ex(c[i].ici, c[i].len, NULL);
+		c[i].server = tcpcp_create_ex(c[i].ici, c[i].len, &o);
 		if (c[i].server < 0 || tcpcp_activate_ex(c[i].server, c[i].ici, c[i].len))
 			die("tcpcp_create/activate");
 	}
@@ -158,10 +163,11 @@ int main(int argc, char **argv)
 	size_t bytes = 0;
 	bool half_closed = argc == 4 && !strcmp(argv[3], "close-wait");
 	bool warm = argc >= 3 && !strcmp(argv[2], "all-warm");
+	bool carry = argc >= 3 && !strcmp(argv[2], "all-carry");
 	int n;
 
 	if (argc < 3 || argc > 4 || (argc == 4 && !half_closed) || (n = atoi(argv[1])) <= 0) {
-		fputs("usage: op_cost N none|get|all|all-warm [close-wait]\n", stderr);
+		fputs("usage: op_cost N none|get|all|all-warm|all-carry [close-wait]\n", stderr);
 		return 2;
 	}
 	c = calloc((size_t)n + 1, sizeof(*c));
@@ -175,10 +181,10 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++)
 			bytes += c[i].len;
 	}
-	if (!strcmp(argv[2], "all") || warm) {
+	if (!strcmp(argv[2], "all") || warm || carry) {
 		if (warm && tcpcp_gate_close_fds(&c[n].server, 1))
 			die("gating the warm connection");
-		create_us = recreate_all(c, n);
+		create_us = recreate_all(c, n, carry);
 		if (warm && tcpcp_gate_open_fds(&c[n].server, 1))
 			die("releasing the warm connection");
 		check_all(c, n, half_closed);

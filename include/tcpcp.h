@@ -158,10 +158,10 @@ int tcpcp_create_gated(int s, const void *ici, size_t len,
 		       const struct tcpcp_create_opts *opts);
 int tcpcp_activate_ungated(int s, const void *ici, size_t len);
 /* Congestion carry-over (TCPCP_CONGESTION_CARRY) for connections rebuilt
- * without it and still in repair mode: @s[i] gets the window of @ici[i]
- * (@len[i] bytes), all in one pass however many (the CRIU plugin's
- * restore).  All in one network namespace.  Refused, and nothing done,
- * unless the host allows it; with @n 0 that check alone. */
+ * without it and still in repair mode: @s[i] gets the window and the
+ * slow-start threshold of @ici[i] (@len[i] bytes), a few system calls
+ * each (the CRIU plugin's restore).  Refused, and nothing done, unless
+ * the host allows it; with @n 0 that check alone. */
 int tcpcp_carry_fds(const int *s, const void *const *ici, const size_t *len, size_t n);
 
 /* Fail-over (paper section 6): where the peer of a checkpointed

@@ -75,7 +75,7 @@
 #define BPFFS		RUN_DIR "/bpf"
 #define GATE_PIN	"gate"
 #define CARRY_PIN	"carry"
-#define CARRY_PROG	"tcpcp_carry_cwnd"
+#define CARRY_OPS	"tcpcp_carry_ops"	/* the congestion control's map */
 #define CLAMP_PIN	"clamp"
 #define CLAMP_PROG	"tcpcp_clamp_ack"
 #define LINK_TYPE_NETFILTER	10	/* enum bpf_link_type, Linux 6.4 */
@@ -303,7 +303,8 @@ static int pin_fd(int fd, const char *dir, const char *name)
 
 /* A BPF object of tcpcp's, loaded once for the host and pinned at the
  * top of the folder: its programs under their names, its map under
- * @map_pin.  The map goes last: it is what users look for. */
+ * @map_pin.  The map goes last (or a struct_ops map, registered, after
+ * it): it is what users look for. */
 struct object {
 	const char *what;			/* for messages */
 	const char *start, *end;		/* the object file */
@@ -311,6 +312,7 @@ struct object {
 	const char *progs[NHOOKS];		/* pinned under these names */
 	const char *map, *map_pin;
 	__u32 map_type, key_size;		/* what its map must be */
+	const char *ops;			/* a struct_ops map, registered */
 };
 
 extern const char tcpcp_carry_obj[], tcpcp_carry_obj_end[];
@@ -319,18 +321,41 @@ extern const char tcpcp_clamp_obj[], tcpcp_clamp_obj_end[];
 static const struct object gate_obj = {
 	"gate", tcpcp_bpf_obj, tcpcp_bpf_obj_end, true,
 	{ "tcpcp_in4", "tcpcp_out4", "tcpcp_in6", "tcpcp_out6" }, "tcpcp_gate", GATE_PIN,
-	BPF_MAP_TYPE_HASH, sizeof(struct tcpcp_gate_key),
+	BPF_MAP_TYPE_HASH, sizeof(struct tcpcp_gate_key), NULL,
 };
 static const struct object carry_obj = {
 	"congestion carry-over", tcpcp_carry_obj, tcpcp_carry_obj_end, false,
-	{ CARRY_PROG }, "tcpcp_carry", CARRY_PIN,
-	BPF_MAP_TYPE_HASH, sizeof(struct tcpcp_gate_key),
+	{ NULL }, "tcpcp_carry", CARRY_PIN,
+	BPF_MAP_TYPE_SK_STORAGE, sizeof(int), CARRY_OPS,
 };
 static const struct object clamp_obj = {
 	"acknowledgment clamp", tcpcp_clamp_obj, tcpcp_clamp_obj_end, false,
 	{ CLAMP_PROG }, "tcpcp_clamp", CLAMP_PIN,
-	BPF_MAP_TYPE_SK_STORAGE, sizeof(int),
+	BPF_MAP_TYPE_SK_STORAGE, sizeof(int), NULL,
 };
+
+/* Unregister a struct_ops map: its one element is the registration,
+ * which holds the map, pinned or not, until deleted. */
+static void unregister_ops(int fd)
+{
+	int zero = 0;
+
+	bpf_map_delete_elem(fd, &zero);
+}
+
+static void unpin_ops(const struct object *o)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	pin_path(BPFFS, o->ops, path, sizeof(path));
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		unregister_ops(fd);
+		close(fd);
+	}
+	unlink(path);
+}
 
 static void unpin_object(const struct object *o)
 {
@@ -339,10 +364,60 @@ static void unpin_object(const struct object *o)
 
 	pin_path(BPFFS, o->map_pin, path, sizeof(path));
 	unlink(path);
+	if (o->ops)
+		unpin_ops(o);
 	for (i = 0; i < NHOOKS && o->progs[i]; i++) {
 		pin_path(BPFFS, o->progs[i], path, sizeof(path));
 		unlink(path);
 	}
+}
+
+/* The struct_ops map named @name that some earlier load registered and
+ * nobody pinned any more (its bpffs unmounted): found by walking the
+ * host's maps, so that it can be unregistered; -1 if none. */
+static int orphan_ops(const char *name)
+{
+	struct bpf_map_info info;
+	__u32 id = 0, len;
+	int fd;
+
+	while (!bpf_map_get_next_id(id, &id)) {
+		if ((fd = bpf_map_get_fd_by_id(id)) < 0)
+			continue;
+		len = sizeof(info);
+		memset(&info, 0, sizeof(info));
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len) &&
+		    info.type == BPF_MAP_TYPE_STRUCT_OPS && !strcmp(info.name, name))
+			return fd;
+		close(fd);
+	}
+	return -1;
+}
+
+/* Register @m's struct_ops (libbpf fills in the programs) and pin the
+ * map, which stays registered after the loader exits: libbpf's link
+ * would unregister it when destroyed, so it is disconnected first. */
+static int register_ops(const struct object *o, struct bpf_map *m)
+{
+	struct bpf_link *link = bpf_map__attach_struct_ops(m);
+	int stale;
+
+	if (!link && errno == EEXIST && (stale = orphan_ops(o->ops)) >= 0) {
+		unregister_ops(stale);	/* a lost earlier load's: ours */
+		close(stale);
+		link = bpf_map__attach_struct_ops(m);
+	}
+	if (!link)
+		return tcpcp_fail(errno, "cannot register the %s congestion control (%s): %s",
+				  TCPCP_CARRY_CA, o->what,
+				  *libbpf_said ? libbpf_said : strerror(errno));
+	bpf_link__disconnect(link);
+	bpf_link__destroy(link);
+	if (pin_fd(bpf_map__fd(m), BPFFS, o->ops)) {
+		unregister_ops(bpf_map__fd(m));
+		return -errno;
+	}
+	return 0;
 }
 
 static int load_object(const struct object *o)
@@ -380,6 +455,8 @@ static int load_object(const struct object *o)
 	if (!err)
 		err = pin_fd(bpf_map__fd(bpf_object__find_map_by_name(obj, o->map)), BPFFS,
 			     o->map_pin);
+	if (!err && o->ops)
+		err = register_ops(o, bpf_object__find_map_by_name(obj, o->ops));
 out:
 	if (err)
 		unpin_object(o);
@@ -396,6 +473,11 @@ static int open_host(const struct object *o, __u32 value_size, bool load)
 	char path[PATH_MAX];
 	int fd, err;
 
+	if (o->ops) {		/* pinned last: without it, nothing is */
+		pin_path(BPFFS, o->ops, path, sizeof(path));
+		if (access(path, F_OK) && load && (err = load_object(o)))
+			return err;
+	}
 	pin_path(BPFFS, o->map_pin, path, sizeof(path));
 	fd = bpf_obj_get(path);
 	if (fd < 0 && errno == ENOENT && !load)
@@ -597,15 +679,17 @@ out:
 	return err;
 }
 
-/* The map and the program of object @o, loaded for the host first if
- * need be; both fds the caller's. */
+/* The map and the program (if @prog) of object @o, loaded for the host
+ * first if need be; both fds the caller's. */
 static int object_open(const struct object *o, __u32 value_size, int *map, int *prog)
 {
 	struct tcpcp_bpf b = { .lock = -1, .gate = -1 };
 	char ppath[PATH_MAX];
 	int err;
 
-	*map = *prog = -1;
+	*map = -1;
+	if (prog)
+		*prog = -1;
 	if ((err = root_open(&b)))	/* one loader at a time */
 		goto out;
 	if ((*map = open_host(o, value_size, true)) < 0) {
@@ -613,6 +697,8 @@ static int object_open(const struct object *o, __u32 value_size, int *map, int *
 		*map = -1;
 		goto out;
 	}
+	if (!prog)
+		goto out;
 	pin_path(BPFFS, o->progs[0], ppath, sizeof(ppath));
 	*prog = bpf_obj_get(ppath);
 	if (*prog < 0)
@@ -622,16 +708,18 @@ out:
 	if (err) {
 		if (*map >= 0)
 			close(*map);
-		if (*prog >= 0)
+		*map = -1;
+		if (prog && *prog >= 0)
 			close(*prog);
-		*map = *prog = -1;
+		if (prog)
+			*prog = -1;
 	}
 	return err;
 }
 
-int tcpcp_bpf_carry_open(int *map, int *prog)
+int tcpcp_bpf_carry_open(int *map)
 {
-	return object_open(&carry_obj, sizeof(struct tcpcp_carry_val), map, prog);
+	return object_open(&carry_obj, sizeof(struct tcpcp_carry_val), map, NULL);
 }
 
 int tcpcp_bpf_clamp_open(int *map, int *prog)

@@ -1,23 +1,27 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Congestion carry-over (paper sections 5 and 8, as host policy): a
- * recreated connection starts with the congestion window its ICI
- * recorded instead of the initial ten segments, so that a pass on a fast
- * path does not fall back to slow start.  No socket option sets a
- * window; a BPF iterator program calls bpf_setsockopt(TCP_BPF_IW) on the
- * one socket the library names (bpf/carry.bpf.c), while it is still in
- * repair mode and has sent nothing.  The program is loaded once for the
- * host by the one loader (bpf.c) and runs only when read here.
+ * recreated connection starts with the congestion window and slow-start
+ * threshold its ICI recorded instead of the initial ten segments and
+ * none, so that a pass on a fast path does not fall back to slow start.
+ * No socket option sets them; a BPF congestion control does in its
+ * init(), which runs when a socket selects it (bpf/carry.bpf.c).  Per
+ * connection, while it is still in repair mode and has sent nothing: the
+ * values go into the socket's storage, the socket selects tcpcp_carry,
+ * and then its own algorithm again.  The congestion control is loaded
+ * once for the host by the one loader (bpf.c).
  *
- * What is not carried: ssthresh (BPF's only knob for it clamps the
- * window there for good), the RTT estimate (no knob at all: the first
- * RTO stays at TCP_TIMEOUT_FALLBACK until the first ACK of new data
- * gives a sample) and the pacing rate, which the algorithm derives.
+ * What is not carried: the RTT estimate (no knob: the first RTO stays at
+ * TCP_TIMEOUT_FALLBACK until the first ACK of new data gives a sample,
+ * which the ICI's timestamps make the first ACK at all) and the pacing
+ * rate, which the algorithm derives from the window and the RTT.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <bpf/bpf.h>
 
@@ -26,133 +30,93 @@
 
 /* A netfilter-style cap: no carried window above this many segments. */
 #define CARRY_CWND_MAX	65535u
+/* The kernel's "no threshold yet" (TCP_INFINITE_SSTHRESH). */
+#define SSTHRESH_NONE	0x7fffffffu
 
-/* The iterator walks the TCP sockets of the namespace that creates it. */
-static int run_iter(void *arg)
+/* @s through tcpcp_carry and back to the algorithm it had: init() of
+ * the first copies @v in, init() of the second keeps it. */
+static int carry_one(int map, int s, struct tcpcp_carry_val *v)
 {
-	int prog = *(int *)arg, link, it, err = 0;
-	char buf[256];
-	ssize_t n;
+	char ca[TCPCP_CA_NAME_MAX];
+	socklen_t len = sizeof(ca);
+	int err = 0;
 
-	link = bpf_link_create(prog, 0, BPF_TRACE_ITER, NULL);
-	if (link < 0)
-		return tcpcp_fail(errno, "cannot attach the carry-over iterator (Linux 6.0+): %s",
+	if (getsockopt(s, IPPROTO_TCP, TCP_CONGESTION, ca, &len))
+		return tcpcp_fail(errno, "cannot read the congestion control: %s",
 				  strerror(errno));
-	it = bpf_iter_create(link);
-	if (it < 0) {
-		err = tcpcp_fail(errno, "cannot start the carry-over iterator: %s", strerror(errno));
+	if (bpf_map_update_elem(map, &s, v, BPF_ANY))
+		return tcpcp_fail(errno, "cannot carry the congestion state over: %s",
+				  strerror(errno));
+	if (setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, TCPCP_CARRY_CA, strlen(TCPCP_CARRY_CA))) {
+		err = tcpcp_fail(errno, "cannot select the " TCPCP_CARRY_CA
+				 " congestion control: %s", strerror(errno));
 		goto out;
 	}
-	while ((n = read(it, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
-		;
-	if (n < 0)
-		err = tcpcp_fail(errno, "the carry-over iterator failed: %s", strerror(errno));
-	close(it);
-out:
-	close(link);
-	return err;
-}
-
-/* The windows of @n connections of @s's namespace (their keys in @k,
- * windows in @v), in one pass of the iterator: per connection a map
- * entry, whatever the number of sockets it walks. */
-static int carry_keys(int s, const struct tcpcp_gate_key *k, struct tcpcp_carry_val *v, size_t n)
-{
-	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = BPF_ANY);
-	__u32 count = (__u32)n;
-	int map, prog, err;
-	size_t i;
-
-	if ((err = tcpcp_bpf_carry_open(&map, &prog)))
-		return err;
-	if (bpf_map_update_batch(map, k, v, &count, &opts)) {
-		err = tcpcp_fail(errno, "cannot carry the congestion window over: %s",
+	if (bpf_map_lookup_elem(map, &s, v))
+		err = tcpcp_fail(errno, "cannot read the carry-over's result: %s",
 				 strerror(errno));
-		n = count;		/* only those went in */
-		goto out;
-	}
-	err = tcpcp_netns_run(s, run_iter, &prog);
-	for (i = 0; i < n && !err; i++) {
-		if (bpf_map_lookup_elem(map, &k[i], &v[i]))
-			err = tcpcp_fail(errno, "cannot read the carry-over's result: %s",
-					 strerror(errno));
-		else if (v[i].result == TCPCP_CARRY_REFUSED)
-			err = tcpcp_fail(EINVAL, "the kernel refused a congestion window of %u "
-					 "segments", v[i].snd_cwnd);
-		else if (v[i].result != TCPCP_CARRY_DONE)
-			err = tcpcp_fail(ENOENT, "the carry-over did not find a recreated "
-					 "connection");
-	}
+	else if (v->result != TCPCP_CARRY_DONE)
+		err = tcpcp_fail(EINVAL, "the carry-over did not take (window %u, "
+				 "threshold %u)", v->snd_cwnd, v->snd_ssthresh);
+	/* Back to its own, also after a failure: a socket must not stay on
+	 * tcpcp_carry behind its owner's back. */
+	if (setsockopt(s, IPPROTO_TCP, TCP_CONGESTION, ca, strnlen(ca, len)) && !err)
+		err = tcpcp_fail(errno, "cannot select the congestion control %.*s again: %s",
+				 (int)strnlen(ca, len), ca, strerror(errno));
 out:
-	for (i = 0; i < n; i++)
-		bpf_map_delete_elem(map, &k[i]);
-	close(map);
-	close(prog);
+	bpf_map_delete_elem(map, &s);
 	return err;
 }
 
-/* The window an ICI recorded, capped; 0: none recorded. */
-static uint32_t window_of(const TcpcpIci *ici)
+/* What the ICI recorded, capped; false: no window recorded. */
+static bool carried(const TcpcpIci *ici, struct tcpcp_carry_val *v)
 {
-	if (!ici->congestion || !ici->congestion->has_snd_cwnd)
-		return 0;
-	return ici->congestion->snd_cwnd < CARRY_CWND_MAX ? ici->congestion->snd_cwnd :
-	       CARRY_CWND_MAX;
+	const TcpcpCongestion *c = ici->congestion;
+
+	memset(v, 0, sizeof(*v));
+	if (!c || !c->has_snd_cwnd || !c->snd_cwnd)
+		return false;
+	v->snd_cwnd = c->snd_cwnd < CARRY_CWND_MAX ? c->snd_cwnd : CARRY_CWND_MAX;
+	v->snd_ssthresh = c->has_snd_ssthresh && c->snd_ssthresh && c->snd_ssthresh < SSTHRESH_NONE ?
+			  c->snd_ssthresh : SSTHRESH_NONE;
+	return true;
 }
 
-int tcpcp_carry(int s, const TcpcpIci *ici, const struct tcpcp_tuple *t)
+int tcpcp_carry(int s, const TcpcpIci *ici)
 {
-	struct tcpcp_carry_val v = { window_of(ici), 0 };
-	struct tcpcp_gate_key k;
-	uint64_t cookie;
-	int err;
+	struct tcpcp_carry_val v;
+	int map, err;
 
-	if (!v.snd_cwnd)
+	if (!carried(ici, &v))
 		return 0;		/* nothing recorded: the initial window */
-	if ((err = tcpcp_netns_cookie(s, &cookie)))
+	if ((err = tcpcp_bpf_carry_open(&map)))
 		return err;
-	tcpcp_gate_key_of(t, cookie, &k);
-	return carry_keys(s, &k, &v, 1);
+	err = carry_one(map, s, &v);
+	close(map);
+	return err;
 }
 
 TCPCP_EXPORT int tcpcp_carry_fds(const int *s, const void *const *ici, const size_t *len,
 				 size_t n)
 {
-	struct tcpcp_carry_val *v = NULL;
-	struct tcpcp_gate_key *k = NULL;
-	struct tcpcp_tuple *t = NULL;
-	size_t i, m = 0;
-	uint64_t cookie;
-	int err = 0;
+	struct tcpcp_carry_val v;
+	int map = -1, err = 0;
+	size_t i;
 
 	tcpcp_clear_error();
 	if (tcpcp_need_carry_policy())
 		return -1;
-	if (!n)
-		return 0;
-	k = calloc(n, sizeof(*k));
-	v = calloc(n, sizeof(*v));
-	if (!k || !v) {
-		err = tcpcp_fail(ENOMEM, "out of memory for %zu connections", n);
-		goto out;
-	}
-	if ((err = tcpcp_tuples_of_fds(s, n, &t, &cookie)))
-		goto out;
 	for (i = 0; i < n && !err; i++) {
 		TcpcpIci *d = tcpcp_image_decode(ici[i], len[i]);
 
 		if (!d)
 			err = -errno;
-		else if ((v[m].snd_cwnd = window_of(d)))
-			tcpcp_gate_key_of(&t[i], cookie, &k[m++]);
+		else if (carried(d, &v) && (map >= 0 || !(err = tcpcp_bpf_carry_open(&map))))
+			err = carry_one(map, s[i], &v);
 		if (d)
 			tcpcp_ici__free_unpacked(d, NULL);
 	}
-	if (!err && m)
-		err = carry_keys(s[0], k, v, m);
-out:
-	free(t);
-	free(k);
-	free(v);
+	if (map >= 0)
+		close(map);
 	return err ? -1 : 0;
 }

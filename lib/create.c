@@ -418,7 +418,7 @@ static int create_on(int s, bool own, bool pregated, const void *img, size_t len
 	if (build(s, ici, o, pregated, &t, &gated))
 		goto fail;
 	/* Still in repair mode and gated: nothing has been sent. */
-	if (o->congestion == TCPCP_CONGESTION_CARRY && tcpcp_carry(s, ici, &t))
+	if (o->congestion == TCPCP_CONGESTION_CARRY && tcpcp_carry(s, ici))
 		goto fail;
 	tcpcp_ici__free_unpacked(ici, NULL);
 	return s;

@@ -99,13 +99,14 @@ void tcpcp_bpf_close(struct tcpcp_bpf *b);
 void tcpcp_bpf_detach(struct tcpcp_bpf *b);
 /* isolate.c: the namespace @netns has no entry that drops. */
 bool tcpcp_bpf_gate_idle(int gate, uint64_t netns);
-/* The congestion carry-over program and map, loaded for the host on
- * first use; both fds the caller's to close. */
-int tcpcp_bpf_carry_open(int *map, int *prog);
+/* The congestion carry-over's socket-storage map, its congestion
+ * control registered for the host on first use; the fd the caller's. */
+int tcpcp_bpf_carry_open(int *map);
 /* The acknowledgment clamp's program and socket-storage map, the same. */
 int tcpcp_bpf_clamp_open(int *map, int *prog);
-/* carry.c: the ICI's congestion window on @s (repair mode, gated). */
-int tcpcp_carry(int s, const TcpcpIci *ici, const struct tcpcp_tuple *t);
+/* carry.c: the ICI's congestion window and threshold on @s (repair
+ * mode, gated). */
+int tcpcp_carry(int s, const TcpcpIci *ici);
 /* Mount tcpcp's bpffs here, even in a private mount namespace. */
 int tcpcp_bpf_setup(void);
 /* Unpin the host's programs; refused while a namespace has a gate. */

@@ -29,9 +29,9 @@
  *
  * Congestion carry-over: with TCPCP_CONGESTION=carry in CRIU's environment
  * (and "congestion-carry yes" in the host's tcpcp.conf, checked in init),
- * the rebuilt connections of a task get their images' windows in one pass
- * before their gates open.  Failing that, they start fresh, with a warning:
- * a slower start is no reason to lose the task.
+ * the rebuilt connections of a task get their images' windows and
+ * thresholds before their gates open.  Failing that, those not carried yet
+ * start fresh, with a warning: a slower start is no reason to lose the task.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -275,8 +275,8 @@ static void carry_over(pid_t nspid)
 		pr_warn("task %d: out of memory: its connections start with a fresh congestion "
 			"state\n", nspid);
 	else if (n && tcpcp_carry_fds(fd, img, len, n))
-		pr_warn("task %d: %s: its connections start with a fresh congestion state\n",
-			nspid, tcpcp_strerror());
+		pr_warn("task %d: %s: its connections not carried yet start with a fresh "
+			"congestion state\n", nspid, tcpcp_strerror());
 	else if (n)
 		pr_info("task %d: the congestion windows of %zu connection(s) carried over\n",
 			nspid, n);

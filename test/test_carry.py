@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Congestion carry-over (`tcpcp create --congestion carry`, lib/carry.c):
-the recreated connection starts with the window its ICI recorded, only
-where the host's tcpcp.conf allows it.
+the recreated connection starts with the window and slow-start threshold
+its ICI recorded, only where the host's tcpcp.conf allows it.
 
-The window is read at the destination while the connection waits for its
-activation (repair mode, gated: nothing moves it), then the stream goes
+They are read at the destination while the connection waits for its
+activation (repair mode, gated: nothing moves them), then the stream goes
 on and must finish intact, as every pass must."""
 import re
+import subprocess
 import time
 
 import pytest
@@ -23,12 +24,14 @@ def conf(tmp_path, text):
     return path
 
 
-def cwnd(topo, host, port):
-    """The congestion window ss(8) shows for the local end at port."""
+def congestion(topo, host, port):
+    """The congestion window and slow-start threshold (None: none yet,
+    slow start) that ss(8) shows for the local end at port."""
     out = topo.run(host, 'ss', '-tinH', 'sport', '=', f':{port}').stdout
     m = re.search(r'\bcwnd:(\d+)', out)
     assert m, f'no cwnd for port {port} in:\n{out}\n' + topo.run(host, 'ss', '-tanie').stdout
-    return int(m.group(1))
+    t = re.search(r'\bssthresh:(\d+)', out)
+    return int(m.group(1)), int(t.group(1)) if t else None
 
 
 def grown_stream(topo, tmp_path, family):
@@ -62,17 +65,49 @@ def create_with(s, img, config, *opts):
 def test_window_carried(topo, tmp_path, family, mode):
     s = grown_stream(topo, tmp_path, family)
     img = s.take()
-    recorded = cli.show(img)['congestion']['snd_cwnd']
+    cc = cli.show(img)['congestion']
+    recorded, threshold = cc['snd_cwnd'], cc.get('snd_ssthresh')
     assert recorded > 20, f'the window did not grow before the pass ({recorded})'
+    # tbf drops what its queue cannot hold: the origin has left slow start.
+    assert threshold and threshold < 0x7fffffff, f'no slow-start threshold yet ({threshold})'
     new = create_with(s, img, conf(tmp_path, 'congestion-carry yes\n'), '--congestion', mode)
-    at_dest = cwnd(s.topo, 'dest', PORT)
+    at_dest = congestion(s.topo, 'dest', PORT)
     if mode == 'carry':
-        assert at_dest == recorded, f'carried {at_dest}, the ICI had {recorded}'
+        assert at_dest == (recorded, threshold), \
+            f'carried (cwnd, ssthresh) {at_dest}, the ICI had {(recorded, threshold)}'
     else:
-        assert at_dest == 10, f'a fresh connection starts at 10, not {at_dest}'
+        assert at_dest == (10, None), f'a fresh connection starts at 10 in slow start, not {at_dest}'
+    # The socket has its own algorithm again, not the carry-over's.
+    assert ' reno ' in s.topo.run('dest', 'ss', '-tinH', 'sport', '=', f':{PORT}').stdout
     s.hand_over(new, 'dest')
     cli.tcpcp(topo, 'dest', 'activate', '--pid', new.pid, '--fd', 3, '--image', img)
     s.finish()
+
+
+def registered():
+    with open('/proc/sys/net/ipv4/tcp_available_congestion_control') as f:
+        return 'tcpcp_carry' in f.read().split()
+
+
+def test_unload_unregisters(topo, tmp_path):
+    """The carry-over's congestion control is the host's while tcpcp's
+    BPF objects are loaded, and `tcpcp gate unload` (refused while a
+    namespace has a gate) takes it away with them: nothing left behind
+    once the last user is gone."""
+    s = grown_stream(topo, tmp_path, 4)
+    img = s.take()
+    new = create_with(s, img, conf(tmp_path, 'congestion-carry yes\n'), '--congestion', 'carry')
+    s.hand_over(new, 'dest')
+    cli.tcpcp(topo, 'dest', 'activate', '--pid', new.pid, '--fd', 3, '--image', img)
+    s.finish()
+    assert registered(), 'the carry-over ran without its congestion control'
+    topo.cleanup()
+    r = subprocess.run([build.tcpcp(), 'gate', 'unload'], env=build.env(),
+                       capture_output=True, text=True)
+    if r.returncode and 'still has a gate' in r.stderr:
+        pytest.skip(f'another user keeps the gate loaded: {r.stderr.strip()}')
+    assert r.returncode == 0, r.stderr
+    assert not registered(), 'tcpcp_carry stays registered after the unload'
 
 
 @pytest.mark.parametrize('text', ['', 'congestion-carry no\n'], ids=['no-line', 'no'])

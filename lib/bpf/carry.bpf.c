@@ -1,111 +1,102 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Congestion carry-over: give a recreated connection, still in repair
- * mode, the congestion window its ICI recorded.  No system call sets a
- * socket's cwnd; bpf_setsockopt(TCP_BPF_IW) does, on a connection that
- * has sent no data yet (a repaired one has not: its queue went back
- * without a transmission).  A BPF_TRACE_ITER program over the TCP
- * sockets of the namespace that runs it can call it (Linux 6.0), needs
- * no cgroup and no hook on anybody's path, and runs only when the
- * library reads the iterator: once per create, or per batch.
+ * mode, the congestion window and slow-start threshold its ICI recorded.
+ * No socket option sets either, and BPF's socket-option knobs fall short
+ * (TCP_BPF_IW sets the window only; TCP_BPF_SNDCWND_CLAMP sets ssthresh
+ * but also caps the window there for good).  A congestion control's
+ * init() may write both (the verifier lets tcp_congestion_ops programs
+ * store to snd_cwnd and snd_ssthresh), and setting TCP_CONGESTION on an
+ * established socket runs the new algorithm's init() at once.
  *
- * The library puts the 4-tuple (the gate's key layout) and the window in
- * tcpcp_carry, reads the iterator, and finds in the entry what the
- * kernel said.  ssthresh is left to the algorithm: BPF's only way to set
- * it (TCP_BPF_SNDCWND_CLAMP) also caps the window there for good.
+ * So this is a congestion control, "tcpcp_carry", that a socket passes
+ * through for two system calls: the library puts the values in the
+ * socket's storage (keyed by its fd from user space), selects
+ * tcpcp_carry (init() copies them in and answers in @result), and
+ * selects the socket's own algorithm again, whose init() keeps them
+ * (reno has none, cubic's keeps both; bbr's resets ssthresh, which bbr
+ * does not use).  Nothing walks other sockets: the cost per connection
+ * is a handful of system calls, whatever the number of connections.
+ *
+ * Should a socket stay on it (a caller killed between the two calls),
+ * it behaves as Reno, through the kernel's own functions.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
-#include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 
 #include "gate.h"
 
-#define AF_INET		2
-#define AF_INET6	10
-#define SOL_TCP		6
-#define TCP_BPF_IW	1001
-
-/* The kernel's in6_addr is a union inside; read whole, as bytes. */
-struct in6 {
-	__u8 b[16];
-};
-
-struct net {
-	__u64 net_cookie;
+/* What of the kernel's structures is used, found by name through BTF. */
+struct sock {
 } __attribute__((preserve_access_index));
 
-struct sock_common {
-	__be32 skc_daddr, skc_rcv_saddr;
-	__be16 skc_dport;
-	__u16 skc_num;
-	unsigned short skc_family;
-	struct {
-		struct net *net;
-	} skc_net;
-	struct in6 skc_v6_daddr, skc_v6_rcv_saddr;
+struct tcp_sock {
+	__u32 snd_cwnd;
+	__u32 snd_ssthresh;
 } __attribute__((preserve_access_index));
 
-struct bpf_iter_meta;
-struct bpf_iter__tcp {
-	struct bpf_iter_meta *meta;
-	struct sock_common *sk_common;
-	__u32 uid;
+struct tcp_congestion_ops {
+	__u32 (*ssthresh)(struct sock *sk);
+	void (*cong_avoid)(struct sock *sk, __u32 ack, __u32 acked);
+	__u32 (*undo_cwnd)(struct sock *sk);
+	void (*init)(struct sock *sk);
+	char name[16];
 } __attribute__((preserve_access_index));
+
+extern __u32 tcp_reno_ssthresh(struct sock *sk) __ksym;
+extern void tcp_reno_cong_avoid(struct sock *sk, __u32 ack, __u32 acked) __ksym;
+extern __u32 tcp_reno_undo_cwnd(struct sock *sk) __ksym;
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, TCPCP_GATE_MAX);
-	__type(key, struct tcpcp_gate_key);
+	__type(key, int);
 	__type(value, struct tcpcp_carry_val);
 } tcpcp_carry SEC(".maps");
 
-static __always_inline int v4mapped(const __u8 *a)
+SEC("struct_ops/tcpcp_carry_init")
+void BPF_PROG(tcpcp_carry_init, struct sock *sk)
 {
-	return !(a[0] | a[1] | a[2] | a[3] | a[4] | a[5] | a[6] | a[7] | a[8] | a[9]) &&
-	       a[10] == 0xff && a[11] == 0xff;
-}
+	struct tcpcp_carry_val *v = bpf_sk_storage_get(&tcpcp_carry, sk, 0, 0);
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
 
-SEC("iter/tcp")
-int tcpcp_carry_cwnd(struct bpf_iter__tcp *ctx)
-{
-	struct sock_common *skc = ctx->sk_common;
-	struct tcpcp_gate_key k = {};
-	struct tcpcp_carry_val *v;
-	struct in6 d6;
-	int cwnd;
-
-	if (!skc)
-		return 0;
-	k.netns = BPF_CORE_READ(skc, skc_net.net, net_cookie);
-	k.lport = bpf_htons(skc->skc_num);
-	k.pport = skc->skc_dport;
-	d6 = skc->skc_v6_daddr;
-	/* The library keys an IPv4-mapped connection as the IPv4 one it
-	 * is on the wire (lib/tuple.c); skc_daddr holds it there too. */
-	if (skc->skc_family == AF_INET || (skc->skc_family == AF_INET6 && v4mapped(d6.b))) {
-		__be32 l = skc->skc_rcv_saddr, p = skc->skc_daddr;
-
-		k.family = AF_INET;
-		__builtin_memcpy(k.laddr, &l, 4);
-		__builtin_memcpy(k.paddr, &p, 4);
-	} else if (skc->skc_family == AF_INET6) {
-		struct in6 l6 = skc->skc_v6_rcv_saddr;
-
-		k.family = AF_INET6;
-		__builtin_memcpy(k.laddr, l6.b, 16);
-		__builtin_memcpy(k.paddr, d6.b, 16);
-	} else {
-		return 0;
-	}
-	v = bpf_map_lookup_elem(&tcpcp_carry, &k);
 	if (!v || v->result)
-		return 0;
-	cwnd = (int)v->snd_cwnd;
-	v->result = bpf_setsockopt(skc, SOL_TCP, TCP_BPF_IW, &cwnd, sizeof(cwnd)) ?
-		    TCPCP_CARRY_REFUSED : TCPCP_CARRY_DONE;
-	return 0;
+		return;
+	if (!v->snd_cwnd || !v->snd_ssthresh) {
+		v->result = TCPCP_CARRY_REFUSED;
+		return;
+	}
+	tp->snd_cwnd = v->snd_cwnd;
+	tp->snd_ssthresh = v->snd_ssthresh;
+	v->result = TCPCP_CARRY_DONE;
 }
+
+SEC("struct_ops/tcpcp_carry_ssthresh")
+__u32 BPF_PROG(tcpcp_carry_ssthresh, struct sock *sk)
+{
+	return tcp_reno_ssthresh(sk);
+}
+
+SEC("struct_ops/tcpcp_carry_cong_avoid")
+void BPF_PROG(tcpcp_carry_cong_avoid, struct sock *sk, __u32 ack, __u32 acked)
+{
+	tcp_reno_cong_avoid(sk, ack, acked);
+}
+
+SEC("struct_ops/tcpcp_carry_undo_cwnd")
+__u32 BPF_PROG(tcpcp_carry_undo_cwnd, struct sock *sk)
+{
+	return tcp_reno_undo_cwnd(sk);
+}
+
+SEC(".struct_ops")
+struct tcp_congestion_ops tcpcp_carry_ops = {
+	.init = (void *)tcpcp_carry_init,
+	.ssthresh = (void *)tcpcp_carry_ssthresh,
+	.cong_avoid = (void *)tcpcp_carry_cong_avoid,
+	.undo_cwnd = (void *)tcpcp_carry_undo_cwnd,
+	.name = TCPCP_CARRY_CA,
+};
 
 char LICENSE[] SEC("license") = "GPL";

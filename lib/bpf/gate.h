@@ -28,14 +28,17 @@ struct tcpcp_gate_val {
 	__u64 expires;
 };
 
-/* Congestion carry-over (carry.bpf.c): the window for a connection,
- * keyed like the gate; the program answers in @result. */
+/* Congestion carry-over (carry.bpf.c): the window and threshold for a
+ * connection, in its socket storage; the congestion control's init()
+ * answers in @result. */
 struct tcpcp_carry_val {
 	__u32 snd_cwnd;		/* segments */
+	__u32 snd_ssthresh;	/* segments; 0x7fffffff: none (slow start) */
 	__u32 result;		/* 0: not met yet; TCPCP_CARRY_* */
 };
+#define TCPCP_CARRY_CA		"tcpcp_carry"	/* its name in TCP_CONGESTION */
 #define TCPCP_CARRY_DONE	1
-#define TCPCP_CARRY_REFUSED	2	/* bpf_setsockopt() said no */
+#define TCPCP_CARRY_REFUSED	2	/* a zero value */
 
 /* The acknowledgment clamp (clamp.bpf.c), in a socket's storage: its
  * ACKs go no further than max_ack; wscale is its receive window scale. */
