@@ -35,7 +35,7 @@ set -e
 pid=
 end=$(date +%s.%N)
 
-grep -E '^(tcpcp-guest|PASS|FAIL|SUMMARY)' "$LOG" | tr -d '\r' || true
+grep -E '^(tcpcp-guest|PASS|FAIL|SUMMARY|INFO)' "$LOG" | tr -d '\r' || true
 printf 'run.sh: qemu exit %d after %.1f s (log: %s)\n' "$rc" "$(echo "$end - $start" | bc)" "$LOG"
 [ "$rc" = 124 ] && { echo "run.sh: timeout after $TIMEOUT s" >&2; exit 1; }
 grep -q '^SUMMARY: [0-9]* passed, 0 failed' <(tr -d '\r' < "$LOG")
