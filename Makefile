@@ -193,6 +193,11 @@ bench: all $(O)/bench/op_cost $(O)/bench/switch_cost $(O)/bench/ckpt_cost
 	TCPCP_BUILD=$(abspath $(O)) bench/criu_scaling.py \
 		--csv $(O)/bench/criu_scaling.csv --png $(O)/bench/criu_scaling.png
 
+# The kernel-patch/ series: a patched 6.12 built (cached in
+# /var/cache/tcpcp-kernel), booted under qemu, its tests run inside.
+kernel-test:
+	$(MAKE) -C kernel-patch test
+
 # libFuzzer targets (clang; see test/fuzz/): ICI decoding and validation,
 # pass-protocol frames, and the small text parsers.
 FUZZ_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link
@@ -233,4 +238,4 @@ check-asan: asan
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: install-runc-conf all traffic pass zdtm install asan fuzz fuzz-long soak bench check check-asan clean
+.PHONY: kernel-test install-runc-conf all traffic pass zdtm install asan fuzz fuzz-long soak bench check check-asan clean

@@ -19,6 +19,8 @@ PKGS=(
 	python3-matplotlib			# bench/ plots
 	criu		# criu-plugin.h of CRIU 3.17, which the plugin builds against
 	runc busybox-static podman		# container migration tests
+	linux-source-6.12 dwarves flex bison bc libelf-dev cpio	# kernel-patch/: the patched kernel
+	qemu-system-x86				# kernel-patch/: booted under TCG
 )
 
 missing=()

@@ -41,3 +41,7 @@ for t in ici:3 frame:2 parse:1 answer:1; do
 	fi
 	echo "fuzz-$name: $(grep -E "^Done" "$fuzz_new/$name.log")"
 done
+# The kernel-patch/ series, booted under qemu (first build ~7 min, then
+# cached until the patches change; a boot is ~10 s).
+echo "== kernel-patch: build, boot under qemu, in-guest tests"
+make kernel-test
