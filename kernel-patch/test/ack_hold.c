@@ -43,34 +43,8 @@
 #define STREAM_BYTES (32 << 20)
 #define RELEASE_EVERY 65536
 
-static int failures;
-
-static void result(int ok, const char *name, const char *detail)
-{
-	printf("%s ack_hold.%s%s%s\n", ok ? "PASS" : "FAIL", name,
-	       detail[0] ? ": " : "", detail);
-	fflush(stdout);
-	if (!ok)
-		failures++;
-}
-
-static void die(const char *what)
-{
-	printf("FAIL ack_hold.setup: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static int get_int(int fd, int opt, uint32_t *val)
-{
-	socklen_t len = sizeof(*val);
-
-	return getsockopt(fd, IPPROTO_TCP, opt, val, &len);
-}
-
-static int set_int(int fd, int opt, int val)
-{
-	return setsockopt(fd, IPPROTO_TCP, opt, &val, sizeof(val));
-}
+#define TEST_NAME "ack_hold"
+#include "guest.h"
 
 static double now(void)
 {

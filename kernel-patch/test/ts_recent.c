@@ -34,34 +34,8 @@
 #define TCP_REPAIR_OFF_NO_WP -1
 #endif
 
-static int failures;
-
-static void result(int ok, const char *name, const char *detail)
-{
-	printf("%s ts_recent.%s%s%s\n", ok ? "PASS" : "FAIL", name,
-	       detail[0] ? ": " : "", detail);
-	fflush(stdout);
-	if (!ok)
-		failures++;
-}
-
-static void die(const char *what)
-{
-	printf("FAIL ts_recent.setup: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static int get_int(int fd, int opt, uint32_t *val)
-{
-	socklen_t len = sizeof(*val);
-
-	return getsockopt(fd, IPPROTO_TCP, opt, val, &len);
-}
-
-static int set_int(int fd, int opt, int val)
-{
-	return setsockopt(fd, IPPROTO_TCP, opt, &val, sizeof(val));
-}
+#define TEST_NAME "ts_recent"
+#include "guest.h"
 
 /*
  * Reads every captured segment; remembers the last TSval sent from port
