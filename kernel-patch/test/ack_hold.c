@@ -315,30 +315,18 @@ static double stream(struct wire *w, int mode, char *d, size_t dl)
 
 int main(int argc, char **argv)
 {
+	int stock;
 	int expect_patched = argc > 1 && !strcmp(argv[1], "--expect-patched");
-	struct ifreq ifr = { .ifr_name = "lo" };
 	struct wire w = { 0 };
 	uint32_t v, base, base2;
 	int lfd, s, r, ok, rcvbuf = 32 << 20;
 	double mb0, mb2;
 	char d[700];
 
-	if (unshare(CLONE_NEWNET))
-		die("unshare(CLONE_NEWNET)");
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	if (lfd < 0 || ioctl(lfd, SIOCGIFFLAGS, &ifr))
-		die("SIOCGIFFLAGS lo");
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(lfd, SIOCSIFFLAGS, &ifr))
-		die("SIOCSIFFLAGS lo up");
-
-	if (get_int(lfd, TCP_ACK_HOLD, &v)) {
-		if (errno != ENOPROTOOPT)
-			die("getsockopt(TCP_ACK_HOLD)");
-		printf("%s ack_hold.stock_path: getsockopt(%d) fails with ENOPROTOOPT: kernel has no TCP_ACK_HOLD\n",
-		       expect_patched ? "FAIL" : "PASS", TCP_ACK_HOLD);
-		return expect_patched;
-	}
+	lfd = private_lo();
+	stock = stock_path(lfd, TCP_ACK_HOLD, "TCP_ACK_HOLD", expect_patched, &v);
+	if (stock >= 0)
+		return stock;
 	result(v == 0, "get_unconnected_off", "");
 	errno = 0;
 	ok = set_int(lfd, TCP_ACK_HOLD, 1) == -1 && errno == ENOTCONN;

@@ -8,6 +8,9 @@
 #define TCPCP_GUEST_H
 
 #include <errno.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,6 +45,39 @@ static inline int get_int(int fd, int opt, uint32_t *val)
 static inline int set_int(int fd, int opt, int val)
 {
 	return setsockopt(fd, IPPROTO_TCP, opt, &val, sizeof(val));
+}
+
+/* A private network namespace with lo up; returns a fresh TCP socket
+ * in it, for the option checks that need no connection. */
+static inline int private_lo(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd;
+
+	if (unshare(CLONE_NEWNET))
+		die("unshare(CLONE_NEWNET)");
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr))
+		die("SIOCGIFFLAGS lo");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr))
+		die("SIOCSIFFLAGS lo up");
+	return fd;
+}
+
+/* Reads option @opt of @fd into @v.  A kernel without it (ENOPROTOOPT)
+ * is the stock path: one line, PASS unless the patch is expected, and
+ * the caller returns what this returns (0 or 1) from main(). */
+static inline int stock_path(int fd, int opt, const char *optname,
+			     int expect_patched, uint32_t *v)
+{
+	if (!get_int(fd, opt, v))
+		return -1;
+	if (errno != ENOPROTOOPT)
+		die(optname);
+	printf("%s " TEST_NAME ".stock_path: getsockopt(%d) fails with ENOPROTOOPT: kernel has no %s\n",
+	       expect_patched ? "FAIL" : "PASS", opt, optname);
+	return expect_patched;
 }
 
 #endif

@@ -241,6 +241,7 @@ static int restore(int a, const struct checkpoint *c, const struct sockaddr_in *
 
 int main(int argc, char **argv)
 {
+	int stock;
 	int expect_patched = argc > 1 && !strcmp(argv[1], "--expect-patched");
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9),
@@ -249,29 +250,16 @@ int main(int argc, char **argv)
 		BPF_STMT(BPF_RET | BPF_K, 0),
 	};
 	struct sock_fprog prog = { .len = 4, .filter = f };
-	struct ifreq ifr = { .ifr_name = "lo" };
 	struct sockaddr_in la, lb;
 	struct checkpoint c;
 	int lfd, a, b, pkt, ok, rst = 0, fin = 0, bad;
 	uint32_t v, sent;
 	char d[200];
 
-	if (unshare(CLONE_NEWNET))
-		die("unshare(CLONE_NEWNET)");
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	if (lfd < 0 || ioctl(lfd, SIOCGIFFLAGS, &ifr))
-		die("SIOCGIFFLAGS lo");
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(lfd, SIOCSIFFLAGS, &ifr))
-		die("SIOCSIFFLAGS lo up");
-
-	if (get_int(lfd, TCP_REPAIR_RESYNC, &v)) {
-		if (errno != ENOPROTOOPT)
-			die("getsockopt(TCP_REPAIR_RESYNC)");
-		printf("%s resync.stock_path: getsockopt(%d) fails with ENOPROTOOPT: kernel has no TCP_REPAIR_RESYNC\n",
-		       expect_patched ? "FAIL" : "PASS", TCP_REPAIR_RESYNC);
-		return expect_patched;
-	}
+	lfd = private_lo();
+	stock = stock_path(lfd, TCP_REPAIR_RESYNC, "TCP_REPAIR_RESYNC", expect_patched, &v);
+	if (stock >= 0)
+		return stock;
 	result(v == 0, "get_unarmed_zero", "");
 	errno = 0;
 	ok = set_int(lfd, TCP_REPAIR_RESYNC, 1) == -1 && errno == EPERM;

@@ -88,32 +88,20 @@ static int wait_readable(int fd, int ms)
 
 int main(int argc, char **argv)
 {
+	int stock;
 	int expect_patched = argc > 1 && !strcmp(argv[1], "--expect-patched");
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t sl = sizeof(sa);
 	uint32_t v, ts_a, ts_b, tsval[2] = { 0, 0 }, now_a;
 	int seen[2] = { 0, 0 }, one = 1, lfd, a, b, pkt, ok, i;
 	uint16_t port[2];	/* a's, b's */
-	struct ifreq ifr = { .ifr_name = "lo" };
 	struct tcp_info ti;
 	char d[160], buf[100];
 
-	if (unshare(CLONE_NEWNET))
-		die("unshare(CLONE_NEWNET)");
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	if (lfd < 0 || ioctl(lfd, SIOCGIFFLAGS, &ifr))
-		die("SIOCGIFFLAGS lo");
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(lfd, SIOCSIFFLAGS, &ifr))
-		die("SIOCSIFFLAGS lo up");
-
-	if (get_int(lfd, TCP_REPAIR_TS_RECENT, &v)) {
-		if (errno != ENOPROTOOPT)
-			die("getsockopt(TCP_REPAIR_TS_RECENT)");
-		printf("%s ts_recent.stock_path: getsockopt(%d) fails with ENOPROTOOPT: kernel has no TCP_REPAIR_TS_RECENT\n",
-		       expect_patched ? "FAIL" : "PASS", TCP_REPAIR_TS_RECENT);
-		return expect_patched;
-	}
+	lfd = private_lo();
+	stock = stock_path(lfd, TCP_REPAIR_TS_RECENT, "TCP_REPAIR_TS_RECENT", expect_patched, &v);
+	if (stock >= 0)
+		return stock;
 	result(v == 0, "get_unconnected", "");
 
 	pkt = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
