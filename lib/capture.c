@@ -38,6 +38,14 @@ static int get_u32(int s, int opt, uint32_t *val, const char *name)
 	return tcpcp_fail(errno, "reading %s: %s", name, strerror(errno));
 }
 
+/* TCP_REPAIR_TS_RECENT, where the kernel has it: 0, or -1 (any errno). */
+int tcpcp_ts_recent_read(int s, uint32_t *val)
+{
+	socklen_t len = sizeof(*val);
+
+	return getsockopt(s, IPPROTO_TCP, TCPCP_TCP_REPAIR_TS_RECENT, val, &len);
+}
+
 static int get_ioctl(int s, unsigned long req, int *val, const char *name)
 {
 	if (!ioctl(s, req, val))
@@ -342,6 +350,9 @@ static int capture_state(int s, struct capture *c)
 		if ((err = get_u32(s, TCP_TIMESTAMP, &c->ici.timestamp, "TCP_TIMESTAMP")))
 			return err;
 		c->ici.timestamp = tcpcp_ts_past_pacing(c->ici.timestamp, ti.tcpi_pacing_rate);
+		/* The peer's last TSval needs kernel-patch/ 0001; a stock
+		 * kernel says ENOPROTOOPT and the ICI goes without it. */
+		c->ici.has_ts_recent = !tcpcp_ts_recent_read(s, &c->ici.ts_recent);
 	}
 	if ((err = read_queues(s, &c->ici)) || (err = read_window(s, &c->window)))
 		return err;

@@ -304,6 +304,9 @@ TCPCP_EXPORT void *tcpcp_checkpoint(struct tcpcp_ckpt *c, int s, const void *sta
 	ici->sendq.len = 0;
 	if (ici->has_timestamp)
 		ici->timestamp = tcpcp_ts_past_pacing(ts, ti.tcpi_pacing_rate);
+	/* Where the kernel has it (the first capture found out). */
+	if (ici->has_ts_recent)
+		ici->has_ts_recent = !tcpcp_ts_recent_read(s, &ici->ts_recent);
 	/* Our window as the peer last heard of it starts at rcv_nxt now. */
 	ici->window->rcv_wup = ici->rcv_nxt;
 	ici->window->snd_wl1 = ici->rcv_nxt;

@@ -384,6 +384,13 @@ static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
 	    (err = setint(s, IPPROTO_TCP, TCP_TIMESTAMP,
 			  (int)advance_timestamp(ici, o->keep_timestamp), "TCP_TIMESTAMP")))
 		return err;
+	/* The peer's last TSval, where both kernels have the option
+	 * (kernel-patch/ 0001): PAWS holds from the first segment.  Without
+	 * it ts_recent starts at 0 and the peer's next segment sets it. */
+	if (ici->options->timestamps && ici->has_ts_recent &&
+	    setsockopt(s, IPPROTO_TCP, TCPCP_TCP_REPAIR_TS_RECENT, &ici->ts_recent,
+		       sizeof(ici->ts_recent)) && errno != ENOPROTOOPT)
+		return tcpcp_fail(errno, "TCP_REPAIR_TS_RECENT: %s", strerror(errno));
 	if ((err = fill_queues(s, ici)) || (err = tcpcp_fins_restore(s, ici)) ||
 	    (err = tcpcp_sockopts_restore_late(s, ici->local->family, ici->sockopts)))
 		return err;

@@ -27,6 +27,10 @@
 #define TCPCP_ST_LAST_ACK	9
 #define TCPCP_ST_CLOSING	11
 #define TCPCP_CA_NAME_MAX	16
+/* kernel-patch/ 0001: the peer's last TSval (get anywhere, set in repair
+ * mode); a stock kernel answers ENOPROTOOPT. */
+#define TCPCP_TCP_REPAIR_TS_RECENT	47
+int tcpcp_ts_recent_read(int s, uint32_t *val);
 
 #define TCPCP_EXPORT __attribute__((visibility("default")))
 

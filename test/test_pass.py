@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """End-to-end passes through the tcpcp CLI (the flow: lib/stream.py)."""
+import errno
+import socket
+import subprocess
 import time
 
 import pytest
 
-from lib import cli
+from lib import build, cli
 from lib.stream import MB, PORT, NEW_PORT, Stream, simple_pass
 from lib.traffic import Traffic, wait_for
 
@@ -32,7 +35,33 @@ def test_pass(topo, tmp_path, family, opts):
     assert ici['options']['timestamps'] == off.get('timestamps', True)
     assert ici['options']['sack'] == off.get('sack', True)
     assert ici['options']['wscale'] == off.get('window_scaling', True)
+    # The peer's last TSval is in the image exactly where the kernel can
+    # read it (kernel-patch/ 0001); `tcpcp show` says which.
+    has = kernel_has_option(TCP_REPAIR_TS_RECENT) and ici['options']['timestamps']
+    assert ('ts_recent' in ici) == has, ici
+    text = subprocess.run([build.tcpcp(), 'show', str(img)], capture_output=True, text=True,
+                          env=build.env(), timeout=30, check=True).stdout
+    if ici['options']['timestamps']:
+        want = 'ts_recent   %u' % ici['ts_recent'] if has else 'ts_recent   not captured'
+        assert want in text, text
+    else:
+        assert 'ts_recent' not in text, text
     s.finish()
+
+
+TCP_REPAIR_TS_RECENT = 47
+
+
+def kernel_has_option(opt):
+    """Whether this kernel knows TCP option @opt (ENOPROTOOPT: no)."""
+    with socket.socket() as so:
+        try:
+            so.getsockopt(socket.IPPROTO_TCP, opt)
+        except OSError as e:
+            if e.errno == errno.ENOPROTOOPT:
+                return False
+            raise
+    return True
 
 
 @pytest.mark.parametrize('family', [4, 6])

@@ -101,6 +101,8 @@ static void show_json(const TcpcpIci *ici)
 	       w->snd_wl1, w->snd_wnd, w->max_window, w->rcv_wnd, w->rcv_wup);
 	if (ici->has_timestamp)
 		printf(", \"timestamp\": %u", ici->timestamp);
+	if (ici->has_ts_recent)
+		printf(", \"ts_recent\": %u", ici->ts_recent);
 	printf(", \"sendq_len\": %zu, \"sendq_unsent\": %u, \"recvq_len\": %zu",
 	       ici->sendq.len, ici->write_seq - ici->snd_nxt, ici->recvq.len);
 	printf(", \"capture_realtime_ns\": %llu", (unsigned long long)ici->capture_realtime_ns);
@@ -163,6 +165,11 @@ static void show_text(const TcpcpIci *ici)
 	if (ici->has_timestamp)
 		printf("  timestamp   %u (%s clock)\n", ici->timestamp,
 		       ici->timestamp & 1 ? "usec" : "msec");
+	if (ici->has_ts_recent)
+		printf("  ts_recent   %u (the peer's last TSval; TCP_REPAIR_TS_RECENT)\n",
+		       ici->ts_recent);
+	else if (ici->has_timestamp)
+		printf("  ts_recent   not captured (kernel without TCP_REPAIR_TS_RECENT, kernel-patch/ 0001)\n");
 	if (ici->congestion && ici->congestion->has_snd_cwnd)
 		printf("  congestion  cwnd %u, ssthresh %u, srtt %u us, rttvar %u us, rto %u us\n",
 		       ici->congestion->snd_cwnd, ici->congestion->snd_ssthresh,
