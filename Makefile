@@ -52,9 +52,10 @@ $(O)/lib/bpf/%.bpf.o: lib/bpf/%.bpf.c lib/bpf/gate.h
 	$(BPF_CC) $(BPF_CFLAGS) -c -o $@ $<
 
 $(O)/lib/bpf-obj.o: lib/bpf-obj.S $(O)/lib/bpf/gate.bpf.o $(O)/lib/bpf/carry.bpf.o \
-		$(O)/lib/bpf/clamp.bpf.o
+		$(O)/lib/bpf/clamp.bpf.o $(O)/lib/bpf/skip.bpf.o
 	$(CC) -DBPF_OBJ='"$(O)/lib/bpf/gate.bpf.o"' -DCARRY_OBJ='"$(O)/lib/bpf/carry.bpf.o"' \
-		-DCLAMP_OBJ='"$(O)/lib/bpf/clamp.bpf.o"' -c -o $@ $<
+		-DCLAMP_OBJ='"$(O)/lib/bpf/clamp.bpf.o"' -DSKIP_OBJ='"$(O)/lib/bpf/skip.bpf.o"' \
+		-c -o $@ $<
 
 $(O)/lib/%.o: lib/%.c $(O)/gen/ici.pb-c.h $(O)/gen/pass.pb-c.h $(wildcard lib/*.h lib/bpf/*.h) include/tcpcp.h
 	@mkdir -p $(dir $@)

@@ -10,7 +10,10 @@ pair:
           --tcp-established (CRIU alone, locking each connection itself);
   plugin  dump --tcp-established --network-lock skip --lib, restore
           --tcp-close --lib (the plugin locks them all in one batch; the
-          connections come back from the tcpcp images).
+          connections come back from the tcpcp images);
+  plugin-close  dump --tcp-close --lib, restore --tcp-close --lib (the
+          same, and CRIU does not dump the repaired sockets a second time:
+          the plugin's images are the only copy).
 Both ends verify every byte and must end with PASS.
 
   frozen ms   the longest time the peer heard nothing from the service (its
@@ -50,7 +53,9 @@ from lib.capture import FIN, RST, Capture  # noqa: E402
 from lib.criu import Criu, ZdtmPair, asan_build, peer_view  # noqa: E402
 
 PORT = 5001
-MODES = (('criu', False), ('plugin', True))
+# mode -> (plugin, the dump's TCP flag)
+MODES = (('criu', False, '--tcp-established'), ('plugin', True, '--tcp-established'),
+         ('plugin-close', True, '--tcp-close'))
 SETTLE_S = 1.5          # streaming before the dump
 AFTER_S = 2.0           # of the planned transfer left for after the restore
 SAMPLE = 100            # connections the capture follows at large N
@@ -143,7 +148,7 @@ def reason(e):
     return ' '.join([lines[0], *(died or errs[-1:])])[:240]
 
 
-def run_once(n, plugin, rate, tmp):
+def run_once(n, plugin, dump_tcp, rate, tmp):
     topo = netns.Topology()
     try:
         cap = Capture(topo, 'peer', tmp / 'peer.pcap', expr=capture_filter(sample_mask(n)))
@@ -154,7 +159,7 @@ def run_once(n, plugin, rate, tmp):
         imgs = tmp / 'img'
         t_dump = time.time()
         dump, restore = pair.checkpoint(Criu(topo, tmp), imgs, plugin=plugin,
-                                        timeout=120 + n // 20)
+                                        dump_tcp=dump_tcp, timeout=120 + n // 20)
         peer, server = pair.finish(timeout=120 + n // 20)
         pkts = cap.stop()
         view = peer_view(topo, pkts, PORT)
@@ -181,12 +186,12 @@ def workdir(keep, n, mode):
     return nullcontext(d)
 
 
-def run_n(n, rate, keep):
+def run_n(n, rate, keep, modes):
     rows = []
-    for mode, plugin in MODES:
+    for mode, plugin, dump_tcp in modes:
         with workdir(keep, n, mode) as tmp:
             try:
-                r = run_once(n, plugin, rate, Path(tmp))
+                r = run_once(n, plugin, dump_tcp, rate, Path(tmp))
             except Exception as e:      # one N failing must not end the table
                 r = {'ok': False, 'why': reason(e)}
                 (Path(tmp) / 'error.txt').write_text(f'{e}\n')
@@ -197,10 +202,10 @@ def run_n(n, rate, keep):
     return rows
 
 
-def ratio(rows):
-    """plugin / criu for each measure both runs have."""
-    a, b = rows
-    out = {'n': a['n'], 'mode': 'plugin/criu', 'ok': a['ok'] and b['ok']}
+def ratio(a, b):
+    """b / a (a plugin mode / criu) for each measure both runs have."""
+    out = {'n': a['n'], 'mode': f'{b["mode"]}/criu', 'ratio': True,
+           'ok': a['ok'] and b['ok']}
     for k in KEYS[:-1]:
         if a.get(k) and b.get(k) is not None:
             out[k] = b[k] / a[k]
@@ -212,13 +217,13 @@ def fmt(v, spec):
 
 
 def print_table(rows):
-    print(f'{"N":>6} {"mode":<12} {"frozen ms":>10} {"stall p50/max ms":>17} '
+    print(f'{"N":>6} {"mode":<18} {"frozen ms":>10} {"stall p50/max ms":>17} '
           f'{"dump s":>8} {"restore s":>10} '
           f'{"img B/conn":>11} {"tcpcp B/conn":>13} {"peer RST":>9} {"RST after FINs":>15} {"ok":>4}')
     for r in rows:
-        is_ratio = r['mode'] == 'plugin/criu'
+        is_ratio = r.get('ratio', False)
         num = '.2f' if is_ratio else None
-        print(f'{r["n"]:>6} {r["mode"]:<12} '
+        print(f'{r["n"]:>6} {r["mode"]:<18} '
               f'{fmt(r.get("frozen_ms"), num or ".0f"):>10} '
               f'{fmt(r.get("stall_p50_ms"), num or ".0f") + "/" + fmt(r.get("stall_max_ms"), num or ".0f"):>17} '
               f'{fmt(r.get("dump_s"), num or ".2f"):>8} '
@@ -244,10 +249,10 @@ def plot(rows, path):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for mode, _ in MODES:
+    for mode, _, _ in MODES:
         mine = [r for r in rows if r['mode'] == mode and r['ok']]
         ns = [r['n'] for r in mine]
-        style = '-' if mode == 'plugin' else '--'
+        style = {'criu': '--', 'plugin': '-'}.get(mode, ':')
         for key, label, scale, color in (('frozen_ms', 'frozen (peer)', 1e-3, 'C0'),
                                          ('dump_s', 'criu dump', 1, 'C1'),
                                          ('restore_s', 'criu restore', 1, 'C2')):
@@ -273,15 +278,23 @@ def main():
     ap.add_argument('--csv', type=Path)
     ap.add_argument('--png', type=Path)
     ap.add_argument('--keep', type=Path, help='keep logs, captures and images here')
+    ap.add_argument('--modes', default=','.join(m[0] for m in MODES),
+                    help='comma-separated subset of ' + ', '.join(m[0] for m in MODES)
+                    + ' (criu first: the ratios are against it)')
     a = ap.parse_args()
     # Killed, still clean up: namespaces, processes, criu's leftovers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if asan_build():
         sys.exit('an ASan build: the plugin cannot load into criu')
+    want = a.modes.split(',')
+    modes = [m for m in MODES if m[0] in want]
+    if len(modes) != len(want):
+        sys.exit(f'--modes: unknown mode in {a.modes!r}')
     rows = []
     for n in (int(x) for x in a.conns.split(',')):
-        pair = run_n(n, a.rate, a.keep)
-        rows += [*pair, ratio(pair)]
+        runs = run_n(n, a.rate, a.keep, modes)
+        base = [r for r in runs if r['mode'] == 'criu']
+        rows += [*runs, *(ratio(base[0], r) for r in runs if base and r is not base[0])]
     print_table(rows)
     if a.csv:
         write_csv(rows, a.csv)

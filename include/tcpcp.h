@@ -206,6 +206,15 @@ void *tcpcp_resurrect(const void *ckpt, size_t len, const struct tcpcp_peer_view
  * the peer does not retransmit into the void until its timeouts.  Needs
  * CAP_NET_RAW. */
 int tcpcp_reset_peer(int s, const void *ckpt, size_t len, const struct tcpcp_peer_view *v);
+/* For a program that cannot be told the skip (restored by CRIU from an
+ * image older than its connection): the next @n bytes written to @s
+ * (established) are dropped before TCP queues them, and every write
+ * still reports all its bytes written.  A BPF sk_msg program on a
+ * sockhash, loaded for the host on first use (CAP_BPF, CAP_NET_ADMIN);
+ * the socket leaves the sockhash when closed.  tcpcp_skip_left(): how
+ * many are still to drop (0 once done or never set), -1 on error. */
+int tcpcp_skip_output(int s, uint64_t n);
+int64_t tcpcp_skip_left(int s);
 
 /* Checkpoints of a live connection, taken by its owner at its own
  * consistency points: the connection is neither isolated nor stopped,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The BPF object files (bpf/gate.bpf.c, bpf/carry.bpf.c, bpf/clamp.bpf.c, built by clang)
+/* The BPF object files (bpf/gate.bpf.c, bpf/carry.bpf.c, bpf/clamp.bpf.c, bpf/skip.bpf.c, built by clang)
  * inside the library, so that no file has to be found at run time. */
 	.section .rodata
 	.balign 8
@@ -26,4 +26,12 @@ tcpcp_clamp_obj:
 	.globl tcpcp_clamp_obj_end
 	.hidden tcpcp_clamp_obj_end
 tcpcp_clamp_obj_end:
+	.balign 8
+	.globl tcpcp_skip_obj
+	.hidden tcpcp_skip_obj
+tcpcp_skip_obj:
+	.incbin SKIP_OBJ
+	.globl tcpcp_skip_obj_end
+	.hidden tcpcp_skip_obj_end
+tcpcp_skip_obj_end:
 	.section .note.GNU-stack,"",%progbits

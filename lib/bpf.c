@@ -78,6 +78,9 @@
 #define CARRY_OPS	"tcpcp_carry_ops"	/* the congestion control's map */
 #define CLAMP_PIN	"clamp"
 #define CLAMP_PROG	"tcpcp_clamp_ack"
+#define SKIP_PIN	"skip"
+#define SKIP_SOCKS_PIN	"skip_socks"		/* the sockhash the program is attached to */
+#define SKIP_PROG	"tcpcp_skip_out"
 #define LINK_TYPE_NETFILTER	10	/* enum bpf_link_type, Linux 6.4 */
 
 /* The object file, built by clang from bpf/gate.bpf.c (bpf-obj.S). */
@@ -313,25 +316,33 @@ struct object {
 	const char *map, *map_pin;
 	__u32 map_type, key_size;		/* what its map must be */
 	const char *ops;			/* a struct_ops map, registered */
+	/* A sockhash that progs[0] (sk_msg) is attached to, pinned here. */
+	const char *socks, *socks_pin;
 };
 
 extern const char tcpcp_carry_obj[], tcpcp_carry_obj_end[];
 extern const char tcpcp_clamp_obj[], tcpcp_clamp_obj_end[];
+extern const char tcpcp_skip_obj[], tcpcp_skip_obj_end[];
 
 static const struct object gate_obj = {
 	"gate", tcpcp_bpf_obj, tcpcp_bpf_obj_end, true,
 	{ "tcpcp_in4", "tcpcp_out4", "tcpcp_in6", "tcpcp_out6" }, "tcpcp_gate", GATE_PIN,
-	BPF_MAP_TYPE_HASH, sizeof(struct tcpcp_gate_key), NULL,
+	BPF_MAP_TYPE_HASH, sizeof(struct tcpcp_gate_key), NULL, NULL, NULL,
 };
 static const struct object carry_obj = {
 	"congestion carry-over", tcpcp_carry_obj, tcpcp_carry_obj_end, false,
 	{ NULL }, "tcpcp_carry", CARRY_PIN,
-	BPF_MAP_TYPE_SK_STORAGE, sizeof(int), CARRY_OPS,
+	BPF_MAP_TYPE_SK_STORAGE, sizeof(int), CARRY_OPS, NULL, NULL,
 };
 static const struct object clamp_obj = {
 	"acknowledgment clamp", tcpcp_clamp_obj, tcpcp_clamp_obj_end, false,
 	{ CLAMP_PROG }, "tcpcp_clamp", CLAMP_PIN,
-	BPF_MAP_TYPE_SK_STORAGE, sizeof(int), NULL,
+	BPF_MAP_TYPE_SK_STORAGE, sizeof(int), NULL, NULL, NULL,
+};
+static const struct object skip_obj = {
+	"output skip", tcpcp_skip_obj, tcpcp_skip_obj_end, false,
+	{ SKIP_PROG }, "tcpcp_skip", SKIP_PIN,
+	BPF_MAP_TYPE_SK_STORAGE, sizeof(int), NULL, "tcpcp_skip_socks", SKIP_SOCKS_PIN,
 };
 
 /* Unregister a struct_ops map: its one element is the registration,
@@ -366,6 +377,10 @@ static void unpin_object(const struct object *o)
 	unlink(path);
 	if (o->ops)
 		unpin_ops(o);
+	if (o->socks) {		/* the attachment goes with the map */
+		pin_path(BPFFS, o->socks_pin, path, sizeof(path));
+		unlink(path);
+	}
 	for (i = 0; i < NHOOKS && o->progs[i]; i++) {
 		pin_path(BPFFS, o->progs[i], path, sizeof(path));
 		unlink(path);
@@ -420,6 +435,19 @@ static int register_ops(const struct object *o, struct bpf_map *m)
 	return 0;
 }
 
+/* The sk_msg program on its sockhash, which keeps it attached for as
+ * long as the map lives (pinned). */
+static int attach_socks(const struct object *o, struct bpf_object *obj)
+{
+	int map = bpf_map__fd(bpf_object__find_map_by_name(obj, o->socks));
+	int prog = bpf_program__fd(bpf_object__find_program_by_name(obj, o->progs[0]));
+
+	if (bpf_prog_attach(prog, map, BPF_SK_MSG_VERDICT, 0))
+		return tcpcp_fail(errno, "cannot attach tcpcp's %s program to its sockhash: %s",
+				  o->what, strerror(errno));
+	return pin_fd(map, BPFFS, o->socks_pin);
+}
+
 static int load_object(const struct object *o)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "tcpcp");
@@ -452,7 +480,9 @@ static int load_object(const struct object *o)
 	for (i = 0; !err && i < NHOOKS && o->progs[i]; i++)
 		err = pin_fd(bpf_program__fd(bpf_object__find_program_by_name(obj, o->progs[i])),
 			     BPFFS, o->progs[i]);
-	if (!err)
+	if (!err && o->socks)
+		err = attach_socks(o, obj);
+	if (!err)		/* the map last: with it pinned, the object is whole */
 		err = pin_fd(bpf_map__fd(bpf_object__find_map_by_name(obj, o->map)), BPFFS,
 			     o->map_pin);
 	if (!err && o->ops)
@@ -673,6 +703,7 @@ int tcpcp_bpf_unload(void)
 		unpin_object(&gate_obj);
 		unpin_object(&carry_obj);
 		unpin_object(&clamp_obj);
+		unpin_object(&skip_obj);
 	}
 out:
 	tcpcp_bpf_close(&b);
@@ -709,10 +740,10 @@ out:
 		if (*map >= 0)
 			close(*map);
 		*map = -1;
-		if (prog && *prog >= 0)
+		if (prog && *prog >= 0) {
 			close(*prog);
-		if (prog)
 			*prog = -1;
+		}
 	}
 	return err;
 }
@@ -725,4 +756,22 @@ int tcpcp_bpf_carry_open(int *map)
 int tcpcp_bpf_clamp_open(int *map, int *prog)
 {
 	return object_open(&clamp_obj, sizeof(struct tcpcp_clamp_val), map, prog);
+}
+
+int tcpcp_bpf_skip_open(int *map, int *socks)
+{
+	char path[PATH_MAX];
+	int err;
+
+	*socks = -1;
+	if ((err = object_open(&skip_obj, sizeof(struct tcpcp_skip_val), map, NULL)))
+		return err;
+	pin_path(BPFFS, skip_obj.socks_pin, path, sizeof(path));
+	*socks = bpf_obj_get(path);
+	if (*socks < 0) {
+		err = tcpcp_fail(errno, "cannot open %s: %s", path, strerror(errno));
+		close(*map);
+		*map = -1;
+	}
+	return err;
 }

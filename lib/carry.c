@@ -82,24 +82,33 @@ static bool carried(const TcpcpIci *ici, struct tcpcp_carry_val *v)
 	return true;
 }
 
-int tcpcp_carry(int s, const TcpcpIci *ici)
+/* One connection; *@map is the carry map, opened on first use (-1
+ * before) and left for the caller to close. */
+static int carry_lazy(int *map, int s, const TcpcpIci *ici)
 {
 	struct tcpcp_carry_val v;
-	int map, err;
+	int err;
 
 	if (!carried(ici, &v))
 		return 0;		/* nothing recorded: the initial window */
-	if ((err = tcpcp_bpf_carry_open(&map)))
+	if (*map < 0 && (err = tcpcp_bpf_carry_open(map)))
 		return err;
-	err = carry_one(map, s, &v);
-	close(map);
+	return carry_one(*map, s, &v);
+}
+
+int tcpcp_carry(int s, const TcpcpIci *ici)
+{
+	int map = -1, err;
+
+	err = carry_lazy(&map, s, ici);
+	if (map >= 0)
+		close(map);
 	return err;
 }
 
 TCPCP_EXPORT int tcpcp_carry_fds(const int *s, const void *const *ici, const size_t *len,
 				 size_t n)
 {
-	struct tcpcp_carry_val v;
 	int map = -1, err = 0;
 	size_t i;
 
@@ -111,10 +120,10 @@ TCPCP_EXPORT int tcpcp_carry_fds(const int *s, const void *const *ici, const siz
 
 		if (!d)
 			err = -errno;
-		else if (carried(d, &v) && (map >= 0 || !(err = tcpcp_bpf_carry_open(&map))))
-			err = carry_one(map, s[i], &v);
-		if (d)
+		else {
+			err = carry_lazy(&map, s[i], d);
 			tcpcp_ici__free_unpacked(d, NULL);
+		}
 	}
 	if (map >= 0)
 		close(map);

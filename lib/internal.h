@@ -108,6 +108,9 @@ bool tcpcp_bpf_gate_idle(int gate, uint64_t netns);
 int tcpcp_bpf_carry_open(int *map);
 /* The acknowledgment clamp's program and socket-storage map, the same. */
 int tcpcp_bpf_clamp_open(int *map, int *prog);
+/* The output skip's socket-storage map and the sockhash its sk_msg
+ * program is attached to, the same. */
+int tcpcp_bpf_skip_open(int *map, int *socks);
 /* carry.c: the ICI's congestion window and threshold on @s (repair
  * mode, gated). */
 int tcpcp_carry(int s, const TcpcpIci *ici);

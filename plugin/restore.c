@@ -32,6 +32,19 @@
  * the rebuilt connections of a task get their images' windows and
  * thresholds before their gates open.  Failing that, those not carried yet
  * start fresh, with a warning: a slower start is no reason to lose the task.
+ *
+ * Fail-over (TCPCP_RESURRECT=1): the images come from a speculative dump
+ * (--leave-running) of tasks that went on and then died, so each peer may
+ * have more of our bytes than the image sent, and more of its own sent.
+ * After gating, init() asks every peer where it stands (tcpcp_probe(), all
+ * at once) and brings each image up to it (tcpcp_resurrect()): the rebuilt
+ * connection starts at the peer's rcv_nxt.  The restored task writes again,
+ * from the image's state on, the bytes the peer has past the image's
+ * write_seq (the skip): once the connection is live they are dropped on
+ * their way in (tcpcp_skip_output()), so the task needs no change.  A
+ * connection whose peer does not answer, or that cannot be resurrected
+ * (too old, too far, half-closed), is given up with one line and its peer
+ * reset: the task finds CRIU's closed placeholder on that fd.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -71,6 +84,7 @@ struct conn {
 	int s;			/* rebuilt, awaiting activation; else -1 */
 	bool reuseaddr;		/* SO_REUSEADDR to put back after repair */
 	ino_t ns;		/* the netns it was restored in */
+	uint64_t skip;		/* TCPCP_RESURRECT: bytes the peer has past the image */
 };
 
 static struct conn *conns;
@@ -83,6 +97,9 @@ static struct {
 } gate_ns[MAX_NS];
 static int nns;
 static bool carry;		/* TCPCP_CONGESTION=carry */
+static bool resurrect;		/* TCPCP_RESURRECT=1 */
+/* How long the peers have to answer the probe (tcpcp probe's default). */
+#define PROBE_TIMEOUT_MS 3000
 static bool dumped_netns;	/* CRIU dumped a namespace (netdev-ID.img) */
 
 static int read_image(int dir, const char *name, void **buf, size_t *len)
@@ -285,6 +302,100 @@ static void carry_over(pid_t nspid)
 	free(fd);
 }
 
+/* TCPCP_RESURRECT: 1 (fail-over from a speculative dump) or 0. */
+static int resurrect_mode(void)
+{
+	const char *v = getenv("TCPCP_RESURRECT");
+
+	resurrect = v && !strcmp(v, "1");
+	if (v && !resurrect && strcmp(v, "0")) {
+		pr_err("TCPCP_RESURRECT is \"%s\": 1 (restore after a fail-over) or 0\n", v);
+		return -1;
+	}
+	return 0;
+}
+
+/* A connection that cannot come back: CRIU's closed placeholder stays on
+ * its fd, and its peer, if it answered, gets the one reset it accepts. */
+static void give_up(struct conn *c, const struct tcpcp_peer_view *v, const char *why)
+{
+	char conn[128];
+	bool reset;
+
+	tcpcp_ends_str(&c->e, conn, sizeof(conn));
+	reset = v->answered && !tcpcp_reset_peer(gate_ns[0].s, c->img, c->len, v);
+	pr_err("connection %s (image " IMG_FMT "): %s: given up%s\n", conn, c->nspid, c->fd,
+	       why, reset ? ", its peer reset" : "");
+	c->done = true;
+}
+
+/* Every image brought up to where its peer stands, all probed at once. */
+static int resurrect_all(void)
+{
+	struct tcpcp_peer_view *v = calloc(nconns, sizeof(*v));
+	const void **imgs = calloc(nconns, sizeof(*imgs));
+	size_t *lens = calloc(nconns, sizeof(*lens));
+	size_t i, up = 0, skipping = 0;
+	double t0 = now_ms();
+	int answered = -1;
+
+	if (!v || !imgs || !lens) {
+		pr_err("out of memory\n");
+		goto out;
+	}
+	for (i = 0; i < nconns; i++) {
+		imgs[i] = conns[i].img;
+		lens[i] = conns[i].len;
+	}
+	answered = tcpcp_probe(gate_ns[0].s, imgs, lens, nconns, v, PROBE_TIMEOUT_MS);
+	if (answered < 0) {
+		pr_err("cannot ask the peers of %zu connection(s) where they stand: %s\n", nconns,
+		       tcpcp_strerror());
+		goto out;
+	}
+	for (i = 0; i < nconns; i++) {
+		struct conn *c = &conns[i];
+		char why[300];
+		int64_t skip;
+		size_t len;
+		void *img;
+
+		if (!v[i].answered) {
+			snprintf(why, sizeof(why), "its peer did not answer in %d ms",
+				 PROBE_TIMEOUT_MS);
+			give_up(c, &v[i], why);
+			continue;
+		}
+		img = tcpcp_resurrect(c->img, c->len, &v[i], &skip, &len);
+		if (img && skip < 0) {	/* a full capture covers what the peer lacks */
+			free(img);
+			img = NULL;
+			errno = EINVAL;
+			snprintf(why, sizeof(why), "the image lacks %lld byte(s) the peer wants",
+				 (long long)-skip);
+		} else if (!img) {
+			snprintf(why, sizeof(why), "%s", tcpcp_strerror());
+		}
+		if (!img) {
+			give_up(c, &v[i], why);
+			continue;
+		}
+		free(c->img);
+		c->img = img;
+		c->len = len;
+		c->skip = (uint64_t)skip;
+		up++;
+		skipping += skip > 0;
+	}
+	pr_info("resurrection: %zu of %zu connection(s) brought up to their peers in %.1f ms "
+		"(%zu of them skip output the peer has)\n", up, nconns, now_ms() - t0, skipping);
+out:
+	free(v);
+	free(imgs);
+	free(lens);
+	return answered < 0 ? -1 : 0;
+}
+
 /* Which connections the images hold: gate them, report any left behind. */
 int restore_init(void)
 {
@@ -295,7 +406,7 @@ int restore_init(void)
 	DIR *d;
 
 	dumped_netns = false;
-	if (read_failed_marker(dir) || congestion_mode())
+	if (read_failed_marker(dir) || congestion_mode() || resurrect_mode())
 		return -1;
 	dfd = dup(dir);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -328,6 +439,8 @@ int restore_init(void)
 	}
 	closedir(d);
 	err = gate_all(dir);
+	if (!err && nconns && resurrect)
+		err = resurrect_all();
 	/* Installed in CRIU's plugin directory it runs at every restore:
 	 * without images of ours, not a word. */
 	if (!err && nconns)
@@ -458,9 +571,40 @@ static void start_all(void *arg)
 			st->failed++;
 		else
 			st->started++;
+		if (conns[i].done && conns[i].skip)
+			continue;	/* skip_all(), once the gate's lock is let go */
 		close(conns[i].s);
 		conns[i].s = -1;
 	}
+}
+
+/* TCPCP_RESURRECT: what the task writes again that the peer has goes
+ * nowhere.  Before the task runs: it is still stopped. */
+static int skip_all(pid_t nspid)
+{
+	char conn[128];
+	int err = 0;
+	size_t i;
+
+	for (i = 0; i < nconns; i++) {
+		struct conn *c = &conns[i];
+
+		if (c->nspid != nspid || !c->done || !c->skip || c->s < 0)
+			continue;
+		tcpcp_ends_str(&c->e, conn, sizeof(conn));
+		if (tcpcp_skip_output(c->s, c->skip)) {
+			pr_err("restored connection %s (task %d fd %d): %s\n", conn, c->nspid,
+			       c->fd, tcpcp_strerror());
+			err = -1;
+		} else {
+			pr_info("connection %s (task %d fd %d): the first %llu byte(s) the task "
+				"writes are dropped: its peer has them\n", conn, c->nspid, c->fd,
+				(unsigned long long)c->skip);
+		}
+		close(c->s);
+		c->s = -1;
+	}
+	return err;
 }
 
 static bool gated_in(ino_t ino)
@@ -533,6 +677,8 @@ static int restore_conns(pid_t pid, int pidfd, pid_t nspid)
 			if (conns[i].nspid == nspid)
 				conns[i].ns = ino;
 	}
+	if (skip_all(nspid))
+		err = -1;
 	for (i = 0; i < nconns; i++) {		/* not started: still gated */
 		if (conns[i].s >= 0) {
 			close(conns[i].s);

@@ -23,15 +23,18 @@ import time
 import pytest
 
 from lib import build, cli, pbwire
-from lib.capture import RST, Capture, assert_no_rst, connection, seq_before
+from lib.capture import (RST, Capture, assert_no_rst, connection, seq_before,
+                         tsval_never_backwards)
+from lib.criu import Criu, Task, asan_build
 from lib.failover import fileserver, peer_port, primary_dies, resume_cmd, standby
 from lib.netns import hostport
 from lib.passd import binary, make_key
 from lib.traffic import wait_for
 from lib.stream import Stream
-from lib.traffic import Traffic
+from lib.traffic import Traffic, assert_hashes_match
 
 MB = 1 << 20
+CRIU_PORT = 5001
 CAPTURE_REALTIME_NS = 19        # images/ici.proto
 
 
@@ -435,3 +438,55 @@ def test_upload_survives_kill(topo, tmp_path, family):
     assert_no_rst(connection(cap.stop(), (ipx, 8000)))
     # The standby went on from the middle of the body, not its start.
     assert max(offsets) > 128 * 1024, offsets
+
+
+@pytest.mark.skipif(asan_build(), reason='an ASan plugin cannot load into criu')
+@pytest.mark.parametrize('family', [4, 6])
+def test_criu_speculative_dump_survives_kill(topo, tmp_path, family):
+    """Whole processes, unmodified: tcpcp-traffic streams to the peer and
+    CRIU dumps it now and then with the plugin (--leave-running: it runs
+    on); the stream moves on past the last dump, and the primary dies
+    (links cut, SIGKILL, the kernel's socket removed).  At the standby
+    `criu restore` of the last dump with TCPCP_RESURRECT=1 probes the
+    peer, rebuilds the connection where the peer stands, and drops the
+    bytes the restored process writes again that the peer already has.
+    The peer gets every byte once (hashes at both ends), no RST, no TSval
+    going back."""
+    nbytes = 6 * MB
+    ipx = topo.ipx(family)
+    criu = Criu(topo, tmp_path)
+    cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
+    server = Task(topo, 'origin', [build.traffic(), '--listen', hostport(ipx, CRIU_PORT),
+                                   '--tx-bytes', nbytes, '--rx-bytes', 1, '--tx-seed', 11,
+                                   '--rx-seed', 22, '--rate', '1M'], tmp_path, 'server')
+    cli.wait_listening(topo, 'origin', CRIU_PORT)
+    ready = tmp_path / 'peer.ready'
+    # The peer's one byte (and its FIN) only after the fail-over: resurrected
+    # half-closed connections are not supported yet, and without an ACK
+    # clamp on the primary a byte it acknowledged after the dump is lost.
+    peer = Traffic(topo, 'peer', '--connect', hostport(ipx, CRIU_PORT), '--tx-bytes', 1,
+                   '--write-stall', '0:9000', '--rx-bytes', nbytes, '--tx-seed', 22,
+                   '--rx-seed', 11, '--ready', ready)
+    wait_for(ready.exists, 10, 'the peer connected')
+    rng = random.Random(f"{os.environ.get('TCPCP_SEED', 1)}-{family}")
+    for k in range(3):
+        time.sleep(0.3)
+        d = criu.dump('origin', server.pid, tmp_path / f'img{k}', extra=('--leave-running',))
+        assert 'tcpcp: the tasks run on' in d.log, d.log[-2000:]
+    time.sleep(rng.uniform(0.3, 1.0))       # the stream moves on past the dump
+    link_back = primary_dies(topo, server, peer_port(topo, CRIU_PORT))
+    server.restored()
+    topo.switch_to('dest')
+    r = criu.restore('dest', tmp_path / 'img2', env={'TCPCP_RESURRECT': '1'})
+    assert 'brought up to their peers' in r.log, r.log[-3000:]
+    assert re.search(r'the first \d+ byte\(s\) the task writes are dropped', r.log), \
+        r.log[-3000:]
+    a = peer.expect(timeout=60)
+    server.wait(60)
+    b = json.loads(server.out.read_text().strip().splitlines()[-1])
+    assert (a['tx'], a['rx']) == (1, nbytes)
+    assert_hashes_match(a, b)
+    pkts = connection(cap.stop(), (ipx, CRIU_PORT))
+    assert_no_rst(pkts)
+    assert tsval_never_backwards(pkts, (ipx, CRIU_PORT)), 'TSval from ipX went back'
+    link_back()

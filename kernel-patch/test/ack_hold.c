@@ -328,10 +328,7 @@ int main(int argc, char **argv)
 	if (stock >= 0)
 		return stock;
 	result(v == 0, "get_unconnected_off", "");
-	errno = 0;
-	ok = set_int(lfd, TCP_ACK_HOLD, 1) == -1 && errno == ENOTCONN;
-	snprintf(d, sizeof(d), "errno %s", strerror(errno));
-	result(ok, "set_unconnected_enotconn", d);
+	expect_errno(lfd, TCP_ACK_HOLD, 1, ENOTCONN, "set_unconnected_enotconn");
 	close(lfd);
 
 	w.pkt = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
@@ -348,14 +345,8 @@ int main(int argc, char **argv)
 	drain(&w, base + 1000);
 	snprintf(d, sizeof(d), "ACK %u bytes of 1000 unread", w.last_ack - base);
 	result(w.n && w.last_ack == base + 1000, "off_acks_unread_data", d);
-	errno = 0;
-	ok = set_int(r, TCP_ACK_RELEASE, base) == -1 && errno == EINVAL;
-	snprintf(d, sizeof(d), "errno %s", strerror(errno));
-	result(ok, "release_when_off_einval", d);
-	errno = 0;
-	ok = set_int(r, TCP_ACK_HOLD, 3) == -1 && errno == EINVAL;
-	snprintf(d, sizeof(d), "errno %s", strerror(errno));
-	result(ok, "mode_3_einval", d);
+	expect_errno(r, TCP_ACK_RELEASE, base, EINVAL, "release_when_off_einval");
+	expect_errno(r, TCP_ACK_HOLD, 3, EINVAL, "mode_3_einval");
 	if (read_n(r, 1000))
 		die("read");
 

@@ -49,6 +49,18 @@ static inline int set_int(int fd, int opt, int val)
 
 /* A private network namespace with lo up; returns a fresh TCP socket
  * in it, for the option checks that need no connection. */
+/* A PASS/FAIL line: setting @opt to @val must fail with @want. */
+static inline void expect_errno(int fd, int opt, int val, int want, const char *name)
+{
+	char d[64];
+	int ok;
+
+	errno = 0;
+	ok = set_int(fd, opt, val) == -1 && errno == want;
+	snprintf(d, sizeof(d), "errno %s", strerror(errno));
+	result(ok, name, d);
+}
+
 static inline int private_lo(void)
 {
 	struct ifreq ifr = { .ifr_name = "lo" };

@@ -261,10 +261,7 @@ int main(int argc, char **argv)
 	if (stock >= 0)
 		return stock;
 	result(v == 0, "get_unarmed_zero", "");
-	errno = 0;
-	ok = set_int(lfd, TCP_REPAIR_RESYNC, 1) == -1 && errno == EPERM;
-	snprintf(d, sizeof(d), "errno %s", strerror(errno));
-	result(ok, "arm_outside_repair_eperm", d);
+	expect_errno(lfd, TCP_REPAIR_RESYNC, 1, EPERM, "arm_outside_repair_eperm");
 	close(lfd);
 
 	pkt = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));

@@ -153,10 +153,7 @@ int main(int argc, char **argv)
 	result((int32_t)(now_a + 1 - ts_b) >= 0 &&
 	       (int32_t)(now_a - ts_b) < 60000, "peer_clock_not_behind", d);
 
-	errno = 0;
-	ok = set_int(b, TCP_REPAIR_TS_RECENT, 12345) == -1 && errno == EPERM;
-	snprintf(d, sizeof(d), "errno %s", strerror(errno));
-	result(ok, "set_outside_repair_eperm", d);
+	expect_errno(b, TCP_REPAIR_TS_RECENT, 12345, EPERM, "set_outside_repair_eperm");
 
 	if (set_int(b, TCP_REPAIR, TCP_REPAIR_ON))
 		die("TCP_REPAIR on");

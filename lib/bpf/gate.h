@@ -55,4 +55,12 @@ struct tcpcp_clamp_val {
 /* The host's gates hold at most this many 4-tuples at a time. */
 #define TCPCP_GATE_MAX		(1u << 18)
 
+/* Output skip of a connection resurrected from an older image
+ * (skip.bpf.c): the application will write again @left bytes the peer
+ * already has; they are dropped before they reach the send queue. */
+struct tcpcp_skip_val {
+	__u64 left;		/* bytes still to drop */
+	__u64 dropped;		/* dropped so far */
+};
+
 #endif

@@ -180,11 +180,13 @@ class ZdtmPair:
         wait_file(sready, ready_timeout)
         wait_file(pready, ready_timeout)
 
-    def checkpoint(self, criu, imgs, plugin=True, host='origin', timeout=120):
+    def checkpoint(self, criu, imgs, plugin=True, host='origin', timeout=120,
+                   dump_tcp='--tcp-established'):
         """Dump the server, restore it at host: through the plugin (CRIU
         closes its own copy at restore), or by CRIU alone
         (--tcp-established both ways; same host only)."""
-        dump = criu.dump('origin', self.server.pid, imgs, plugin=plugin, timeout=timeout)
+        dump = criu.dump('origin', self.server.pid, imgs, plugin=plugin, tcp=dump_tcp,
+                         timeout=timeout)
         self.server.restored()
         restore = criu.restore(host, imgs, plugin=plugin, timeout=timeout,
                                tcp='--tcp-close' if plugin else '--tcp-established')
