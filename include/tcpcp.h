@@ -240,6 +240,11 @@ void tcpcp_ckpt_free(struct tcpcp_ckpt *c);
  * first loads a tc egress program on every interface of @s's network
  * namespace (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW); it stays there. */
 int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s);
+/* The same for sockets checkpointed another way (a CRIU dump with the
+ * plugin): @s[i] acknowledges no further than sequence number @ack[i]
+ * (the rcv_nxt its image holds).  Not announced: the next segment each
+ * sends (leaving repair mode sends a window probe) carries it. */
+int tcpcp_clamp_fds(const int *s, const uint32_t *ack, size_t n);
 
 /* Whether the connection of socket @s can be passed in its TCP state:
  * 1 (established or half-closed); 0 (not, listening and closed sockets

@@ -441,26 +441,43 @@ static int announce(struct tcpcp_ckpt *c, int s, uint32_t ack, uint8_t wscale)
 	return tcpcp_segment_send_on(c->raw, &c->t, &g, "announcing a clamp move");
 }
 
+/* The clamp's map, and its program attached at the egress of every
+ * interface of @s's network namespace. */
+static int clamp_attach(int s, int *map)
+{
+	struct tc_ask a;
+	int m, err;
+
+	if ((err = tcpcp_need_cap(CAP_NET_ADMIN, "clamp acknowledgments (tc, BPF)")))
+		return err;
+	if ((err = tcpcp_bpf_clamp_open(&m, &a.prog)))
+		return err;
+	err = tcpcp_netns_run(s, attach_everywhere, &a);
+	close(a.prog);
+	if (err) {
+		close(m);
+		return err;
+	}
+	if (*map >= 0)
+		close(*map);
+	*map = m;
+	return 0;
+}
+
 TCPCP_EXPORT int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s)
 {
 	struct tcpcp_clamp_val v = { 0 };
-	struct tc_ask a;
 	bool moved;
-	int map, err;
+	int map = -1, err;
 
 	tcpcp_clear_error();
 	if (!c)
 		return tcpcp_fail(EINVAL, "tcpcp_ckpt_clamp: no checkpoint handle"), -1;
 	if (c->clamp < 0) {
-		if (tcpcp_need_cap(CAP_NET_ADMIN, "clamp acknowledgments (tc, BPF)") ||
-		    tcpcp_need_cap(CAP_NET_RAW, "announce clamp moves (a raw socket)") ||
-		    tcpcp_tuple_from_socket(s, &c->t) ||
-		    tcpcp_bpf_clamp_open(&map, &a.prog))
+		if (tcpcp_need_cap(CAP_NET_RAW, "announce clamp moves (a raw socket)") ||
+		    tcpcp_tuple_from_socket(s, &c->t))
 			return -1;
-		err = tcpcp_netns_run(s, attach_everywhere, &a);
-		close(a.prog);
-		if (err) {
-			close(map);
+		if ((err = clamp_attach(s, &map))) {
 			errno = -err;
 			return -1;
 		}
@@ -481,4 +498,42 @@ TCPCP_EXPORT int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s)
 		return -1;
 	}
 	return 0;
+}
+
+/* The clamp for sockets checkpointed some other way (a CRIU dump): each
+ * acknowledges no further than @ack[i].  The program is attached once
+ * per network namespace in the batch; the window scale is the one the
+ * socket announced (TCP_INFO).  Not announced: the caller's next segment
+ * on each (leaving repair mode sends a window probe) carries it. */
+TCPCP_EXPORT int tcpcp_clamp_fds(const int *s, const uint32_t *ack, size_t n)
+{
+	uint64_t last_ns = 0, ns;
+	int map = -1, err = 0;
+	size_t i;
+
+	tcpcp_clear_error();
+	for (i = 0; i < n && !err; i++) {
+		struct tcpcp_clamp_val v = { .max_ack = ack[i] };
+		struct tcp_info ti;
+		socklen_t len = sizeof(ti);
+
+		memset(&ti, 0, sizeof(ti));
+		if (getsockopt(s[i], IPPROTO_TCP, TCP_INFO, &ti, &len)) {
+			err = tcpcp_fail(errno, "fd %d: TCP_INFO: %s", s[i], strerror(errno));
+			break;
+		}
+		if ((err = tcpcp_netns_cookie(s[i], &ns)))
+			break;
+		/* Sorted by namespace or not, at worst attached again. */
+		if (ns != last_ns && (err = clamp_attach(s[i], &map)))
+			break;
+		last_ns = ns;
+		v.wscale = (ti.tcpi_options & TCPI_OPT_WSCALE) ? ti.tcpi_rcv_wscale : 0;
+		if (bpf_map_update_elem(map, &s[i], &v, BPF_ANY))
+			err = tcpcp_fail(errno, "setting the acknowledgment clamp of fd %d: %s",
+					 s[i], strerror(errno));
+	}
+	if (map >= 0)
+		close(map);
+	return err ? -1 : 0;
 }

@@ -36,6 +36,15 @@
  *     go by themselves.
  * A capture that fails makes the hook fail, so the dump fails and the
  * connections go on (and tcpcp-FAILED says why).
+ *
+ * Fail-over (docs/failover.md): with TCPCP_CLAMP=1, a dump after which
+ * the tasks run on (--leave-running) also moves each connection's
+ * acknowledgment clamp up to the rcv_nxt its image holds, before it
+ * leaves repair mode (whose window probe tells the peer).  From then on
+ * the host acknowledges none of the peer's bytes that the latest dump
+ * does not hold, so a restore of it after the primary died
+ * (TCPCP_RESURRECT=1) gets them again from the peer.  A failed dump
+ * leaves the clamp where the last good one put it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -55,6 +64,7 @@
 #include <criu-plugin.h>
 
 #include <tcpcp.h>
+#include <ici.pb-c.h>
 
 #include "plugin.h"
 
@@ -68,6 +78,7 @@ struct conn {
 	int reuseaddr;		/* leaving repair mode clears SO_REUSEADDR */
 	bool gated, repaired;
 	bool nftlocked;		/* its netns's own ruleset drops it (nftlock.c) */
+	uint32_t rcv_nxt;	/* its image's, for TCPCP_CLAMP */
 };
 
 static struct {
@@ -76,6 +87,7 @@ static struct {
 	int dir;		/* CRIU's image directory */
 	unsigned int failed;
 	time_t locked_at;	/* CLOCK_MONOTONIC seconds */
+	bool clamp;		/* TCPCP_CLAMP=1 */
 } dump = { .dir = -1 };
 
 static void mark_failed(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -339,6 +351,17 @@ static int set_repair(int s, int mode)
 	return setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &mode, sizeof(mode));
 }
 
+static int image_rcv_nxt(const void *buf, size_t len, uint32_t *rcv_nxt)
+{
+	struct tcpcp_image *img = tcpcp_image_read(buf, len);
+	const TcpcpIci *ici = img ? tcpcp_image_ici(img) : NULL;
+
+	if (ici)
+		*rcv_nxt = ici->rcv_nxt;
+	tcpcp_image_free(img);
+	return ici ? 0 : -1;
+}
+
 static int capture(struct conn *c)
 {
 	char name[64], conn[128];
@@ -358,6 +381,11 @@ static int capture(struct conn *c)
 	img = tcpcp_capture(c->s, &len);
 	if (!img) {
 		why = tcpcp_strerror();
+		goto fail;
+	}
+	if (dump.clamp && image_rcv_nxt(img, len, &c->rcv_nxt)) {
+		free(img);
+		why = "cannot read back its image";
 		goto fail;
 	}
 	snprintf(name, sizeof(name), IMG_FMT, c->nspid, c->fd);
@@ -474,6 +502,21 @@ static void nftunlock(void)
 	}
 }
 
+/* TCPCP_CLAMP: 1 (move the acknowledgment clamps at a dump the tasks
+ * survive) or 0. */
+static int clamp_mode(void)
+{
+	const char *v = getenv("TCPCP_CLAMP");
+
+	dump.clamp = v && !strcmp(v, "1");
+	if (v && !dump.clamp && strcmp(v, "0")) {
+		pr_err("TCPCP_CLAMP is \"%s\": 1 (clamp acknowledgments to the last dump) or 0\n",
+		       v);
+		return -1;
+	}
+	return 0;
+}
+
 /* CHECKPOINT_DEVICES: the tree is frozen, CRIU has touched no socket.
  * The gates close for DUMP_LINGER_S: if CRIU kills the tasks, they stay
  * closed that long without another call while the peer waits. */
@@ -484,6 +527,8 @@ int dump_lock(void)
 	size_t i;
 
 	dump.dir = criu_get_image_dir();
+	if (clamp_mode())
+		return -1;
 	if (find_conns(&tasks))
 		return -1;
 	if (!dump.n)
@@ -508,25 +553,61 @@ int dump_lock(void)
 	return 0;
 }
 
+/* Our copy of the task's socket again (keep_one_per_netns() let most go). */
+static int take_again(struct conn *c)
+{
+	int pidfd;
+
+	if (c->s >= 0)
+		return 0;
+	pidfd = pidfd_open_pid(c->pid);
+	c->s = pidfd < 0 ? pidfd : pidfd_take(pidfd, c->fd);
+	if (pidfd >= 0)
+		close(pidfd);
+	return c->s < 0 ? c->s : 0;
+}
+
+/* TCPCP_CLAMP: every connection acknowledges no further than its image
+ * holds, set before any leaves repair mode. */
+static void clamp_all(void)
+{
+	uint32_t *ack = calloc(dump.n, sizeof(*ack));
+	int *s = calloc(dump.n, sizeof(*s));
+	size_t i, n = 0;
+	char conn[128];
+
+	for (i = 0; ack && s && i < dump.n; i++) {
+		if (take_again(&dump.c[i])) {
+			tcpcp_ends_str(&dump.c[i].e, conn, sizeof(conn));
+			pr_err("connection %s (pid %d fd %d): cannot take it again to clamp it\n",
+			       conn, dump.c[i].pid, dump.c[i].fd);
+			continue;
+		}
+		s[n] = dump.c[i].s;
+		ack[n++] = dump.c[i].rcv_nxt;
+	}
+	if (!ack || !s)
+		pr_err("out of memory: the acknowledgment clamps stay at the last dump\n");
+	else if (n && tcpcp_clamp_fds(s, ack, n))
+		pr_err("cannot move the acknowledgment clamps: %s\n", tcpcp_strerror());
+	else if (n)
+		pr_info("the acknowledgments of %zu connection(s) are clamped to this dump\n", n);
+	free(ack);
+	free(s);
+}
+
 /* Out of repair mode with a window probe once the gate is open, and
  * SO_REUSEADDR as it was (TCP_REPAIR_OFF clears it). */
 static void resume_conn(struct conn *c)
 {
 	const char *step;
 	char conn[128];
-	int pidfd, err;
+	int err;
 
 	tcpcp_ends_str(&c->e, conn, sizeof(conn));
-	if (c->s < 0) {
-		pidfd = pidfd_open_pid(c->pid);
-		c->s = pidfd < 0 ? pidfd : pidfd_take(pidfd, c->fd);
-		if (pidfd >= 0)
-			close(pidfd);
-		if (c->s < 0) {
-			err = -c->s;
-			step = "cannot take it again";
-			goto fail;
-		}
+	if ((err = -take_again(c))) {
+		step = "cannot take it again";
+		goto fail;
 	}
 	step = "TCP_REPAIR";
 	if ((getint(c->s, IPPROTO_TCP, TCP_REPAIR) <= 0 && set_repair(c->s, TCP_REPAIR_ON)) ||
@@ -639,6 +720,8 @@ void dump_finish(int criu_ret)
 		goto out;
 	if (tasks_run_on(criu_ret)) {
 		nftunlock();
+		if (dump.clamp && !criu_ret)
+			clamp_all();
 		if (for_each_netns(open_gates, 0, true, "unlock") == 0)
 			for (i = 0; i < dump.n; i++)
 				resume_conn(&dump.c[i]);

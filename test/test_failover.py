@@ -442,38 +442,46 @@ def test_upload_survives_kill(topo, tmp_path, family):
 
 @pytest.mark.skipif(asan_build(), reason='an ASan plugin cannot load into criu')
 @pytest.mark.parametrize('family', [4, 6])
-def test_criu_speculative_dump_survives_kill(topo, tmp_path, family):
-    """Whole processes, unmodified: tcpcp-traffic streams to the peer and
-    CRIU dumps it now and then with the plugin (--leave-running: it runs
-    on); the stream moves on past the last dump, and the primary dies
-    (links cut, SIGKILL, the kernel's socket removed).  At the standby
-    `criu restore` of the last dump with TCPCP_RESURRECT=1 probes the
-    peer, rebuilds the connection where the peer stands, and drops the
+@pytest.mark.parametrize('both', [False, True], ids=['download', 'both-ways'])
+def test_criu_speculative_dump_survives_kill(topo, tmp_path, family, both):
+    """Whole processes, unmodified: tcpcp-traffic streams to the peer (and,
+    both-ways, the peer to it) and CRIU dumps it now and then with the
+    plugin (--leave-running: it runs on; both-ways with TCPCP_CLAMP=1, so
+    that the host acknowledges none of the peer's bytes the last dump does
+    not hold); the streams move on past the last dump, and the primary
+    dies (links cut, SIGKILL, the kernel's socket removed).  At the
+    standby `criu restore` of the last dump with TCPCP_RESURRECT=1 probes
+    the peer, rebuilds the connection where the peer stands, and drops the
     bytes the restored process writes again that the peer already has.
-    The peer gets every byte once (hashes at both ends), no RST, no TSval
-    going back."""
+    Every byte arrives once both ways (hashes at both ends), no RST, no
+    TSval going back."""
     nbytes = 6 * MB
+    up = 3 * MB if both else 1
     ipx = topo.ipx(family)
     criu = Criu(topo, tmp_path)
     cap = Capture(topo, 'peer', tmp_path / 'peer.pcap').start()
     server = Task(topo, 'origin', [build.traffic(), '--listen', hostport(ipx, CRIU_PORT),
-                                   '--tx-bytes', nbytes, '--rx-bytes', 1, '--tx-seed', 11,
+                                   '--tx-bytes', nbytes, '--rx-bytes', up, '--tx-seed', 11,
                                    '--rx-seed', 22, '--rate', '1M'], tmp_path, 'server')
     cli.wait_listening(topo, 'origin', CRIU_PORT)
     ready = tmp_path / 'peer.ready'
-    # The peer's one byte (and its FIN) only after the fail-over: resurrected
-    # half-closed connections are not supported yet, and without an ACK
-    # clamp on the primary a byte it acknowledged after the dump is lost.
-    peer = Traffic(topo, 'peer', '--connect', hostport(ipx, CRIU_PORT), '--tx-bytes', 1,
-                   '--write-stall', '0:9000', '--rx-bytes', nbytes, '--tx-seed', 22,
-                   '--rx-seed', 11, '--ready', ready)
+    # Download only: the peer's one byte (and its FIN) only after the
+    # fail-over, as no clamp keeps the primary from acknowledging it (and
+    # half-closed connections are not resurrected yet).
+    up_args = ('--rate', '512K') if both else ('--write-stall', '0:9000')
+    peer = Traffic(topo, 'peer', '--connect', hostport(ipx, CRIU_PORT), '--tx-bytes', up,
+                   *up_args, '--rx-bytes', nbytes, '--tx-seed', 22, '--rx-seed', 11,
+                   '--ready', ready)
     wait_for(ready.exists, 10, 'the peer connected')
-    rng = random.Random(f"{os.environ.get('TCPCP_SEED', 1)}-{family}")
+    rng = random.Random(f"{os.environ.get('TCPCP_SEED', 1)}-{family}-{both}")
+    env = {'TCPCP_CLAMP': '1'} if both else None
     for k in range(3):
         time.sleep(0.3)
-        d = criu.dump('origin', server.pid, tmp_path / f'img{k}', extra=('--leave-running',))
+        d = criu.dump('origin', server.pid, tmp_path / f'img{k}', extra=('--leave-running',),
+                      env=env)
         assert 'tcpcp: the tasks run on' in d.log, d.log[-2000:]
-    time.sleep(rng.uniform(0.3, 1.0))       # the stream moves on past the dump
+        assert both == ('clamped to this dump' in d.log), d.log[-2000:]
+    time.sleep(rng.uniform(0.3, 1.0))       # the streams move on past the dump
     link_back = primary_dies(topo, server, peer_port(topo, CRIU_PORT))
     server.restored()
     topo.switch_to('dest')
@@ -481,10 +489,10 @@ def test_criu_speculative_dump_survives_kill(topo, tmp_path, family):
     assert 'brought up to their peers' in r.log, r.log[-3000:]
     assert re.search(r'the first \d+ byte\(s\) the task writes are dropped', r.log), \
         r.log[-3000:]
-    a = peer.expect(timeout=60)
+    a = peer.expect(timeout=90)
     server.wait(60)
     b = json.loads(server.out.read_text().strip().splitlines()[-1])
-    assert (a['tx'], a['rx']) == (1, nbytes)
+    assert (a['tx'], a['rx']) == (up, nbytes)
     assert_hashes_match(a, b)
     pkts = connection(cap.stop(), (ipx, CRIU_PORT))
     assert_no_rst(pkts)
