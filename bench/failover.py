@@ -23,10 +23,21 @@
               primary dead: the standby's `tcpcp gate close` and `tcpcp
               probe --resurrect` for all N, as whole commands.  Peers answer
               in parallel, so the probe's time should not grow with N.
+  criu        a whole process with N connections (test/zdtm tcp_stream,
+              streaming both ways, 4 MB/s in all each way) dumped by CRIU
+              with --leave-running and TCPCP_CLAMP=1; half a second later
+              the primary dies, and `criu restore` of that dump with
+              TCPCP_RESURRECT=1 runs at the standby: the restore's time,
+              the plugin's steps (probe and resurrect all, rebuild, open,
+              start), and from the restore's start to the first segment
+              of each connection at the peer (p50 and the last, on a
+              sample of about 100 at large N).  Both ends must PASS.
 
     sudo TCPCP_BUILD=$PWD/build bench/failover.py [--runs 5] [--conns 1,10,100,1000]
+        [--only first,standby,upload,probe,criu]
 """
 import argparse
+import re
 import shutil
 import statistics
 import sys
@@ -39,8 +50,10 @@ sys.path.insert(0, str(HERE.parent / 'test'))
 
 from lib import cli, netns  # noqa: E402
 from lib.capture import ACK, Capture, seq_before  # noqa: E402
-from lib.criu import ZdtmPair  # noqa: E402
-from lib.failover import fileserver, peer_port, primary_dies, resume_cmd, standby  # noqa: E402
+from lib.criu import Criu, ZdtmPair  # noqa: E402
+import criu_scaling  # noqa: E402
+from lib.failover import (fileserver, move_to_dest, peer_port, primary_dies,  # noqa: E402
+                          resume_cmd, standby)
 from lib.passd import make_key  # noqa: E402
 from lib.stream import Stream  # noqa: E402
 from lib.traffic import Traffic  # noqa: E402
@@ -190,64 +203,173 @@ def probe_scaling(n, tmp):
         topo.cleanup()
 
 
+CRIU_RATE = 4 << 20      # bytes/s each way, all connections together
+
+
+def plugin_ms(log, pattern):
+    m = re.search(pattern, log)
+    return [float(x) for x in m.groups()] if m else None
+
+
+def criu_failover(n, tmp):
+    """One whole-process fail-over with N connections (see the top)."""
+    topo = netns.Topology()
+    port = criu_scaling.PORT
+    try:
+        mask = criu_scaling.sample_mask(n)
+        cap = Capture(topo, 'peer', tmp / 'peer.pcap',
+                      expr=criu_scaling.capture_filter(mask)).start()
+        per_conn = max(64, int(CRIU_RATE * 4 / n))
+        pair = ZdtmPair(topo, tmp, 'tcp_stream',
+                        ['--conns', n, '--bytes', per_conn, '--rate', CRIU_RATE,
+                         '--timeout', 600 + n // 10], port, ready_timeout=60 + n // 50)
+        time.sleep(1.0)
+        criu = Criu(topo, tmp)
+        criu.dump('origin', pair.server.pid, tmp / 'img', extra=('--leave-running',),
+                  env={'TCPCP_CLAMP': '1'}, timeout=120 + n // 20)
+        time.sleep(0.5)
+        primary_dies(topo, pair.server, port, side='sport')
+        pair.server.restored()
+        t0 = time.time()
+        r = criu.restore('dest', tmp / 'img',
+                         env={'TCPCP_RESURRECT': '1', 'TCPCP_TAKEOVER': move_to_dest(topo)},
+                         timeout=120 + n // 20)
+        t1 = time.time()
+        peer, server = pair.finish(timeout=120 + n // 10)
+        pkts = cap.stop()
+        ipx = {topo.ipx(4), topo.ipx(6)}
+        first, data = {}, {}
+        for p in pkts:
+            # Not the probe (one byte, window 0, no options), which is
+            # not the connection.
+            probe = p.length == 1 and p.win == 0 and not p.opts
+            if (p.src in ipx and p.sport == port and p.ts > t0 and not p.dport & mask
+                    and not probe):
+                first.setdefault((p.src, p.dport), p.ts - t0)
+                if p.length:
+                    data.setdefault((p.src, p.dport), p.ts - t0)
+        delays = sorted(first.values())
+        ddelays = sorted(data.values())
+        res = plugin_ms(r.log, r'brought up to their peers in ([\d.]+) ms')
+        steps = plugin_ms(r.log, r'rebuilt in ([\d.]+) ms, unlocked in ([\d.]+) ms, '
+                                 r'started in ([\d.]+) ms')
+        return {'n': n, 'restore': t1 - t0, 'resurrect': res and res[0],
+                'rebuild': steps and steps[0], 'start': steps and steps[1] + steps[2],
+                'p50': delays[len(delays) // 2] if delays else None,
+                'last': delays[-1] if delays else None, 'sampled': len(delays),
+                'data_p50': ddelays[len(ddelays) // 2] if ddelays else None,
+                'data_last': ddelays[-1] if ddelays else None,
+                'skips': len(re.findall(r'the task writes are dropped', r.log)),
+                'ok': peer == 'PASS' and server == 'PASS',
+                'why': '' if peer == server == 'PASS' else f'peer: {peer}; server: {server}'}
+    finally:
+        topo.cleanup()
+
+
+def print_criu(rows):
+    print('a whole process with N connections: speculative dump (TCPCP_CLAMP=1), death, '
+          '`criu restore` with TCPCP_RESURRECT=1 (one run each)')
+    print(f'{"N":>6} {"restore ms":>11} {"probe+res ms":>13} {"rebuild ms":>11} '
+          f'{"open+start ms":>14} {"1st seg p50/last ms":>20} {"1st data p50/last ms":>21} '
+          f'{"sampled":>8} {"skipping":>9} {"ok":>4}')
+    for r in rows:
+        f = (lambda v: '-' if v is None else f'{v:.1f}')
+        ms = (lambda v: '-' if v is None else f'{v * 1000:.1f}')
+        print(f'{r["n"]:>6} {ms(r["restore"]):>11} {f(r["resurrect"]):>13} '
+              f'{f(r["rebuild"]):>11} {f(r["start"]):>14} '
+              f'{ms(r["p50"]) + "/" + ms(r["last"]):>20} '
+              f'{ms(r["data_p50"]) + "/" + ms(r["data_last"]):>21} '
+              f'{r["sampled"]:>8} {r["skips"]:>9} '
+              f'{"yes" if r["ok"] else "NO":>4}' + ('' if r['ok'] else f'  {r["why"]}'))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--runs', type=int, default=5)
     ap.add_argument('--conns', default='1,10,100,1000')
+    ap.add_argument('--only', default=','.join(SECTIONS),
+                    help='comma-separated sections: ' + ', '.join(SECTIONS))
     a = ap.parse_args()
+    only = a.only.split(',')
+    if set(only) - set(SECTIONS):
+        sys.exit(f'--only: unknown section in {a.only!r}')
     with tempfile.TemporaryDirectory(prefix='tcpcp-bench-fo-') as d:
-        rows = []
-        for i in range(a.runs):
-            t = Path(d) / f'fo{i}'
-            t.mkdir()
-            rows.append(one_failover(t))
-        print('fail-over of one download, standby steps as whole commands '
-              f'({a.runs} runs, median [min-max], ms)')
-        print(f'{"step":<48} {"median":>8} {"min":>8} {"max":>8}')
-        for k, name in (('takeover', 'gate close + route to the standby'),
-                        ('probe', 'tcpcp probe --resurrect (1 connection)'),
-                        ('first_byte', 'takeover start -> first byte acked by the peer')):
-            xs = [r[k] * 1000 for r in rows if r[k] is not None]
-            if xs:
-                print(f'{name:<48} {statistics.median(xs):8.1f} {min(xs):8.1f} {max(xs):8.1f}')
-        rows = []
-        for i in range(a.runs):
-            t = Path(d) / f'sb{i}'
-            t.mkdir()
-            rows.append(standby_failover(t))
-        print()
-        print(f'tcpcp standby, one download, --timeout {TIMEOUT_MS} ms ({a.runs} runs, ms)')
-        print(f'{"step":<48} {"median":>8} {"min":>8} {"max":>8}')
-        for k, name in (('death', 'primary death -> first byte acked by the peer'),
-                        ('detect', '  of which after the timeout ran out')):
-            xs = [r[k] * 1000 for r in rows if r[k] is not None]
-            if xs:
-                print(f'{name:<48} {statistics.median(xs):8.1f} {min(xs):8.1f} {max(xs):8.1f}')
-        times = {False: [], True: []}
-        for i in range(a.runs):
-            for clamp in (False, True):
-                t = Path(d) / f'up{i}{int(clamp)}'
-                t.mkdir()
-                times[clamp].append(upload(t, clamp))
-        print()
-        print(f'upload of 8 MB over 32 mbit ({a.runs} runs, s; MB/s of the median)')
-        print(f'{"mode":<48} {"median":>8} {"min":>8} {"max":>8} {"MB/s":>8}')
-        for clamp, name in ((False, 'plain'), (True, 'checkpointed + clamped, --standby')):
-            xs = times[clamp]
-            print(f'{name:<48} {statistics.median(xs):8.2f} {min(xs):8.2f} {max(xs):8.2f} '
-                  f'{8 / statistics.median(xs):8.2f}')
-        print()
-        print('the standby\'s steps for N checkpointed connections (one run each, ms)')
-        print(f'{"N":>6} {"gate close":>12} {"probe":>10} {"per conn":>10} '
-              f'{"probe --resurrect":>18} {"per conn":>10} {"answered":>9}')
-        for n in (int(x) for x in a.conns.split(',')):
-            t = Path(d) / f'n{n}'
-            t.mkdir()
-            r = probe_scaling(n, t)
-            print(f'{r["conns"]:>6} {r["gate_close"] * 1000:12.1f} {r["probe"] * 1000:10.1f} '
-                  f'{r["probe"] * 1000 / r["conns"]:10.2f} {r["resurrect"] * 1000:18.1f} '
-                  f'{r["resurrect"] * 1000 / r["conns"]:10.2f} {r["answered"]:>9}')
+        for name in only:
+            SECTIONS[name](a, d)
+            print(flush=True)
 
+
+def section_first(a, d):
+    rows = []
+    for i in range(a.runs):
+        t = Path(d) / f'fo{i}'
+        t.mkdir()
+        rows.append(one_failover(t))
+    print('fail-over of one download, standby steps as whole commands '
+          f'({a.runs} runs, median [min-max], ms)')
+    print(f'{"step":<48} {"median":>8} {"min":>8} {"max":>8}')
+    for k, name in (('takeover', 'gate close + route to the standby'),
+                    ('probe', 'tcpcp probe --resurrect (1 connection)'),
+                    ('first_byte', 'takeover start -> first byte acked by the peer')):
+        xs = [r[k] * 1000 for r in rows if r[k] is not None]
+        if xs:
+            print(f'{name:<48} {statistics.median(xs):8.1f} {min(xs):8.1f} {max(xs):8.1f}')
+
+
+def section_standby(a, d):
+    rows = []
+    for i in range(a.runs):
+        t = Path(d) / f'sb{i}'
+        t.mkdir()
+        rows.append(standby_failover(t))
+    print(f'tcpcp standby, one download, --timeout {TIMEOUT_MS} ms ({a.runs} runs, ms)')
+    print(f'{"step":<48} {"median":>8} {"min":>8} {"max":>8}')
+    for k, name in (('death', 'primary death -> first byte acked by the peer'),
+                    ('detect', '  of which after the timeout ran out')):
+        xs = [r[k] * 1000 for r in rows if r[k] is not None]
+        if xs:
+            print(f'{name:<48} {statistics.median(xs):8.1f} {min(xs):8.1f} {max(xs):8.1f}')
+
+
+def section_upload(a, d):
+    times = {False: [], True: []}
+    for i in range(a.runs):
+        for clamp in (False, True):
+            t = Path(d) / f'up{i}{int(clamp)}'
+            t.mkdir()
+            times[clamp].append(upload(t, clamp))
+    print(f'upload of 8 MB over 32 mbit ({a.runs} runs, s; MB/s of the median)')
+    print(f'{"mode":<48} {"median":>8} {"min":>8} {"max":>8} {"MB/s":>8}')
+    for clamp, name in ((False, 'plain'), (True, 'checkpointed + clamped, --standby')):
+        xs = times[clamp]
+        print(f'{name:<48} {statistics.median(xs):8.2f} {min(xs):8.2f} {max(xs):8.2f} '
+              f'{8 / statistics.median(xs):8.2f}')
+
+
+def section_probe(a, d):
+    print('the standby\'s steps for N checkpointed connections (one run each, ms)')
+    print(f'{"N":>6} {"gate close":>12} {"probe":>10} {"per conn":>10} '
+          f'{"probe --resurrect":>18} {"per conn":>10} {"answered":>9}')
+    for n in (int(x) for x in a.conns.split(',')):
+        t = Path(d) / f'n{n}'
+        t.mkdir()
+        r = probe_scaling(n, t)
+        print(f'{r["conns"]:>6} {r["gate_close"] * 1000:12.1f} {r["probe"] * 1000:10.1f} '
+              f'{r["probe"] * 1000 / r["conns"]:10.2f} {r["resurrect"] * 1000:18.1f} '
+              f'{r["resurrect"] * 1000 / r["conns"]:10.2f} {r["answered"]:>9}')
+
+
+def section_criu(a, d):
+    rows = []
+    for n in (int(x) for x in a.conns.split(',')):
+        t = Path(d) / f'criu{n}'
+        t.mkdir()
+        rows.append(criu_failover(n, t))
+    print_criu(rows)
+
+
+SECTIONS = {'first': section_first, 'standby': section_standby, 'upload': section_upload,
+            'probe': section_probe, 'criu': section_criu}
 
 if __name__ == '__main__':
     main()

@@ -58,6 +58,20 @@ static uint64_t age_s(const TcpcpIci *ici)
 	return ns > ici->capture_realtime_ns ? (ns - ici->capture_realtime_ns) / 1000000000ull : 0;
 }
 
+/* TCP_TIMESTAMP's value for a clock that restarts above @tsecr, the last
+ * TSval of ours the peer took.  The value is what the first segment
+ * carries, and its bit 0 also tells the kernel the clock's resolution
+ * (1: microseconds, since Linux 6.7): it keeps the checkpoint's, or a
+ * millisecond clock would come back ticking a thousand times too fast. */
+static uint32_t ts_above(uint32_t ts, uint32_t tsecr)
+{
+	uint32_t want = tsecr + 1;
+
+	if ((want & 1) != (ts & 1))
+		want++;
+	return (int32_t)(want - ts) > 0 ? want : ts;
+}
+
 TCPCP_EXPORT void *tcpcp_resurrect(const void *ckpt, size_t len,
 				   const struct tcpcp_peer_view *v, int64_t *skip,
 				   size_t *out_len)
@@ -118,9 +132,8 @@ TCPCP_EXPORT void *tcpcp_resurrect(const void *ckpt, size_t len,
 		ici->write_seq = v->rcv_nxt;
 	}
 	ici->snd_una = ici->snd_nxt = v->rcv_nxt;
-	if (v->has_ts && ici->options->timestamps && ici->has_timestamp &&
-	    (int32_t)(v->tsecr + 1 - ici->timestamp) > 0)
-		ici->timestamp = v->tsecr + 1;
+	if (v->has_ts && ici->options->timestamps && ici->has_timestamp)
+		ici->timestamp = ts_above(ici->timestamp, v->tsecr);
 	ici->window->snd_wnd = (uint32_t)v->window << (ici->options->wscale ?
 						       ici->options->snd_wscale : 0);
 	ici->window->snd_wl1 = ici->rcv_nxt;

@@ -45,6 +45,11 @@
  * connection whose peer does not answer, or that cannot be resurrected
  * (too old, too far, half-closed), is given up with one line and its peer
  * reset: the task finds CRIU's closed placeholder on that fd.
+ * The service address must reach this host only once its connections are
+ * gated here, or the peer's first segment draws a RST: TCPCP_TAKEOVER, a
+ * shell command run right after the gating and before the probe, moves
+ * it (a route, an address, a VRRP script: the user's, as for `tcpcp
+ * standby --takeover`).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -58,6 +63,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -396,6 +402,42 @@ out:
 	return answered < 0 ? -1 : 0;
 }
 
+/* TCPCP_TAKEOVER: the service address moves here, once gated.  CRIU has
+ * no SIGCHLD handler yet in init(RESTORE), so a child of ours is ours. */
+static int takeover(void)
+{
+	const char *cmd = getenv("TCPCP_TAKEOVER");
+	double t0 = now_ms();
+	int status;
+	pid_t pid;
+
+	if (!cmd || !*cmd)
+		return 0;
+	pid = fork();
+	if (pid < 0) {
+		pr_err("TCPCP_TAKEOVER: cannot fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (!pid) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			pr_err("TCPCP_TAKEOVER: %s\n", strerror(errno));
+			return -1;
+		}
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		pr_err("TCPCP_TAKEOVER (%s) failed (%s %d): the connections stay gated here\n",
+		       cmd, WIFEXITED(status) ? "exit" : "signal",
+		       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+		return -1;
+	}
+	pr_info("TCPCP_TAKEOVER done in %.1f ms\n", now_ms() - t0);
+	return 0;
+}
+
 /* Which connections the images hold: gate them, report any left behind. */
 int restore_init(void)
 {
@@ -439,6 +481,8 @@ int restore_init(void)
 	}
 	closedir(d);
 	err = gate_all(dir);
+	if (!err && nconns)
+		err = takeover();
 	if (!err && nconns && resurrect)
 		err = resurrect_all();
 	/* Installed in CRIU's plugin directory it runs at every restore:

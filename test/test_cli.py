@@ -27,6 +27,15 @@ def test_help(cmd):
     assert not r.stderr
 
 
+@pytest.mark.parametrize('action', ['close', 'flush', 'status', 'setup', 'unload'])
+def test_help_of_gate_actions(action):
+    """`tcpcp gate close --help` prints the usage, not "cannot open image
+    --help"; no action is taken."""
+    r = run(build.tcpcp(), 'gate', action, '--help')
+    assert r.returncode == 0, r.stderr
+    assert 'tcpcp gate close' in r.stdout and not r.stderr
+
+
 def test_every_command_listed():
     r = run(build.tcpcp(), '--help')
     assert r.returncode == 0

@@ -24,9 +24,10 @@ import pytest
 
 from lib import build, cli, pbwire
 from lib.capture import (RST, Capture, assert_no_rst, connection, seq_before,
-                         tsval_never_backwards)
+                         tsval_hz, tsval_never_backwards)
 from lib.criu import Criu, Task, asan_build
-from lib.failover import fileserver, peer_port, primary_dies, resume_cmd, standby
+from lib.failover import (fileserver, move_to_dest, peer_port, primary_dies, resume_cmd,
+                          standby)
 from lib.netns import hostport
 from lib.passd import binary, make_key
 from lib.traffic import wait_for
@@ -484,8 +485,11 @@ def test_criu_speculative_dump_survives_kill(topo, tmp_path, family, both):
     time.sleep(rng.uniform(0.3, 1.0))       # the streams move on past the dump
     link_back = primary_dies(topo, server, peer_port(topo, CRIU_PORT))
     server.restored()
-    topo.switch_to('dest')
-    r = criu.restore('dest', tmp_path / 'img2', env={'TCPCP_RESURRECT': '1'})
+    # The address moves once the restore has gated the connections here.
+    t_restore = time.time()
+    r = criu.restore('dest', tmp_path / 'img2',
+                     env={'TCPCP_RESURRECT': '1', 'TCPCP_TAKEOVER': move_to_dest(topo)})
+    assert 'TCPCP_TAKEOVER done' in r.log, r.log[-3000:]
     assert 'brought up to their peers' in r.log, r.log[-3000:]
     assert re.search(r'the first \d+ byte\(s\) the task writes are dropped', r.log), \
         r.log[-3000:]
@@ -497,4 +501,7 @@ def test_criu_speculative_dump_survives_kill(topo, tmp_path, family, both):
     pkts = connection(cap.stop(), (ipx, CRIU_PORT))
     assert_no_rst(pkts)
     assert tsval_never_backwards(pkts, (ipx, CRIU_PORT)), 'TSval from ipX went back'
+    # The resurrected clock ticks in milliseconds, as the original did.
+    hz = tsval_hz(pkts, (ipx, CRIU_PORT), after=t_restore)
+    assert hz is not None and 500 < hz < 2000, hz
     link_back()

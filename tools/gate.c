@@ -73,9 +73,11 @@ static int gate_close(int argc, char **argv)
 int cmd_gate(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "status";
+	const char *last = argv[argc - 1];
 	long n;
 
-	if (!strcmp(what, "--help") || !strcmp(what, "-h")) {
+	/* `gate --help`, and any action's (`gate close --help`). */
+	if (!strcmp(last, "--help") || !strcmp(last, "-h")) {
 		fputs(usage, stdout);
 		return EXIT_OK;
 	}

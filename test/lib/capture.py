@@ -243,6 +243,19 @@ def tsval_never_backwards(pkts, src):
     return True
 
 
+def tsval_hz(pkts, src, after=0.0):
+    """How fast src's TSval clock ticks (per second of capture time) over
+    its segments after `after`: about 1000 for a Linux millisecond clock.
+    A restored clock whose TCP_TIMESTAMP value had bit 0 set by mistake
+    ticks in microseconds (1e6), and wraps into the past for PAWS within
+    36 minutes."""
+    sent = [(p.ts, p.opts['ts'][0]) for p in sent_by(pkts, src)
+            if 'ts' in p.opts and p.ts > after]
+    if len(sent) < 2 or sent[-1][0] - sent[0][0] < 0.2:
+        return None
+    return ((sent[-1][1] - sent[0][1]) & 0xffffffff) / (sent[-1][0] - sent[0][0])
+
+
 def isn(pkts, src):
     syns = [p for p in sent_by(pkts, src) if p.flags & SYN]
     assert syns, f'no SYN from {src} in the capture'

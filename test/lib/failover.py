@@ -9,11 +9,13 @@ from .passd import binary
 from .traffic import wait_for
 
 
-def primary_dies(topo, server, port):
+def primary_dies(topo, server, port, side='dport'):
     """The primary host dies: its links cut (every segment in and out of
     eth0 dropped, in its own namespace), all its processes killed, and
     what the kernel still held of the connection gone (`ss -K`: its RST
-    goes nowhere).  Then the link is back for the next round."""
+    goes nowhere; `port` is the peer's, or with side='sport' the
+    service's: all its connections).  Then the link is back for the next
+    round."""
     table = 'inet tcpcp_test_dead'
     topo.run('origin', 'nft', '-f', '-', input=f'''
         table {table} {{
@@ -27,7 +29,7 @@ def primary_dies(topo, server, port):
         except ProcessLookupError:
             pass
     server.wait(timeout=10)
-    topo.run('origin', 'ss', '-K', 'dport', '=', f':{port}', check=False)
+    topo.run('origin', 'ss', '-K', side, '=', f':{port}', check=False)
     return lambda: topo.run('origin', 'nft', 'delete', 'table', *table.split())
 
 
