@@ -2,7 +2,7 @@
 /*
  * ckpt_cost: what tcpcp_checkpoint() costs a connection that streams.
  *
- *     ckpt_cost SECONDS RUNS PERIOD_MS...      (0: no checkpoints)
+ *     ckpt_cost [--receive] SECONDS RUNS PERIOD_MS...      (0: no checkpoints)
  *
  * A loopback connection; a child process reads and discards, this one
  * writes 64 KB at a time for SECONDS and, every PERIOD_MS, takes a
@@ -13,10 +13,20 @@
  * size of a checkpoint.  Loopback makes throughput CPU-bound, so whatever
  * a checkpoint costs shows.  Needs CAP_NET_ADMIN (the first checkpoint's
  * repair mode); run it in a network namespace of its own.
+ *
+ * --receive: the other way round, as a fail-over primary that receives:
+ * the child writes, this process reads 64 KB at a time and, every
+ * PERIOD_MS, takes a checkpoint and moves the acknowledgment clamp up to
+ * it (tcpcp_ckpt_clamp(): the peer's bytes are acknowledged only once a
+ * checkpoint holds them).  Throughput is what this side read; "none"
+ * has neither checkpoints nor a clamp.  Also needs CAP_NET_RAW and
+ * CAP_BPF (the clamp's tc program on lo).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +88,8 @@ struct result {
 	size_t n, img;
 };
 
-static void one_run(unsigned int secs, unsigned int period_ms, struct result *res)
+static void one_run(unsigned int secs, unsigned int period_ms, bool receive,
+		    struct result *res)
 {
 	static char buf[CHUNK];
 	struct tcpcp_ckpt *c = NULL;
@@ -88,13 +99,23 @@ static void one_run(unsigned int secs, unsigned int period_ms, struct result *re
 	int w, r, st;
 
 	pair(&w, &r);
+	if (receive) {		/* we read from w; the child writes into r */
+		int x = w;
+
+		w = r;
+		r = x;
+	}
 	pid = fork();
 	if (pid < 0)
 		die("fork");
 	if (!pid) {
 		close(w);
-		while (read(r, buf, sizeof(buf)) > 0)
-			;
+		if (receive)
+			while (write(r, buf, sizeof(buf)) > 0)
+				;
+		else
+			while (read(r, buf, sizeof(buf)) > 0)
+				;
 		_exit(0);
 	}
 	close(r);
@@ -111,11 +132,25 @@ static void one_run(unsigned int secs, unsigned int period_ms, struct result *re
 			size_t len;
 			void *img;
 
+			/* A receiver checkpoints what it has consumed: all
+			 * that is there, else each checkpoint would copy the
+			 * receive queue (megabytes on loopback). */
+			while (receive) {
+				ssize_t n = recv(w, buf, sizeof(buf), MSG_DONTWAIT);
+
+				if (n <= 0)
+					break;
+				total += (uint64_t)n;
+			}
+			t = now_ns();	/* the reads are the application's */
+
 			snprintf(state, sizeof(state), "%015llu", (unsigned long long)total);
 			img = tcpcp_checkpoint(c, w, state, sizeof(state), &len);
 			if (!img)
 				die(tcpcp_strerror());
 			free(img);
+			if (receive && tcpcp_ckpt_clamp(c, w))
+				die(tcpcp_strerror());
 			if (res->n == cap) {
 				cap = cap ? 2 * cap : 1024;
 				res->ns = realloc(res->ns, cap * sizeof(*res->ns));
@@ -126,10 +161,22 @@ static void one_run(unsigned int secs, unsigned int period_ms, struct result *re
 			res->img = len;
 			due += period_ms * 1000000ull;
 		}
-		ssize_t n = write(w, buf, sizeof(buf));
+		/* A reader waits no longer than its next checkpoint: the clamp
+		 * lets the writer send one window past the last one, and then
+		 * only the next checkpoint's clamp move lets it go on. */
+		if (receive && c) {
+			struct pollfd p = { .fd = w, .events = POLLIN };
+			uint64_t now = now_ns();
+
+			if (poll(&p, 1, due > now ? (int)((due - now) / 1000000 + 1) : 0) == 0)
+				continue;
+		}
+		ssize_t n = receive ? read(w, buf, sizeof(buf)) : write(w, buf, sizeof(buf));
 
 		if (n < 0)
-			die("write");
+			die(receive ? "read" : "write");
+		if (!n)
+			die("the writer stopped");
 		total += (uint64_t)n;
 	}
 	res->mbps = (double)total / 1e6 / ((double)(now_ns() - t0) / 1e9);
@@ -141,11 +188,16 @@ static void one_run(unsigned int secs, unsigned int period_ms, struct result *re
 int main(int argc, char **argv)
 {
 	unsigned int secs, runs, period[MAX_PERIODS];
-	struct result res[MAX_PERIODS][MAX_RUNS];
+	static struct result res[MAX_PERIODS][MAX_RUNS];
+	bool receive = argc > 1 && !strcmp(argv[1], "--receive");
 	int np, i, k;
 
+	if (receive) {
+		argv++;
+		argc--;
+	}
 	if (argc < 4 || argc - 3 > MAX_PERIODS)
-		die("usage: ckpt_cost SECONDS RUNS PERIOD_MS... (0: none)");
+		die("usage: ckpt_cost [--receive] SECONDS RUNS PERIOD_MS... (0: none)");
 	secs = (unsigned int)atoi(argv[1]);
 	runs = (unsigned int)atoi(argv[2]);
 	if (!secs || !runs || runs > MAX_RUNS)
@@ -156,7 +208,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	for (k = 0; k < (int)runs; k++)
 		for (i = 0; i < np; i++)
-			one_run(secs, period[i], &res[i][k]);
+			one_run(secs, period[i], receive, &res[i][k]);
 	printf("%-10s %12s %10s %12s %12s %14s %10s\n", "every", "MB/s", "vs none", "ckpt p50 us",
 	       "ckpt p99 us", "checkpoints/s", "ICI bytes");
 	double base = 0;

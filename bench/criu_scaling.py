@@ -110,14 +110,15 @@ def rsts(pkts):
     return live, late
 
 
-def conn_stalls(topo, pkts, since):
-    """(median, max) over connections of the longest gap between two
-    segments of the service on that connection that ends after `since`
-    (wall clock, as the capture's timestamps)."""
+def conn_stalls(topo, pkts, since, mask):
+    """(median, max) over the sampled connections (`mask`: the others show
+    only their FINs and RSTs) of the longest gap between two segments of
+    the service on that connection that ends after `since` (wall clock,
+    as the capture's timestamps)."""
     ipxs = (topo.ipx(4), topo.ipx(6))
     times = {}
     for p in pkts:
-        if p.src in ipxs and p.sport == PORT:
+        if p.src in ipxs and p.sport == PORT and not p.dport & mask:
             times.setdefault((p.src, p.dst, p.dport), []).append(p.ts)
     stalls = []
     for ts in times.values():
@@ -163,7 +164,7 @@ def run_once(n, plugin, dump_tcp, rate, tmp):
         peer, server = pair.finish(timeout=120 + n // 20)
         pkts = cap.stop()
         view = peer_view(topo, pkts, PORT)
-        stall_p50, stall_max = conn_stalls(topo, pkts, t_dump)
+        stall_p50, stall_max = conn_stalls(topo, pkts, t_dump, sample_mask(n))
         live_rst, late_rst = rsts(pkts)
         total, tcpcp = image_bytes(imgs)
         return {'frozen_ms': view['frozen_ms'], 'stall_p50_ms': stall_p50,

@@ -448,6 +448,15 @@ static int attach_socks(const struct object *o, struct bpf_object *obj)
 	return pin_fd(map, BPFFS, o->socks_pin);
 }
 
+int tcpcp_bpf_hushed(int (*fn)(void *arg), void *arg)
+{
+	libbpf_print_fn_t old = libbpf_set_print(keep_libbpf_line);
+	int err = fn(arg);
+
+	libbpf_set_print(old);
+	return err;
+}
+
 static int load_object(const struct object *o)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "tcpcp");

@@ -353,7 +353,7 @@ struct tc_ask {
 	int prog;
 };
 
-static int attach_everywhere(void *arg)
+static int attach_everywhere_loud(void *arg)
 {
 	const struct tc_ask *a = arg;
 	struct if_nameindex *ifs = if_nameindex(), *i;
@@ -381,6 +381,11 @@ static int attach_everywhere(void *arg)
 	}
 	if_freenameindex(ifs);
 	return err;
+}
+
+static int attach_everywhere(void *arg)
+{
+	return tcpcp_bpf_hushed(attach_everywhere_loud, arg);
 }
 
 /* TCP_INFO's tcpi_rcv_wnd (Linux 6.2), right after tcpi_snd_wnd, past

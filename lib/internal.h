@@ -111,6 +111,10 @@ int tcpcp_bpf_clamp_open(int *map, int *prog);
 /* The output skip's socket-storage map and the sockhash its sk_msg
  * program is attached to, the same. */
 int tcpcp_bpf_skip_open(int *map, int *socks);
+/* @fn(@arg) with libbpf's messages kept from stderr (the library never
+ * prints; e.g. the kernel's "Exclusivity flag on" for a clsact qdisc
+ * that is there already). */
+int tcpcp_bpf_hushed(int (*fn)(void *arg), void *arg);
 /* carry.c: the ICI's congestion window and threshold on @s (repair
  * mode, gated). */
 int tcpcp_carry(int s, const TcpcpIci *ici);

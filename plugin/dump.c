@@ -57,6 +57,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -362,43 +363,104 @@ static int image_rcv_nxt(const void *buf, size_t len, uint32_t *rcv_nxt)
 	return ici ? 0 : -1;
 }
 
-static int capture(struct conn *c)
+/* One connection: repair mode, its ICI, its image file.  Run in the
+ * capture threads: no logging here, the cause goes to @why. */
+static int capture(struct conn *c, char *why, size_t wlen)
 {
-	char name[64], conn[128];
-	const char *why;
+	char name[64];
 	size_t len;
 	void *img;
 	int err;
 
-	tcpcp_ends_str(&c->e, conn, sizeof(conn));
 	if (getint(c->s, IPPROTO_TCP, TCP_REPAIR) <= 0) {
 		if (set_repair(c->s, TCP_REPAIR_ON)) {
-			why = strerror(errno);
-			goto fail;
+			snprintf(why, wlen, "TCP_REPAIR: %s", strerror(errno));
+			return -1;
 		}
 		c->repaired = true;
 	}
 	img = tcpcp_capture(c->s, &len);
 	if (!img) {
-		why = tcpcp_strerror();
-		goto fail;
+		snprintf(why, wlen, "%s", tcpcp_strerror());
+		return -1;
 	}
 	if (dump.clamp && image_rcv_nxt(img, len, &c->rcv_nxt)) {
 		free(img);
-		why = "cannot read back its image";
-		goto fail;
+		snprintf(why, wlen, "cannot read back its image");
+		return -1;
 	}
 	snprintf(name, sizeof(name), IMG_FMT, c->nspid, c->fd);
 	err = write_image(dump.dir, name, img, len);
 	free(img);
-	if (err) {
-		mark_failed("cannot write %s for connection %s: %s", name, conn, strerror(-err));
-		return -1;
+	if (err)
+		snprintf(why, wlen, "cannot write %s: %s", name, strerror(-err));
+	return err ? -1 : 0;
+}
+
+/* The captures share out over the CPUs: each is a few dozen system calls
+ * on its own socket and a file of its own, so threads scale until the
+ * image directory's lock (measured in bench/README.md). */
+#define CAPTURE_THREADS_MAX	4
+#define CAPTURE_PER_THREAD_MIN	64
+
+struct capture_slice {
+	pthread_t t;
+	size_t from, to;	/* dump.c[from..to) */
+	size_t failed;		/* index of the first that failed, or to */
+	char why[256];
+};
+
+static void *capture_slice(void *arg)
+{
+	struct capture_slice *sl = arg;
+
+	for (sl->failed = sl->from; sl->failed < sl->to; sl->failed++)
+		if (capture(&dump.c[sl->failed], sl->why, sizeof(sl->why)))
+			break;
+	return NULL;
+}
+
+static int capture_all(void)
+{
+	struct capture_slice sl[CAPTURE_THREADS_MAX];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t n = cpus > 0 ? (size_t)cpus : 1, i, started = 0;
+	char conn[128];
+	int err = 0;
+
+	if (n > CAPTURE_THREADS_MAX)
+		n = CAPTURE_THREADS_MAX;
+	if (n > dump.n / CAPTURE_PER_THREAD_MIN)
+		n = dump.n / CAPTURE_PER_THREAD_MIN ? dump.n / CAPTURE_PER_THREAD_MIN : 1;
+	for (i = 0; i < n; i++) {
+		sl[i].from = dump.n * i / n;
+		sl[i].to = dump.n * (i + 1) / n;
+		sl[i].why[0] = '\0';
 	}
-	return 0;
-fail:
-	mark_failed("cannot capture connection %s (pid %d fd %d): %s", conn, c->pid, c->fd, why);
-	return -1;
+	/* The first slice in this thread; the others in threads of their
+	 * own, or here too should a thread not start. */
+	for (i = 1; i < n; i++)
+		if (!pthread_create(&sl[i].t, NULL, capture_slice, &sl[i]))
+			started |= 1u << i;
+	capture_slice(&sl[0]);
+	for (i = 1; i < n; i++) {
+		if (started & (1u << i))
+			pthread_join(sl[i].t, NULL);
+		else
+			capture_slice(&sl[i]);
+	}
+	for (i = 0; i < n; i++) {
+		struct conn *c;
+
+		if (sl[i].failed == sl[i].to)
+			continue;
+		c = &dump.c[sl[i].failed];
+		tcpcp_ends_str(&c->e, conn, sizeof(conn));
+		mark_failed("cannot capture connection %s (pid %d fd %d): %s", conn, c->pid,
+			    c->fd, sl[i].why);
+		err = -1;
+	}
+	return err;
 }
 
 static void reset(void)
@@ -524,7 +586,6 @@ int dump_lock(void)
 {
 	unsigned int tasks = 0;
 	double t0 = now_ms(), t1, t2;
-	size_t i;
 
 	dump.dir = criu_get_image_dir();
 	if (clamp_mode())
@@ -542,9 +603,8 @@ int dump_lock(void)
 		return -1;
 	dump.locked_at = now_s();
 	t2 = now_ms();
-	for (i = 0; i < dump.n; i++)
-		if (capture(&dump.c[i]))
-			return -1;
+	if (capture_all())
+		return -1;
 	nftlock_owned_netns();
 	keep_one_per_netns();
 	pr_info("%zu connection(s) of %u task(s) locked and captured "
