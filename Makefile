@@ -196,8 +196,8 @@ bench: all $(O)/bench/op_cost $(O)/bench/switch_cost $(O)/bench/ckpt_cost
 
 # The kernel-patch/ series: a patched 6.12 built (cached in
 # /var/cache/tcpcp-kernel), booted under qemu, its tests run inside.
-kernel-test:
-	$(MAKE) -C kernel-patch test
+kernel-test: all
+	$(MAKE) -C kernel-patch test TCPCP_BUILD=$(abspath $(O))
 
 # libFuzzer targets (clang; see test/fuzz/): ICI decoding and validation,
 # pass-protocol frames, and the small text parsers.

@@ -344,6 +344,8 @@ static void serve_upload(struct cfg *c, int s, const char *path, long long len)
 		/* From now on nothing is acknowledged that a standby lacks. */
 		if (tcpcp_ckpt_clamp(k.h, s))
 			die("clamp: %s", tcpcp_strerror());
+		fprintf(stderr, "%s: acknowledgments clamped (%s)\n", prog,
+			tcpcp_ckpt_clamp_how(k.h));
 		k.clamp = true;
 	}
 	receive_body(c, s, fd, path, 0, len, &k);

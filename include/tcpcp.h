@@ -236,10 +236,17 @@ void tcpcp_ckpt_free(struct tcpcp_ckpt *c);
  * no further than the latest checkpoint's rcv_nxt (what a standby would
  * hold), so that none the peer will not send again is lost with this
  * host.  Call it when the latest checkpoint is safe at the standby; each
- * call moves the clamp up to it, and tells the peer with one ACK.  The
- * first loads a tc egress program on every interface of @s's network
- * namespace (CAP_NET_ADMIN, CAP_BPF, CAP_NET_RAW); it stays there. */
+ * call moves the clamp up to it, and tells the peer with one ACK.  Where
+ * the kernel has TCP_ACK_HOLD (kernel-patch/) the kernel holds them back;
+ * on a stock kernel the first call loads a tc egress program on every
+ * interface of @s's network namespace (CAP_NET_ADMIN, CAP_BPF,
+ * CAP_NET_RAW); it stays there. */
 int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s);
+/* How the clamp holds the acknowledgments back: "TCP_ACK_HOLD" (a kernel
+ * with kernel-patch/'s 0002: the kernel itself, released at each call,
+ * no tc program, no announcing ACK from a raw socket), "BPF" (a stock
+ * kernel: the tc program), or NULL before the first tcpcp_ckpt_clamp(). */
+const char *tcpcp_ckpt_clamp_how(const struct tcpcp_ckpt *c);
 /* The same for sockets checkpointed another way (a CRIU dump with the
  * plugin): @s[i] acknowledges no further than sequence number @ack[i]
  * (the rcv_nxt its image holds).  Not announced: the next segment each

@@ -3,6 +3,10 @@
 # image: a cpio initramfs with busybox, iproute2 and nft (plus the shared
 # libraries ldd lists), the test programs from test/, and an /init that
 # runs them, prints PASS/FAIL per test and a SUMMARY line, then powers off.
+# Tests named lib_*.c use the project's libtcpcp: they are linked against
+# $TCPCP_BUILD/libtcpcp.so (the top Makefile's `make kernel-test` passes
+# its build), which goes into the image with its shared libraries at the
+# paths ldd names; without TCPCP_BUILD they are left out, with a line.
 # Output: $TCPCP_KERNEL_CACHE/initramfs.cpio.gz (default /var/cache/tcpcp-kernel).
 set -euo pipefail
 
@@ -26,17 +30,34 @@ mknod -m 600 "$root/dev/console" c 5 1
 # Tools and their shared libraries, at the paths ldd names.  The tools go
 # to /usr/sbin, first in PATH, apart from busybox's applets of the same
 # name (Debian's busybox sh still prefers its applets: see test/*.sh).
-for t in $TOOLS; do
-	cp "$t" "$root/usr/sbin/"
-	ldd "$t" | grep -o '/[^ ]*' | while read -r lib; do
+copy_libs() {
+	ldd "$1" | grep -o '/[^ ]*' | while read -r lib; do
 		cp -L --parents "$lib" "$root"
 	done
+}
+for t in $TOOLS; do
+	cp "$t" "$root/usr/sbin/"
+	copy_libs "$t"
 done
 
 # Tests: C programs are linked statically, shell tests run with busybox sh.
 for c in "$HERE"/test/*.c; do
+	case $(basename "$c") in lib_*) continue ;; esac
 	gcc -O2 -Wall -Wextra -static -o "$root/tests/$(basename "$c" .c)" "$c"
 done
+BUILD=${TCPCP_BUILD:-}
+if [ -n "$BUILD" ] && [ -e "$BUILD/libtcpcp.so" ]; then
+	BUILD=$(cd "$BUILD" && pwd)
+	for c in "$HERE"/test/lib_*.c; do
+		[ -e "$c" ] || continue
+		t="$root/tests/$(basename "$c" .c)"
+		gcc -O2 -Wall -Wextra -I"$HERE/../include" -o "$t" "$c" \
+			-L"$BUILD" -ltcpcp -Wl,-rpath,"$BUILD"
+		copy_libs "$t"
+	done
+else
+	echo "initramfs.sh: TCPCP_BUILD not set (or no libtcpcp.so there): the lib_* tests are left out"
+fi
 for s in "$HERE"/test/*.sh; do
 	[ -e "$s" ] && install -m 755 "$s" "$root/tests/"
 done

@@ -67,6 +67,7 @@ struct tcpcp_ckpt {
 	int clamp;			/* the clamp's map, or -1 */
 	uint32_t clamped;		/* where the clamp stands */
 	int raw;			/* for the ACK a clamp move sends, or -1 */
+	bool held;			/* the kernel holds the ACKs (TCP_ACK_HOLD) */
 	struct tcpcp_tuple t;
 };
 
@@ -340,7 +341,11 @@ TCPCP_EXPORT void *tcpcp_checkpoint(struct tcpcp_ckpt *c, int s, const void *sta
  * control connection's send queue is empty (SIOCOUTQ 0: the standby's
  * host has it), and the clamp moves up to it.
  *
- * The first call loads the program for the host (the one loader) and
+ * Where the kernel has TCP_ACK_HOLD (kernel-patch/ 0002) it does this
+ * itself: mode 2 at the first call, and each call releases up to the
+ * latest checkpoint (the kernel clamps that to what was read, and sends
+ * the ACK itself).  Otherwise the first call loads the program for the
+ * host (the one loader) and
  * attaches it at the egress of every interface of @s's network namespace
  * (a clsact filter, handle TCPCP_CLAMP_HANDLE, replaced if there); it
  * stays there, checking a socket storage lookup per segment, after the
@@ -469,6 +474,30 @@ static int clamp_attach(int s, int *map)
 	return 0;
 }
 
+/* Where the kernel has TCP_ACK_HOLD (kernel-patch/ 0002), it clamps:
+ * mode 2 acknowledges no more than what TCP_ACK_RELEASE released, and a
+ * release that lets the ACK advance sends it at once.  1: on, 0: a stock
+ * kernel (ENOPROTOOPT), -errno: refused. */
+static int hold_acks(int s)
+{
+	int mode = TCPCP_ACK_HOLD_RELEASED;
+
+	if (!setsockopt(s, IPPROTO_TCP, TCPCP_TCP_ACK_HOLD, &mode, sizeof(mode)))
+		return 1;
+	if (errno == ENOPROTOOPT)
+		return 0;
+	return tcpcp_fail(errno, "TCP_ACK_HOLD on fd %d: %s", s, strerror(errno));
+}
+
+static int release_acks(int s, uint32_t seq)
+{
+	int v = (int)seq;
+
+	if (setsockopt(s, IPPROTO_TCP, TCPCP_TCP_ACK_RELEASE, &v, sizeof(v)))
+		return tcpcp_fail(errno, "TCP_ACK_RELEASE on fd %d: %s", s, strerror(errno));
+	return 0;
+}
+
 TCPCP_EXPORT int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s)
 {
 	struct tcpcp_clamp_val v = { 0 };
@@ -478,6 +507,21 @@ TCPCP_EXPORT int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s)
 	tcpcp_clear_error();
 	if (!c)
 		return tcpcp_fail(EINVAL, "tcpcp_ckpt_clamp: no checkpoint handle"), -1;
+	if (!c->held && c->clamp < 0) {
+		if ((err = hold_acks(s)) < 0) {
+			errno = -err;
+			return -1;
+		}
+		c->held = err;
+	}
+	if (c->held) {
+		if ((err = release_acks(s, c->last_rcv))) {
+			errno = -err;
+			return -1;
+		}
+		c->clamped = c->last_rcv;
+		return 0;
+	}
 	if (c->clamp < 0) {
 		if (tcpcp_need_cap(CAP_NET_RAW, "announce clamp moves (a raw socket)") ||
 		    tcpcp_tuple_from_socket(s, &c->t))
@@ -503,6 +547,13 @@ TCPCP_EXPORT int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s)
 		return -1;
 	}
 	return 0;
+}
+
+TCPCP_EXPORT const char *tcpcp_ckpt_clamp_how(const struct tcpcp_ckpt *c)
+{
+	if (c && c->held)
+		return "TCP_ACK_HOLD";
+	return c && c->clamp >= 0 ? "BPF" : NULL;
 }
 
 /* The clamp for sockets checkpointed some other way (a CRIU dump): each

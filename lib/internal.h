@@ -30,6 +30,11 @@
 /* kernel-patch/ 0001: the peer's last TSval (get anywhere, set in repair
  * mode); a stock kernel answers ENOPROTOOPT. */
 #define TCPCP_TCP_REPAIR_TS_RECENT	47
+/* kernel-patch/ 0002: acknowledge only what the application released
+ * (mode 2) after checkpointing; ENOPROTOOPT on a stock kernel. */
+#define TCPCP_TCP_ACK_HOLD		48
+#define TCPCP_TCP_ACK_RELEASE		49
+#define TCPCP_ACK_HOLD_RELEASED		2
 int tcpcp_ts_recent_read(int s, uint32_t *val);
 
 #define TCPCP_EXPORT __attribute__((visibility("default")))

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * libtcpcp's acknowledgment clamp on a kernel with TCP_ACK_HOLD
+ * (kernel-patch/series/0002-...).  Why: the library must find the
+ * option and use it instead of its BPF program, and the promise is about
+ * the wire: a receiver that checkpoints (tcpcp_checkpoint()) and moves
+ * the clamp (tcpcp_ckpt_clamp()) every 64 KiB never acknowledges a byte
+ * beyond its latest checkpoint, and the stream still arrives intact.
+ * Linked against the project's libtcpcp (initramfs.sh builds it with the
+ * library's shared objects in the image).  On a kernel without the option
+ * it reports "stock path", and fails with --expect-patched.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <tcpcp.h>
+
+#define TCP_ACK_HOLD 48
+#define TCP_ACK_RELEASE 49
+
+#define STREAM_BYTES (16 << 20)
+#define CKPT_EVERY 65536
+
+#define TEST_NAME "lib_clamp"
+#include "guest.h"
+#include "wire.h"
+
+/* A checkpoint with @total (bytes read) as the state, then the clamp.
+ * 1: the peer has closed (CLOSE_WAIT), checkpoints end there. */
+static int checkpoint(struct tcpcp_ckpt *c, int r, uint32_t total)
+{
+	size_t len;
+	void *img = tcpcp_checkpoint(c, r, &total, sizeof(total), &len);
+
+	if (!img && errno == EOPNOTSUPP)
+		return 1;
+	if (!img || tcpcp_ckpt_clamp(c, r)) {
+		printf("FAIL " TEST_NAME ".setup: checkpoint or clamp at %u: %s\n", total,
+		       tcpcp_strerror());
+		return -1;
+	}
+	free(img);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static unsigned char buf[65536];
+	int expect_patched = argc > 1 && !strcmp(argv[1], "--expect-patched");
+	uint32_t v, base, released = 0, total = 0, allowed;
+	int lfd, s, r, st, bad = 0, wrong_release = 0, rcvbuf = 32 << 20;
+	struct tcpcp_ckpt *c;
+	struct wire w = { 0 };
+	const char *how;
+	char d[400];
+	pid_t pid;
+	ssize_t k;
+	int stock;
+
+	lfd = private_lo();
+	stock = stock_path(lfd, TCP_ACK_HOLD, "TCP_ACK_HOLD", expect_patched, &v);
+	close(lfd);
+	if (stock >= 0)
+		return stock;
+	w.pkt = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
+	if (w.pkt < 0)
+		die("socket(AF_PACKET)");
+	setsockopt(w.pkt, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
+	make_pair(&w, &s, &r);
+	c = tcpcp_ckpt_new(r);
+	if (!c) {
+		printf("FAIL " TEST_NAME ".setup: tcpcp_ckpt_new: %s\n", tcpcp_strerror());
+		return 1;
+	}
+	if (get_int(r, TCP_ACK_RELEASE, &base))	/* rcv_nxt: nothing came yet */
+		die("get TCP_ACK_RELEASE");
+	/* Clamped from the start, as a fail-over primary is. */
+	if (checkpoint(c, r, 0))
+		return 1;
+	int closed = 0;
+	pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (!pid) {
+		close(r);
+		send_all(s, 0, STREAM_BYTES);
+		close(s);
+		_exit(0);
+	}
+	close(s);
+	for (;;) {
+		if (!wait_readable(r, 5000))
+			break;
+		k = read(r, buf, sizeof(buf));
+		if (k <= 0)
+			break;
+		for (ssize_t i = 0; i < k; i++)
+			bad += buf[i] != pattern(total + i);
+		total += (uint32_t)k;
+		if (total - released >= CKPT_EVERY && !closed) {
+			closed = checkpoint(c, r, total);
+			if (closed < 0)
+				return 1;
+			if (closed)
+				continue;
+			released = total;
+			/* The kernel clamps the release to what was read. */
+			if (get_int(r, TCP_ACK_RELEASE, &allowed))
+				die("get TCP_ACK_RELEASE");
+			if (allowed != base + released && !wrong_release++)
+				printf("INFO " TEST_NAME ".first_wrong_release: read %u, the kernel "
+				       "allows %d\n", released, (int)(allowed - base));
+		}
+		drain(&w, base + released);
+	}
+	how = tcpcp_ckpt_clamp_how(c);
+	snprintf(d, sizeof(d), "tcpcp_ckpt_clamp_how() says %s", how ? how : "(null)");
+	result(how && !strcmp(how, "TCP_ACK_HOLD"), "library_uses_ack_hold", d);
+	snprintf(d, sizeof(d), "%u of %u bytes, %d wrong", total, STREAM_BYTES, bad);
+	result(total == STREAM_BYTES && !bad, "stream_intact", d);
+	snprintf(d, sizeof(d), "%d receiver segments (%d captured late), %d with an ACK above "
+		 "the latest checkpoint (highest %d over), %d right edge back%s, %d SACK",
+		 w.n, w.late, w.above, w.above ? (int)(w.worst - base - released) : 0,
+		 w.edge_back, w.back, w.sack);
+	result(w.n && !w.above && !w.edge_back && !w.sack, "no_ack_beyond_checkpoint", d);
+	snprintf(d, sizeof(d), "%d of %u releases not at the bytes read (the last at %u)",
+		 wrong_release, released / CKPT_EVERY, released);
+	result(!wrong_release, "release_at_checkpoint", d);
+	tcpcp_ckpt_free(c);
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	close(r);
+	return failures ? 1 : 0;
+}
