@@ -51,7 +51,7 @@ if [ -n "$BUILD" ] && [ -e "$BUILD/libtcpcp.so" ]; then
 	for c in "$HERE"/test/lib_*.c; do
 		[ -e "$c" ] || continue
 		t="$root/tests/$(basename "$c" .c)"
-		gcc -O2 -Wall -Wextra -I"$HERE/../include" -o "$t" "$c" \
+		gcc -O2 -Wall -Wextra -I"$HERE/../include" -I"$BUILD/gen" -o "$t" "$c" \
 			-L"$BUILD" -ltcpcp -Wl,-rpath,"$BUILD"
 		copy_libs "$t"
 	done

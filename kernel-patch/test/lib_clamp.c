@@ -8,7 +8,9 @@
  * beyond its latest checkpoint, and the stream still arrives intact.
  * Linked against the project's libtcpcp (initramfs.sh builds it with the
  * library's shared objects in the image).  On a kernel without the option
- * it reports "stock path", and fails with --expect-patched.
+ * it reports "stock path", and fails with --expect-patched.  It also
+ * checks that the checkpoints carry ts_recent (0001), read by the library
+ * where the kernel has TCP_REPAIR_TS_RECENT.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include <sys/wait.h>
 
 #include <tcpcp.h>
+#include <ici.pb-c.h>
 
 #define TCP_ACK_HOLD 48
 #define TCP_ACK_RELEASE 49
@@ -34,12 +37,20 @@
 #include "guest.h"
 #include "wire.h"
 
+static int with_ts_recent, checkpoints;
+
 /* A checkpoint with @total (bytes read) as the state, then the clamp.
  * 1: the peer has closed (CLOSE_WAIT), checkpoints end there. */
 static int checkpoint(struct tcpcp_ckpt *c, int r, uint32_t total)
 {
 	size_t len;
 	void *img = tcpcp_checkpoint(c, r, &total, sizeof(total), &len);
+	struct tcpcp_image *im = img ? tcpcp_image_read(img, len) : NULL;
+	const TcpcpIci *ici = im ? tcpcp_image_ici(im) : NULL;
+
+	checkpoints += !!ici;
+	with_ts_recent += ici && ici->has_ts_recent;
+	tcpcp_image_free(im);
 
 	if (!img && errno == EOPNOTSUPP)
 		return 1;
@@ -125,6 +136,8 @@ int main(int argc, char **argv)
 	how = tcpcp_ckpt_clamp_how(c);
 	snprintf(d, sizeof(d), "tcpcp_ckpt_clamp_how() says %s", how ? how : "(null)");
 	result(how && !strcmp(how, "TCP_ACK_HOLD"), "library_uses_ack_hold", d);
+	snprintf(d, sizeof(d), "%d of %d checkpoints", with_ts_recent, checkpoints);
+	result(checkpoints && with_ts_recent == checkpoints, "checkpoints_carry_ts_recent", d);
 	snprintf(d, sizeof(d), "%u of %u bytes, %d wrong", total, STREAM_BYTES, bad);
 	result(total == STREAM_BYTES && !bad, "stream_intact", d);
 	snprintf(d, sizeof(d), "%d receiver segments (%d captured late), %d with an ACK above "
