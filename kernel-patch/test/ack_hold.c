@@ -85,16 +85,7 @@ static double stream(struct wire *w, int mode, char *d, size_t dl)
 		die("get TCP_ACK_RELEASE");
 	drain(w, base);
 	reset_counts(w);
-	pid = fork();
-	if (pid < 0)
-		die("fork");
-	if (!pid) {
-		close(r);
-		send_all(s, 0, STREAM_BYTES);
-		close(s);
-		_exit(0);
-	}
-	close(s);
+	pid = spawn_writer(s, r, STREAM_BYTES);
 	t0 = now();
 	for (;;) {
 		if (!wait_readable(r, 5000)) {

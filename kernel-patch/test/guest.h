@@ -7,6 +7,7 @@
 #ifndef TCPCP_GUEST_H
 #define TCPCP_GUEST_H
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
 #include <sched.h>
@@ -75,6 +76,23 @@ static inline int private_lo(void)
 	if (ioctl(fd, SIOCSIFFLAGS, &ifr))
 		die("SIOCSIFFLAGS lo up");
 	return fd;
+}
+
+/* A TCP listener on 127.0.0.1, an ephemeral port (in *@sa). */
+static inline int loopback_listener(struct sockaddr_in *sa)
+{
+	socklen_t sl = sizeof(*sa);
+	int one = 1, lfd;
+
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(lfd, (struct sockaddr *)sa, sizeof(*sa)) || listen(lfd, 1) ||
+	    getsockname(lfd, (struct sockaddr *)sa, &sl))
+		die("listen");
+	return lfd;
 }
 
 /* Reads option @opt of @fd into @v.  A kernel without it (ENOPROTOOPT)

@@ -98,16 +98,7 @@ int main(int argc, char **argv)
 	if (checkpoint(c, r, 0))
 		return 1;
 	int closed = 0;
-	pid = fork();
-	if (pid < 0)
-		die("fork");
-	if (!pid) {
-		close(r);
-		send_all(s, 0, STREAM_BYTES);
-		close(s);
-		_exit(0);
-	}
-	close(s);
+	pid = spawn_writer(s, r, STREAM_BYTES);
 	for (;;) {
 		if (!wait_readable(r, 5000))
 			break;

@@ -150,16 +150,10 @@ static void count_rst_fin(int pkt, uint16_t port, int *rst, int *fin)
 static void connect_pair(int *a, int *b, struct sockaddr_in *la,
 			 struct sockaddr_in *lb)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(sa);
-	int one = 1, lfd;
+	struct sockaddr_in sa;
+	socklen_t sl;
+	int lfd = loopback_listener(&sa);
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1) ||
-	    getsockname(lfd, (struct sockaddr *)&sa, &sl))
-		die("listen");
 	*lb = sa;
 	*a = socket(AF_INET, SOCK_STREAM, 0);
 	if (*a < 0 || connect(*a, (struct sockaddr *)&sa, sizeof(sa)))

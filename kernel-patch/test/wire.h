@@ -145,17 +145,11 @@ static inline unsigned char pattern(uint32_t i)
 /* A connected pair: *s sends, *r receives; r's port is the listener's. */
 static inline void make_pair(struct wire *w, int *s, int *r)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(sa);
+	struct sockaddr_in sa;
+	socklen_t sl;
 	struct tcp_info ti;
-	int one = 1, lfd;
+	int one, lfd = loopback_listener(&sa);
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = socket(AF_INET, SOCK_STREAM, 0);
-	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) || listen(lfd, 1) ||
-	    getsockname(lfd, (struct sockaddr *)&sa, &sl))
-		die("listen");
 	filter_port(w->pkt, ntohs(sa.sin_port));
 	while (recv(w->pkt, &one, sizeof(one), MSG_DONTWAIT) >= 0)
 		;	/* captured under the previous filter */
@@ -188,6 +182,24 @@ static inline void send_all(int fd, uint32_t off, uint32_t n)
 		off += k;
 		n -= k;
 	}
+}
+
+/* A child that writes @n bytes of the pattern on @s and closes it; here
+ * only @r stays open.  Returns the child's pid. */
+static inline pid_t spawn_writer(int s, int r, uint32_t n)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork");
+	if (!pid) {
+		close(r);
+		send_all(s, 0, n);
+		close(s);
+		_exit(0);
+	}
+	close(s);
+	return pid;
 }
 
 #endif
