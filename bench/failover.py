@@ -299,36 +299,35 @@ def main():
             print(flush=True)
 
 
-def section_first(a, d):
+def runs_table(a, d, prefix, one, title, steps):
+    """`a.runs` runs of one(tmp dir), then each step's median [min-max] in ms."""
     rows = []
     for i in range(a.runs):
-        t = Path(d) / f'fo{i}'
+        t = Path(d) / f'{prefix}{i}'
         t.mkdir()
-        rows.append(one_failover(t))
-    print('fail-over of one download, standby steps as whole commands '
-          f'({a.runs} runs, median [min-max], ms)')
+        rows.append(one(t))
+    print(title)
     print(f'{"step":<48} {"median":>8} {"min":>8} {"max":>8}')
-    for k, name in (('takeover', 'gate close + route to the standby'),
-                    ('probe', 'tcpcp probe --resurrect (1 connection)'),
-                    ('first_byte', 'takeover start -> first byte acked by the peer')):
+    for k, name in steps:
         xs = [r[k] * 1000 for r in rows if r[k] is not None]
         if xs:
             print(f'{name:<48} {statistics.median(xs):8.1f} {min(xs):8.1f} {max(xs):8.1f}')
+
+
+def section_first(a, d):
+    runs_table(a, d, 'fo', one_failover,
+               'fail-over of one download, standby steps as whole commands '
+               f'({a.runs} runs, median [min-max], ms)',
+               (('takeover', 'gate close + route to the standby'),
+                ('probe', 'tcpcp probe --resurrect (1 connection)'),
+                ('first_byte', 'takeover start -> first byte acked by the peer')))
 
 
 def section_standby(a, d):
-    rows = []
-    for i in range(a.runs):
-        t = Path(d) / f'sb{i}'
-        t.mkdir()
-        rows.append(standby_failover(t))
-    print(f'tcpcp standby, one download, --timeout {TIMEOUT_MS} ms ({a.runs} runs, ms)')
-    print(f'{"step":<48} {"median":>8} {"min":>8} {"max":>8}')
-    for k, name in (('death', 'primary death -> first byte acked by the peer'),
-                    ('detect', '  of which after the timeout ran out')):
-        xs = [r[k] * 1000 for r in rows if r[k] is not None]
-        if xs:
-            print(f'{name:<48} {statistics.median(xs):8.1f} {min(xs):8.1f} {max(xs):8.1f}')
+    runs_table(a, d, 'sb', standby_failover,
+               f'tcpcp standby, one download, --timeout {TIMEOUT_MS} ms ({a.runs} runs, ms)',
+               (('death', 'primary death -> first byte acked by the peer'),
+                ('detect', '  of which after the timeout ran out')))
 
 
 def section_upload(a, d):
