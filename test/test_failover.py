@@ -507,3 +507,43 @@ def test_criu_speculative_dump_survives_kill(topo, tmp_path, family, both):
     hz = tsval_hz(pkts, (ipx, CRIU_PORT), after=t_restore)
     assert hz is not None and 500 < hz < 2000, hz
     link_back()
+
+
+@pytest.mark.skipif(asan_build(), reason='an ASan plugin cannot load into criu')
+def test_criu_resurrect_gives_up_without_answer(topo, tmp_path):
+    """The peer went away with the primary: the restore's probe gets no
+    answer, and after its 3 s the connection is given up with one line
+    naming it; the restore itself succeeds, and the restored process
+    finds its connection closed (and says so) instead of hanging."""
+    ipx = topo.ipx(4)
+    criu = Criu(topo, tmp_path)
+    server = Task(topo, 'origin', [build.traffic(), '--listen', hostport(ipx, CRIU_PORT),
+                                   '--tx-bytes', 6 * MB, '--rx-bytes', 1, '--tx-seed', 11,
+                                   '--rx-seed', 22, '--rate', '1M'], tmp_path, 'server')
+    cli.wait_listening(topo, 'origin', CRIU_PORT)
+    ready = tmp_path / 'peer.ready'
+    peer = Traffic(topo, 'peer', '--connect', hostport(ipx, CRIU_PORT), '--tx-bytes', 1,
+                   '--write-stall', '0:9000', '--rx-bytes', 6 * MB, '--tx-seed', 22,
+                   '--rx-seed', 11, '--ready', ready)
+    wait_for(ready.exists, 10, 'the peer connected')
+    time.sleep(0.3)
+    criu.dump('origin', server.pid, tmp_path / 'img', extra=('--leave-running',))
+    link_back = primary_dies(topo, server, peer_port(topo, CRIU_PORT))
+    server.restored()
+    peer.proc.kill()
+    peer.wait(10)
+    # What its kernel kept of the connection (FIN_WAIT1 towards the dead
+    # primary) goes too: the peer has no such connection any more.
+    topo.run('peer', 'ss', '-K', 'dport', '=', f':{CRIU_PORT}', check=False)
+    t0 = time.monotonic()
+    r = criu.restore('dest', tmp_path / 'img',
+                     env={'TCPCP_RESURRECT': '1', 'TCPCP_TAKEOVER': move_to_dest(topo)})
+    took = time.monotonic() - t0
+    gave_up = [l for l in r.log.splitlines() if 'given up' in l]
+    assert len(gave_up) == 1 and f'{ipx}:{CRIU_PORT}' in gave_up[0] and \
+        'did not answer in 3000 ms' in gave_up[0], r.log[-3000:]
+    assert 3 <= took < 15, took
+    server.wait(30)
+    err = server.err.read_text()
+    assert 'tcpcp-traffic' in err and ('reset' in err or 'EOF' in err or 'closed' in err), err
+    link_back()
