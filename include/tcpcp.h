@@ -82,6 +82,12 @@ struct tcpcp_create_opts {
 	 * origin's, so a host allows it in tcpcp.conf ("congestion-carry
 	 * yes"); refused otherwise, before anything is created. */
 	enum tcpcp_congestion { TCPCP_CONGESTION_FRESH, TCPCP_CONGESTION_CARRY } congestion;
+	/* Resynchronise on resurrection (kernel-patch/ 0003): the peer's
+	 * first ACK beyond the image's snd_nxt is taken, not dropped, and the
+	 * connection moves on to it; tcpcp_resync_skip() says how far.  For
+	 * an image older than the connection, instead of tcpcp_probe() and
+	 * tcpcp_resurrect().  Fails (ENOPROTOOPT) on a kernel without it. */
+	int resync;
 };
 #define TCPCP_CREATE_OPTS_INIT { .size = sizeof(struct tcpcp_create_opts) }
 
@@ -206,6 +212,13 @@ void *tcpcp_resurrect(const void *ckpt, size_t len, const struct tcpcp_peer_view
  * the peer does not retransmit into the void until its timeouts.  Needs
  * CAP_NET_RAW. */
 int tcpcp_reset_peer(int s, const void *ckpt, size_t len, const struct tcpcp_peer_view *v);
+/* After a create with opts.resync and the activation (whose window probe
+ * makes the peer answer): how many bytes the peer had acknowledged beyond
+ * the image's write_seq (the skip, >= 0), once its ACK came; if none came
+ * beyond snd_nxt within @wait_ms (the peer had no more than the image),
+ * the option is disarmed and 0 returned.  Wait at least a round trip.
+ * -1 on error. */
+int64_t tcpcp_resync_skip(int s, unsigned int wait_ms);
 /* For a program that cannot be told the skip (restored by CRIU from an
  * image older than its connection): the next @n bytes written to @s
  * (established) are dropped before TCP queues them, and every write

@@ -394,6 +394,13 @@ static int build(int s, const TcpcpIci *ici, const struct tcpcp_create_opts *o,
 	if ((err = fill_queues(s, ici)) || (err = tcpcp_fins_restore(s, ici)) ||
 	    (err = tcpcp_sockopts_restore_late(s, ici->local->family, ici->sockopts)))
 		return err;
+	/* Armed in repair mode, as the kernel wants: the peer's answer to
+	 * the activation's window probe may acknowledge bytes the image
+	 * never sent. */
+	if (o->resync && setint(s, IPPROTO_TCP, TCPCP_TCP_REPAIR_RESYNC, 1, "TCP_REPAIR_RESYNC"))
+		return errno == ENOPROTOOPT ?
+		       tcpcp_fail(ENOPROTOOPT, "the kernel has no TCP_REPAIR_RESYNC "
+				  "(kernel-patch/ 0003): resurrect with a probe instead") : -errno;
 	return 0;
 }
 

@@ -35,6 +35,9 @@
 #define TCPCP_TCP_ACK_HOLD		48
 #define TCPCP_TCP_ACK_RELEASE		49
 #define TCPCP_ACK_HOLD_RELEASED		2
+/* kernel-patch/ 0003: the first ACK beyond snd_nxt accepted after a
+ * restore; getsockopt: -1 while armed, else the skip. */
+#define TCPCP_TCP_REPAIR_RESYNC		50
 int tcpcp_ts_recent_read(int s, uint32_t *val);
 
 #define TCPCP_EXPORT __attribute__((visibility("default")))

@@ -193,3 +193,42 @@ TCPCP_EXPORT int tcpcp_reset_peer(int s, const void *ckpt, size_t len,
 	}
 	return 0;
 }
+
+/* The other way to resurrect, where the kernel has TCP_REPAIR_RESYNC
+ * (kernel-patch/ 0003): no probe; the image is recreated as it is, armed
+ * (tcpcp_create_opts.resync), and the peer's answer to the activation's
+ * window probe moves it on to where the peer stands.  The option disarms
+ * itself on an ACK beyond snd_nxt and then reads back the skip; an ACK at
+ * or below leaves it armed, so after @wait_ms without one the peer had
+ * no more than the image: disarmed here, skip 0. */
+TCPCP_EXPORT int64_t tcpcp_resync_skip(int s, unsigned int wait_ms)
+{
+	struct timespec t0, now;
+	socklen_t len;
+	int v, zero = 0;
+
+	tcpcp_clear_error();
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		len = sizeof(v);
+		if (getsockopt(s, IPPROTO_TCP, TCPCP_TCP_REPAIR_RESYNC, &v, &len))
+			return tcpcp_fail(errno, "TCP_REPAIR_RESYNC on fd %d: %s", s,
+					  errno == ENOPROTOOPT ? "the kernel has no such option "
+					  "(kernel-patch/ 0003)" : strerror(errno)), -1;
+		if (v >= 0)
+			return v;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >=
+		    (long)wait_ms)
+			break;
+		usleep(1000);
+	}
+	if (setsockopt(s, IPPROTO_TCP, TCPCP_TCP_REPAIR_RESYNC, &zero, sizeof(zero)))
+		return tcpcp_fail(errno, "disarming TCP_REPAIR_RESYNC on fd %d: %s", s,
+				  strerror(errno)), -1;
+	/* An ACK may have come between the last look and the disarming. */
+	len = sizeof(v);
+	if (!getsockopt(s, IPPROTO_TCP, TCPCP_TCP_REPAIR_RESYNC, &v, &len) && v > 0)
+		return v;
+	return 0;
+}
