@@ -557,10 +557,12 @@ TCPCP_EXPORT const char *tcpcp_ckpt_clamp_how(const struct tcpcp_ckpt *c)
 }
 
 /* The clamp for sockets checkpointed some other way (a CRIU dump): each
- * acknowledges no further than @ack[i].  The program is attached once
- * per network namespace in the batch; the window scale is the one the
- * socket announced (TCP_INFO).  Not announced: the caller's next segment
- * on each (leaving repair mode sends a window probe) carries it. */
+ * acknowledges no further than @ack[i].  Where the kernel has
+ * TCP_ACK_HOLD, it holds them (mode 2, released up to @ack[i]); else the
+ * program is attached once per network namespace in the batch, with the
+ * window scale the socket announced (TCP_INFO).  Not announced: the
+ * caller's next segment on each (leaving repair mode sends a window
+ * probe) carries it. */
 TCPCP_EXPORT int tcpcp_clamp_fds(const int *s, const uint32_t *ack, size_t n)
 {
 	uint64_t last_ns = 0, ns;
@@ -573,6 +575,11 @@ TCPCP_EXPORT int tcpcp_clamp_fds(const int *s, const uint32_t *ack, size_t n)
 		struct tcp_info ti;
 		socklen_t len = sizeof(ti);
 
+		if (map < 0 && (err = hold_acks(s[i])) != 0) {
+			if (err > 0)
+				err = release_acks(s[i], ack[i]);
+			continue;
+		}
 		memset(&ti, 0, sizeof(ti));
 		if (getsockopt(s[i], IPPROTO_TCP, TCP_INFO, &ti, &len)) {
 			err = tcpcp_fail(errno, "fd %d: TCP_INFO: %s", s[i], strerror(errno));

@@ -6,6 +6,7 @@
  * the wire: a receiver that checkpoints (tcpcp_checkpoint()) and moves
  * the clamp (tcpcp_ckpt_clamp()) every 64 KiB never acknowledges a byte
  * beyond its latest checkpoint, and the stream still arrives intact.
+ * The same through tcpcp_clamp_fds(), the batch the CRIU plugin uses.
  * Linked against the project's libtcpcp (initramfs.sh builds it with the
  * library's shared objects in the image).  On a kernel without the option
  * it reports "stock path", and fails with --expect-patched.  It also
@@ -63,41 +64,35 @@ static int checkpoint(struct tcpcp_ckpt *c, int r, uint32_t total)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/*
+ * A 16 MB stream into r, clamped from the start and moved every 64 KiB:
+ * through tcpcp_checkpoint() + tcpcp_ckpt_clamp() (@fds 0, an application
+ * that checkpoints itself) or tcpcp_clamp_fds() at the bytes read (@fds 1,
+ * as the CRIU plugin clamps after a dump).  Checks named @p.x.
+ */
+static void clamp_stream(struct wire *w, int fds, const char *p)
 {
 	static unsigned char buf[65536];
-	int expect_patched = argc > 1 && !strcmp(argv[1], "--expect-patched");
-	uint32_t v, base, released = 0, total = 0, allowed;
-	int lfd, s, r, st, bad = 0, wrong_release = 0, rcvbuf = 32 << 20;
-	struct tcpcp_ckpt *c;
-	struct wire w = { 0 };
-	const char *how;
-	char d[400];
+	uint32_t base, released = 0, total = 0, allowed, mode = 0, ack;
+	int s, r, st, bad = 0, wrong_release = 0, closed = 0;
+	struct tcpcp_ckpt *c = NULL;
+	char d[400], name[64];
 	pid_t pid;
 	ssize_t k;
-	int stock;
 
-	lfd = private_lo();
-	stock = stock_path(lfd, TCP_ACK_HOLD, "TCP_ACK_HOLD", expect_patched, &v);
-	close(lfd);
-	if (stock >= 0)
-		return stock;
-	w.pkt = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
-	if (w.pkt < 0)
-		die("socket(AF_PACKET)");
-	setsockopt(w.pkt, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
-	make_pair(&w, &s, &r);
-	c = tcpcp_ckpt_new(r);
-	if (!c) {
+	make_pair(w, &s, &r);
+	if (!fds && !(c = tcpcp_ckpt_new(r))) {
 		printf("FAIL " TEST_NAME ".setup: tcpcp_ckpt_new: %s\n", tcpcp_strerror());
-		return 1;
+		exit(1);
 	}
 	if (get_int(r, TCP_ACK_RELEASE, &base))	/* rcv_nxt: nothing came yet */
 		die("get TCP_ACK_RELEASE");
 	/* Clamped from the start, as a fail-over primary is. */
-	if (checkpoint(c, r, 0))
-		return 1;
-	int closed = 0;
+	ack = base;
+	if (fds ? tcpcp_clamp_fds(&r, &ack, 1) : checkpoint(c, r, 0)) {
+		printf("FAIL " TEST_NAME ".setup: first clamp: %s\n", tcpcp_strerror());
+		exit(1);
+	}
 	pid = spawn_writer(s, r, STREAM_BYTES);
 	for (;;) {
 		if (!wait_readable(r, 5000))
@@ -109,9 +104,13 @@ int main(int argc, char **argv)
 			bad += buf[i] != pattern(total + i);
 		total += (uint32_t)k;
 		if (total - released >= CKPT_EVERY && !closed) {
-			closed = checkpoint(c, r, total);
-			if (closed < 0)
-				return 1;
+			ack = base + total;
+			closed = fds ? 0 : checkpoint(c, r, total);
+			if (closed < 0 || (fds && tcpcp_clamp_fds(&r, &ack, 1))) {
+				printf("FAIL " TEST_NAME ".setup: clamp at %u: %s\n", total,
+				       tcpcp_strerror());
+				exit(1);
+			}
 			if (closed)
 				continue;
 			released = total;
@@ -119,29 +118,63 @@ int main(int argc, char **argv)
 			if (get_int(r, TCP_ACK_RELEASE, &allowed))
 				die("get TCP_ACK_RELEASE");
 			if (allowed != base + released && !wrong_release++)
-				printf("INFO " TEST_NAME ".first_wrong_release: read %u, the kernel "
-				       "allows %d\n", released, (int)(allowed - base));
+				printf("INFO " TEST_NAME ".%s.first_wrong_release: read %u, the "
+				       "kernel allows %d\n", p, released, (int)(allowed - base));
 		}
-		drain(&w, base + released);
+		drain(w, base + released);
 	}
-	how = tcpcp_ckpt_clamp_how(c);
-	snprintf(d, sizeof(d), "tcpcp_ckpt_clamp_how() says %s", how ? how : "(null)");
-	result(how && !strcmp(how, "TCP_ACK_HOLD"), "library_uses_ack_hold", d);
-	snprintf(d, sizeof(d), "%d of %d checkpoints", with_ts_recent, checkpoints);
-	result(checkpoints && with_ts_recent == checkpoints, "checkpoints_carry_ts_recent", d);
+	get_int(r, TCP_ACK_HOLD, &mode);
+	if (fds) {
+		snprintf(d, sizeof(d), "TCP_ACK_HOLD reads %u", mode);
+		snprintf(name, sizeof(name), "%s.library_uses_ack_hold", p);
+		result(mode == 2, name, d);
+	} else {
+		const char *how = tcpcp_ckpt_clamp_how(c);
+
+		snprintf(d, sizeof(d), "tcpcp_ckpt_clamp_how() says %s, TCP_ACK_HOLD reads %u",
+			 how ? how : "(null)", mode);
+		snprintf(name, sizeof(name), "%s.library_uses_ack_hold", p);
+		result(how && !strcmp(how, "TCP_ACK_HOLD") && mode == 2, name, d);
+		snprintf(d, sizeof(d), "%d of %d checkpoints", with_ts_recent, checkpoints);
+		snprintf(name, sizeof(name), "%s.checkpoints_carry_ts_recent", p);
+		result(checkpoints && with_ts_recent == checkpoints, name, d);
+	}
 	snprintf(d, sizeof(d), "%u of %u bytes, %d wrong", total, STREAM_BYTES, bad);
-	result(total == STREAM_BYTES && !bad, "stream_intact", d);
+	snprintf(name, sizeof(name), "%s.stream_intact", p);
+	result(total == STREAM_BYTES && !bad, name, d);
 	snprintf(d, sizeof(d), "%d receiver segments (%d captured late), %d with an ACK above "
 		 "the latest checkpoint (highest %d over), %d right edge back%s, %d SACK",
-		 w.n, w.late, w.above, w.above ? (int)(w.worst - base - released) : 0,
-		 w.edge_back, w.back, w.sack);
-	result(w.n && !w.above && !w.edge_back && !w.sack, "no_ack_beyond_checkpoint", d);
+		 w->n, w->late, w->above, w->above ? (int)(w->worst - base - released) : 0,
+		 w->edge_back, w->back, w->sack);
+	snprintf(name, sizeof(name), "%s.no_ack_beyond_checkpoint", p);
+	result(w->n && !w->above && !w->edge_back && !w->sack, name, d);
 	snprintf(d, sizeof(d), "%d of %u releases not at the bytes read (the last at %u)",
 		 wrong_release, released / CKPT_EVERY, released);
-	result(!wrong_release, "release_at_checkpoint", d);
+	snprintf(name, sizeof(name), "%s.release_at_checkpoint", p);
+	result(!wrong_release, name, d);
 	tcpcp_ckpt_free(c);
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	close(r);
+}
+
+int main(int argc, char **argv)
+{
+	int expect_patched = argc > 1 && !strcmp(argv[1], "--expect-patched");
+	int lfd, stock, rcvbuf = 32 << 20;
+	struct wire w = { 0 };
+	uint32_t v;
+
+	lfd = private_lo();
+	stock = stock_path(lfd, TCP_ACK_HOLD, "TCP_ACK_HOLD", expect_patched, &v);
+	close(lfd);
+	if (stock >= 0)
+		return stock;
+	w.pkt = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
+	if (w.pkt < 0)
+		die("socket(AF_PACKET)");
+	setsockopt(w.pkt, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
+	clamp_stream(&w, 0, "ckpt");
+	clamp_stream(&w, 1, "fds");
 	return failures ? 1 : 0;
 }
