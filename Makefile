@@ -199,6 +199,10 @@ bench: all $(O)/bench/op_cost $(O)/bench/switch_cost $(O)/bench/ckpt_cost
 kernel-test: all
 	$(MAKE) -C kernel-patch test TCPCP_BUILD=$(abspath $(O))
 
+# The acknowledgment clamp with TCP_ACK_HOLD and with BPF, in the guest.
+kernel-bench: all
+	$(MAKE) -C kernel-patch bench TCPCP_BUILD=$(abspath $(O))
+
 # libFuzzer targets (clang; see test/fuzz/): ICI decoding and validation,
 # pass-protocol frames, and the small text parsers.
 FUZZ_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined,fuzzer-no-link
@@ -239,4 +243,4 @@ check-asan: asan
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: kernel-test install-runc-conf all traffic pass zdtm install asan fuzz fuzz-long soak bench check check-asan clean
+.PHONY: kernel-test kernel-bench install-runc-conf all traffic pass zdtm install asan fuzz fuzz-long soak bench check check-asan clean

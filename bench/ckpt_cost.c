@@ -11,8 +11,8 @@
  * periods interleaved run by run) and its ratio to no checkpoints, the
  * checkpoint's own time (p50, p99, from this process's clock), and the
  * size of a checkpoint.  Loopback makes throughput CPU-bound, so whatever
- * a checkpoint costs shows.  Needs CAP_NET_ADMIN (the first checkpoint's
- * repair mode); run it in a network namespace of its own.
+ * a checkpoint costs shows.  Needs root: each run makes a network
+ * namespace of its own, and the first checkpoint enters repair mode.
  *
  * --receive: the other way round, as a fail-over primary that receives:
  * the child writes, this process reads 64 KB at a time and, every
@@ -23,14 +23,17 @@
  * CAP_BPF (the clamp's tc program on lo).
  */
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -88,6 +91,25 @@ struct result {
 	size_t n, img;
 };
 
+/* Each run in a network namespace of its own, lo up: the clamp's tc
+ * program, once attached, stays on lo and would slow the runs after it,
+ * those without a clamp too. */
+static void fresh_netns(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd;
+
+	if (unshare(CLONE_NEWNET))
+		die("unshare(CLONE_NEWNET): run as root");
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr))
+		die("SIOCGIFFLAGS lo");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr))
+		die("SIOCSIFFLAGS lo up");
+	close(fd);
+}
+
 static void one_run(unsigned int secs, unsigned int period_ms, bool receive,
 		    struct result *res)
 {
@@ -98,6 +120,7 @@ static void one_run(unsigned int secs, unsigned int period_ms, bool receive,
 	pid_t pid;
 	int w, r, st;
 
+	fresh_netns();
 	pair(&w, &r);
 	if (receive) {		/* we read from w; the child writes into r */
 		int x = w;

@@ -58,6 +58,24 @@ if [ -n "$BUILD" ] && [ -e "$BUILD/libtcpcp.so" ]; then
 else
 	echo "initramfs.sh: TCPCP_BUILD not set (or no libtcpcp.so there): the lib_* tests are left out"
 fi
+# TCPCP_KERNEL_BENCH=1 (`make kernel-bench`): after the tests, the guest
+# runs bench/ckpt_cost --receive with the kernel's TCP_ACK_HOLD clamp and
+# with the BPF clamp (tcpcp.conf "ack-hold no"), same program, same kernel.
+if [ "${TCPCP_KERNEL_BENCH:-0}" = 1 ] && [ -n "$BUILD" ] && [ -e "$BUILD/libtcpcp.so" ]; then
+	mkdir -p "$root/bench"
+	gcc -D_GNU_SOURCE -O2 -Wall -Wextra -I"$HERE/../include" -o "$root/bench/ckpt_cost" \
+		"$HERE/../bench/ckpt_cost.c" -L"$BUILD" -ltcpcp -Wl,-rpath,"$BUILD"
+	copy_libs "$root/bench/ckpt_cost"
+	cat > "$root/bench/run.sh" <<'BENCH'
+#!/bin/busybox sh
+echo 'ack-hold no' > /tmp/bpf.conf
+for how in TCP_ACK_HOLD BPF; do
+	[ "$how" = BPF ] && export TCPCP_CONFIG=/tmp/bpf.conf
+	/bench/ckpt_cost --receive 2 3 0 100 10 1 2>&1 | sed "s/^/INFO bench.$how: /"
+done
+BENCH
+	chmod 755 "$root/bench/run.sh"
+fi
 for s in "$HERE"/test/*.sh; do
 	[ -e "$s" ] && install -m 755 "$s" "$root/tests/"
 done
@@ -81,6 +99,7 @@ for t in /tests/*; do
 	echo "$r $name ($(echo "$t0 $t1" | awk '{printf "%.2f", $2 - $1}') s)"
 done
 echo "SUMMARY: $pass passed, $fail failed (uptime $(cut -d' ' -f1 /proc/uptime) s)"
+[ -x /bench/run.sh ] && /bench/run.sh
 poweroff -f
 INIT
 chmod 755 "$root/init"

@@ -90,6 +90,18 @@ int tcpcp_need_carry_policy(void)
 			  "(\"congestion-carry yes\" in %s)", config_path());
 }
 
+/* kernel-patch/'s TCP_ACK_HOLD, where the kernel has it, clamps the
+ * acknowledgments of a checkpointed connection instead of the BPF
+ * program; a host can keep the BPF clamp (to compare the two, or to
+ * work around a kernel it does not trust):
+ *
+ *     ack-hold no
+ */
+bool tcpcp_ack_hold_allowed(void)
+{
+	return !config_is("ack-hold", "no");
+}
+
 /* The file is read only when CAP_NET_RAW is missing: a restore of
  * 10,000 connections by root would otherwise open it 10,000 times. */
 int tcpcp_need_create_caps(void)

@@ -110,16 +110,26 @@ static int first_capture(int s, struct tcpcp_ckpt *c)
 	int i, err;
 
 	for (i = 0; i < CKPT_TRIES; i++) {
+		bool moved;
+
 		free(img);
 		if ((err = tcp_info(s, &a)))
 			return err;
 		img = tcpcp_capture(s, &len);
-		if (!img)
-			return -errno;
-		if ((err = tcp_info(s, &b)))
+		err = img ? 0 : -errno;
+		if (tcp_info(s, &b)) {
+			err = -errno;
 			goto out;
-		if (a.tcpi_bytes_acked == b.tcpi_bytes_acked &&
-		    a.tcpi_bytes_received == b.tcpi_bytes_received)
+		}
+		moved = a.tcpi_bytes_acked != b.tcpi_bytes_acked ||
+			a.tcpi_bytes_received != b.tcpi_bytes_received;
+		/* Segments that arrive during the read can make its parts
+		 * disagree (seen: rcv_wup read after an ACK beyond the
+		 * rcv_nxt read before it, refused by the image's checks):
+		 * that is movement too, read again. */
+		if (!moved && err)
+			goto out;
+		if (!moved)
 			break;
 	}
 	if (i == CKPT_TRIES) {
@@ -507,7 +517,7 @@ TCPCP_EXPORT int tcpcp_ckpt_clamp(struct tcpcp_ckpt *c, int s)
 	tcpcp_clear_error();
 	if (!c)
 		return tcpcp_fail(EINVAL, "tcpcp_ckpt_clamp: no checkpoint handle"), -1;
-	if (!c->held && c->clamp < 0) {
+	if (!c->held && c->clamp < 0 && tcpcp_ack_hold_allowed()) {
 		if ((err = hold_acks(s)) < 0) {
 			errno = -err;
 			return -1;
@@ -566,6 +576,7 @@ TCPCP_EXPORT const char *tcpcp_ckpt_clamp_how(const struct tcpcp_ckpt *c)
 TCPCP_EXPORT int tcpcp_clamp_fds(const int *s, const uint32_t *ack, size_t n)
 {
 	uint64_t last_ns = 0, ns;
+	bool hold = n && tcpcp_ack_hold_allowed();
 	int map = -1, err = 0;
 	size_t i;
 
@@ -575,7 +586,7 @@ TCPCP_EXPORT int tcpcp_clamp_fds(const int *s, const uint32_t *ack, size_t n)
 		struct tcp_info ti;
 		socklen_t len = sizeof(ti);
 
-		if (map < 0 && (err = hold_acks(s[i])) != 0) {
+		if (hold && map < 0 && (err = hold_acks(s[i])) != 0) {
 			if (err > 0)
 				err = release_acks(s[i], ack[i]);
 			continue;

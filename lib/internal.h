@@ -222,6 +222,9 @@ void tcpcp_sockopts_free(TcpcpSockopts *so);
 /* caps.c */
 int tcpcp_need_cap(int cap, const char *why);
 int tcpcp_need_create_caps(void);
+/* caps.c: the host lets TCP_ACK_HOLD clamp (tcpcp.conf: "ack-hold no"
+ * keeps the BPF clamp). */
+bool tcpcp_ack_hold_allowed(void);
 int tcpcp_need_carry_policy(void);
 
 #endif
