@@ -183,7 +183,8 @@ $(O)/bench/switch_cost: bench/switch_cost.c $(O)/libtcpcp.so
 
 bench: all $(O)/bench/op_cost $(O)/bench/switch_cost $(O)/bench/ckpt_cost
 	bench/op_cost.sh 1 10 100 1000 9000
-	unshare -n sh -c 'ip link set lo up && LD_LIBRARY_PATH=$(O) exec $(O)/bench/ckpt_cost 2 5 0 100 10 1'
+	LD_LIBRARY_PATH=$(O) $(O)/bench/ckpt_cost 2 5 0 100 10 1
+	LD_LIBRARY_PATH=$(O) $(O)/bench/ckpt_cost --receive 2 3 0 100 10 1
 	TCPCP_BUILD=$(abspath $(O)) bench/switch_cost.sh 100 500
 	TCPCP_BUILD=$(abspath $(O)) bench/cli_pass_latency.py --passes 20 \
 		--csv $(O)/bench/cli_pass_latency.csv --png $(O)/bench/cli_pass_latency.png
