@@ -5,8 +5,9 @@
 # runs them, prints PASS/FAIL per test and a SUMMARY line, then powers off.
 # Tests named lib_*.c use the project's libtcpcp: they are linked against
 # $TCPCP_BUILD/libtcpcp.so (the top Makefile's `make kernel-test` passes
-# its build), which goes into the image with its shared libraries at the
-# paths ldd names; without TCPCP_BUILD they are left out, with a line.
+# its build), which goes into the image at /usr/lib/tcpcp with its shared
+# libraries at the paths ldd names; without TCPCP_BUILD they are left
+# out, with a line.
 # Output: $TCPCP_KERNEL_CACHE/initramfs.cpio.gz (default /var/cache/tcpcp-kernel).
 set -euo pipefail
 
@@ -46,14 +47,19 @@ for c in "$HERE"/test/*.c; do
 	gcc -O2 -Wall -Wextra -static -o "$root/tests/$(basename "$c" .c)" "$c"
 done
 BUILD=${TCPCP_BUILD:-}
+# The library goes to /usr/lib/tcpcp in the image, not to the build's
+# path: /init mounts a tmpfs on /tmp, where a CI clone's build lives.
+GUEST_LIB=/usr/lib/tcpcp
 if [ -n "$BUILD" ] && [ -e "$BUILD/libtcpcp.so" ]; then
 	BUILD=$(cd "$BUILD" && pwd)
+	mkdir -p "$root$GUEST_LIB"
+	cp -L "$BUILD/libtcpcp.so.1" "$root$GUEST_LIB/"
+	copy_libs "$BUILD/libtcpcp.so.1"
 	for c in "$HERE"/test/lib_*.c; do
 		[ -e "$c" ] || continue
 		t="$root/tests/$(basename "$c" .c)"
 		gcc -O2 -Wall -Wextra -I"$HERE/../include" -I"$BUILD/gen" -o "$t" "$c" \
-			-L"$BUILD" -ltcpcp -Wl,-rpath,"$BUILD"
-		copy_libs "$t"
+			-L"$BUILD" -ltcpcp -Wl,-rpath,"$GUEST_LIB"
 	done
 else
 	echo "initramfs.sh: TCPCP_BUILD not set (or no libtcpcp.so there): the lib_* tests are left out"
@@ -64,8 +70,7 @@ fi
 if [ "${TCPCP_KERNEL_BENCH:-0}" = 1 ] && [ -n "$BUILD" ] && [ -e "$BUILD/libtcpcp.so" ]; then
 	mkdir -p "$root/bench"
 	gcc -D_GNU_SOURCE -O2 -Wall -Wextra -I"$HERE/../include" -o "$root/bench/ckpt_cost" \
-		"$HERE/../bench/ckpt_cost.c" -L"$BUILD" -ltcpcp -Wl,-rpath,"$BUILD"
-	copy_libs "$root/bench/ckpt_cost"
+		"$HERE/../bench/ckpt_cost.c" -L"$BUILD" -ltcpcp -Wl,-rpath,"$GUEST_LIB"
 	cat > "$root/bench/run.sh" <<'BENCH'
 #!/bin/busybox sh
 echo 'ack-hold no' > /tmp/bpf.conf
