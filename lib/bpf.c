@@ -772,8 +772,9 @@ int tcpcp_bpf_skip_open(int *map, int *socks)
 	char path[PATH_MAX];
 	int err;
 
-	*socks = -1;
-	if ((err = object_open(&skip_obj, sizeof(struct tcpcp_skip_val), map, NULL)))
+	if (socks)
+		*socks = -1;
+	if ((err = object_open(&skip_obj, sizeof(struct tcpcp_skip_val), map, NULL)) || !socks)
 		return err;
 	pin_path(BPFFS, skip_obj.socks_pin, path, sizeof(path));
 	*socks = bpf_obj_get(path);

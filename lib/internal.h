@@ -116,8 +116,8 @@ bool tcpcp_bpf_gate_idle(int gate, uint64_t netns);
 int tcpcp_bpf_carry_open(int *map);
 /* The acknowledgment clamp's program and socket-storage map, the same. */
 int tcpcp_bpf_clamp_open(int *map, int *prog);
-/* The output skip's socket-storage map and the sockhash its sk_msg
- * program is attached to, the same. */
+/* The output skip's socket-storage map and (unless @socks is NULL) the
+ * sockhash its sk_msg program is attached to, the same. */
 int tcpcp_bpf_skip_open(int *map, int *socks);
 /* @fn(@arg) with libbpf's messages kept from stderr (the library never
  * prints; e.g. the kernel's "Exclusivity flag on" for a clsact qdisc

@@ -49,16 +49,15 @@ TCPCP_EXPORT int tcpcp_skip_output(int s, uint64_t n)
 TCPCP_EXPORT int64_t tcpcp_skip_left(int s)
 {
 	struct tcpcp_skip_val v;
-	int map = -1, socks = -1;
 	int64_t left;
+	int map = -1;
 
 	tcpcp_clear_error();
-	if (tcpcp_bpf_skip_open(&map, &socks))
+	if (tcpcp_bpf_skip_open(&map, NULL))
 		return -1;
 	left = bpf_map_lookup_elem(map, &s, &v) ? (errno == ENOENT ? 0 : -1) : (int64_t)v.left;
 	if (left < 0)
 		tcpcp_fail(errno, "cannot read the output skip of fd %d: %s", s, strerror(errno));
 	close(map);
-	close(socks);
 	return left;
 }

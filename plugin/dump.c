@@ -518,21 +518,6 @@ static void nftunlock(void)
 	}
 }
 
-/* TCPCP_CLAMP: 1 (move the acknowledgment clamps at a dump the tasks
- * survive) or 0. */
-static int clamp_mode(void)
-{
-	const char *v = getenv("TCPCP_CLAMP");
-
-	dump.clamp = v && !strcmp(v, "1");
-	if (v && !dump.clamp && strcmp(v, "0")) {
-		pr_err("TCPCP_CLAMP is \"%s\": 1 (clamp acknowledgments to the last dump) or 0\n",
-		       v);
-		return -1;
-	}
-	return 0;
-}
-
 /* CHECKPOINT_DEVICES: the tree is frozen, CRIU has touched no socket.
  * The gates close for DUMP_LINGER_S: if CRIU kills the tasks, they stay
  * closed that long without another call while the peer waits. */
@@ -542,7 +527,10 @@ int dump_lock(void)
 	double t0 = now_ms(), t1, t2;
 
 	dump.dir = criu_get_image_dir();
-	if (clamp_mode())
+	/* TCPCP_CLAMP: move the acknowledgment clamps at a dump the tasks
+	 * survive. */
+	if (env_switch("TCPCP_CLAMP", "1", "0", "clamp acknowledgments to the last dump",
+		       &dump.clamp))
 		return -1;
 	if (find_conns(&tasks))
 		return -1;

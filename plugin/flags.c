@@ -161,3 +161,16 @@ bool criu_netns_external(ino_t ns)
 	v = lookup(key);
 	return (unsigned long)v < (unsigned long)-4095;	/* !IS_ERR(v) */
 }
+
+int env_switch(const char *name, const char *on_word, const char *off_word,
+	       const char *what, bool *on)
+{
+	const char *v = getenv(name);
+
+	*on = v && !strcmp(v, on_word);
+	if (v && !*on && strcmp(v, off_word)) {
+		pr_err("%s is \"%s\": %s (%s) or %s\n", name, v, on_word, what, off_word);
+		return -1;
+	}
+	return 0;
+}

@@ -44,6 +44,11 @@ int inherited_netns(int *fds, ino_t *inos, int max);
 
 /* flags.c */
 int flags_check(size_t n);
+/* Environment switch @name: unset or @off, *@on false; @on_word, true;
+ * anything else one line naming both words (@what says what @on_word
+ * does) and -1. */
+int env_switch(const char *name, const char *on_word, const char *off_word,
+	       const char *what, bool *on);
 /* CRIU's opts.final_state (criu/include/cr_options.h): what CRIU does
  * with the tasks after a successful dump; -1 if it cannot be read. */
 #define CRIU_TASK_ALIVE		1

@@ -265,13 +265,9 @@ static double now_ms(void)
  * policy must allow: refused here, before anything is touched. */
 static int congestion_mode(void)
 {
-	const char *v = getenv("TCPCP_CONGESTION");
-
-	carry = v && !strcmp(v, "carry");
-	if (v && !carry && strcmp(v, "fresh")) {
-		pr_err("TCPCP_CONGESTION is \"%s\": fresh or carry\n", v);
+	if (env_switch("TCPCP_CONGESTION", "carry", "fresh",
+		       "the images' congestion windows", &carry))
 		return -1;
-	}
 	if (carry && tcpcp_carry_fds(NULL, NULL, NULL, 0)) {
 		pr_err("TCPCP_CONGESTION=carry: %s\n", tcpcp_strerror());
 		return -1;
@@ -306,19 +302,6 @@ static void carry_over(pid_t nspid)
 	free(img);
 	free(len);
 	free(fd);
-}
-
-/* TCPCP_RESURRECT: 1 (fail-over from a speculative dump) or 0. */
-static int resurrect_mode(void)
-{
-	const char *v = getenv("TCPCP_RESURRECT");
-
-	resurrect = v && !strcmp(v, "1");
-	if (v && !resurrect && strcmp(v, "0")) {
-		pr_err("TCPCP_RESURRECT is \"%s\": 1 (restore after a fail-over) or 0\n", v);
-		return -1;
-	}
-	return 0;
 }
 
 /* A connection that cannot come back: CRIU's closed placeholder stays on
@@ -376,7 +359,6 @@ static int resurrect_all(void)
 		if (img && skip < 0) {	/* a full capture covers what the peer lacks */
 			free(img);
 			img = NULL;
-			errno = EINVAL;
 			snprintf(why, sizeof(why), "the image lacks %lld byte(s) the peer wants",
 				 (long long)-skip);
 		} else if (!img) {
@@ -448,7 +430,8 @@ int restore_init(void)
 	DIR *d;
 
 	dumped_netns = false;
-	if (read_failed_marker(dir) || congestion_mode() || resurrect_mode())
+	if (read_failed_marker(dir) || congestion_mode() ||
+	    env_switch("TCPCP_RESURRECT", "1", "0", "restore after a fail-over", &resurrect))
 		return -1;
 	dfd = dup(dir);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;

@@ -88,16 +88,11 @@ static double stream(struct wire *w, int mode, char *d, size_t dl)
 	pid = spawn_writer(s, r, STREAM_BYTES);
 	t0 = now();
 	for (;;) {
-		if (!wait_readable(r, 5000)) {
+		k = read_pattern(r, buf, sizeof(buf), &total, &bad);
+		if (k == -2)
 			snprintf(d, dl, "stalled after %u bytes", total);
-			break;
-		}
-		k = read(r, buf, sizeof(buf));
 		if (k <= 0)
 			break;
-		for (ssize_t i = 0; i < k; i++)
-			bad += buf[i] != pattern(total + i);
-		total += k;
 		if (mode == TCP_ACK_HOLD_RELEASED &&
 		    total - released >= RELEASE_EVERY) {
 			released = total;

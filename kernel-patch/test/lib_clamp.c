@@ -95,14 +95,9 @@ static void clamp_stream(struct wire *w, int fds, const char *p)
 	}
 	pid = spawn_writer(s, r, STREAM_BYTES);
 	for (;;) {
-		if (!wait_readable(r, 5000))
-			break;
-		k = read(r, buf, sizeof(buf));
+		k = read_pattern(r, buf, sizeof(buf), &total, &bad);
 		if (k <= 0)
 			break;
-		for (ssize_t i = 0; i < k; i++)
-			bad += buf[i] != pattern(total + i);
-		total += (uint32_t)k;
 		if (total - released >= CKPT_EVERY && !closed) {
 			ack = base + total;
 			closed = fds ? 0 : checkpoint(c, r, total);

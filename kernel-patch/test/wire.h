@@ -184,6 +184,24 @@ static inline void send_all(int fd, uint32_t off, uint32_t n)
 	}
 }
 
+/* One read of at most @n bytes from @fd into @buf, each checked against
+ * the pattern at *@total (mismatches added to *@bad), *@total moved on.
+ * Returns what read() did, or -2 when nothing came for 5 s. */
+static inline ssize_t read_pattern(int fd, unsigned char *buf, size_t n, uint32_t *total,
+				   int *bad)
+{
+	ssize_t k;
+
+	if (!wait_readable(fd, 5000))
+		return -2;
+	k = read(fd, buf, n);
+	for (ssize_t i = 0; i < k; i++)
+		*bad += buf[i] != pattern(*total + (uint32_t)i);
+	if (k > 0)
+		*total += (uint32_t)k;
+	return k;
+}
+
 /* A child that writes @n bytes of the pattern on @s and closes it; here
  * only @r stays open.  Returns the child's pid. */
 static inline pid_t spawn_writer(int s, int r, uint32_t n)
