@@ -169,11 +169,7 @@ asan:
 	$(MAKE) O=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined"
 
 # Benchmarks print tables; they are never run as timed tests.
-$(O)/bench/op_cost: bench/op_cost.c $(O)/libtcpcp.so
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< -L$(O) -ltcpcp
-
-$(O)/bench/ckpt_cost: bench/ckpt_cost.c $(O)/libtcpcp.so
+$(O)/bench/%: bench/%.c $(O)/libtcpcp.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< -L$(O) -ltcpcp
 
@@ -181,10 +177,11 @@ $(O)/bench/switch_cost: bench/switch_cost.c $(O)/libtcpcp.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< -L$(O) -ltcpcp -lnftables
 
-bench: all $(O)/bench/op_cost $(O)/bench/switch_cost $(O)/bench/ckpt_cost
+bench: all $(O)/bench/op_cost $(O)/bench/switch_cost $(O)/bench/ckpt_cost $(O)/bench/resurrect_cost
 	bench/op_cost.sh 1 10 100 1000 9000
 	LD_LIBRARY_PATH=$(O) $(O)/bench/ckpt_cost 2 5 0 100 10 1
 	LD_LIBRARY_PATH=$(O) $(O)/bench/ckpt_cost --receive 2 3 0 100 10 1
+	LD_LIBRARY_PATH=$(O) $(O)/bench/resurrect_cost 5 1 10 100 1000
 	TCPCP_BUILD=$(abspath $(O)) bench/switch_cost.sh 100 500
 	TCPCP_BUILD=$(abspath $(O)) bench/cli_pass_latency.py --passes 20 \
 		--csv $(O)/bench/cli_pass_latency.csv --png $(O)/bench/cli_pass_latency.png

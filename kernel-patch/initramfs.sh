@@ -66,11 +66,15 @@ else
 fi
 # TCPCP_KERNEL_BENCH=1 (`make kernel-bench`): after the tests, the guest
 # runs bench/ckpt_cost --receive with the kernel's TCP_ACK_HOLD clamp and
-# with the BPF clamp (tcpcp.conf "ack-hold no"), same program, same kernel.
+# with the BPF clamp (tcpcp.conf "ack-hold no"), same program, same kernel;
+# then bench/resurrect_cost: resurrection with a probe and with
+# TCP_REPAIR_RESYNC.
 if [ "${TCPCP_KERNEL_BENCH:-0}" = 1 ] && [ -n "$BUILD" ] && [ -e "$BUILD/libtcpcp.so" ]; then
 	mkdir -p "$root/bench"
-	gcc -D_GNU_SOURCE -O2 -Wall -Wextra -I"$HERE/../include" -o "$root/bench/ckpt_cost" \
-		"$HERE/../bench/ckpt_cost.c" -L"$BUILD" -ltcpcp -Wl,-rpath,"$GUEST_LIB"
+	for b in ckpt_cost resurrect_cost; do
+		gcc -D_GNU_SOURCE -O2 -Wall -Wextra -I"$HERE/../include" -o "$root/bench/$b" \
+			"$HERE/../bench/$b.c" -L"$BUILD" -ltcpcp -Wl,-rpath,"$GUEST_LIB"
+	done
 	cat > "$root/bench/run.sh" <<'BENCH'
 #!/bin/busybox sh
 echo 'ack-hold no' > /tmp/bpf.conf
@@ -78,6 +82,8 @@ for how in TCP_ACK_HOLD BPF; do
 	[ "$how" = BPF ] && export TCPCP_CONFIG=/tmp/bpf.conf
 	/bench/ckpt_cost --receive 2 3 0 100 10 1 2>&1 | sed "s/^/INFO bench.$how: /"
 done
+unset TCPCP_CONFIG
+/bench/resurrect_cost 5 1 10 100 2>&1 | sed "s/^/INFO bench.resurrect: /"
 BENCH
 	chmod 755 "$root/bench/run.sh"
 fi
