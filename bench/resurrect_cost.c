@@ -351,6 +351,7 @@ int main(int argc, char **argv)
 				int pfd[2];
 				pid_t pid;
 
+				fflush(stdout);	/* not printed again by the child */
 				if (pipe(pfd))
 					die("pipe");
 				pid = fork();

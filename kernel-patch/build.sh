@@ -78,11 +78,18 @@ NETFILTER NETFILTER_ADVANCED NF_CONNTRACK NF_TABLES NF_TABLES_INET NFT_CT
 BPF_SYSCALL BPF_JIT DEBUG_KERNEL DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT DEBUG_INFO_BTF
 CGROUPS CGROUP_BPF NET_SCHED NET_SCH_TBF NET_CLS_ACT NET_CLS_BPF NET_ACT_BPF
 NET_SCH_INGRESS TCP_CONG_CUBIC IP_ADVANCED_ROUTER
-VIRTIO_MENU VIRTIO_PCI VIRTIO_NET NET_9P NET_9P_VIRTIO 9P_FS"
+VIRTIO_MENU VIRTIO_PCI VIRTIO_NET NET_9P NET_9P_VIRTIO 9P_FS
+PERF_EVENTS FTRACE UPROBE_EVENTS BPF_EVENTS"
+# BPF_EVENTS: without it bpf_probe_read_kernel() is not built, and the
+# gate's netfilter programs (lib/bpf/gate.bpf.c) fail to load, as on no
+# distribution kernel.  It needs a probe event type; uprobes are the
+# smaller one, and the function tracer (default y) would recompile all.
 "${NICE[@]}" make -s tinyconfig >/dev/null
 # shellcheck disable=SC2046,SC2086
 scripts/config $(printf -- '--enable %s ' $OPTS) --disable DEBUG_INFO_NONE \
-	--disable DEBUG_INFO_REDUCED --disable DEBUG_INFO_SPLIT
+	--disable DEBUG_INFO_REDUCED --disable DEBUG_INFO_SPLIT \
+	--disable FUNCTION_TRACER --disable FUNCTION_GRAPH_TRACER --disable DYNAMIC_FTRACE \
+	--disable KPROBES --disable STACK_TRACER
 "${NICE[@]}" make -s olddefconfig
 for o in $OPTS; do
 	grep -q "^CONFIG_$o=y" .config || echo "CONFIG_$o" >> "$tmp/missing"
