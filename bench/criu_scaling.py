@@ -32,13 +32,17 @@ Both ends verify every byte and must end with PASS.
   RST after FINs  RSTs answering a late ACK after both FINs (harmless)
 
     sudo TCPCP_BUILD=$PWD/build bench/criu_scaling.py [--conns 1,10,100,1000,10000]
-        [--csv F] [--png F] [--keep DIR]
+        [--csv F] [--png F] [--keep DIR] [--runs R] [--modes criu,plugin,...]
+
+With --runs R each N and mode runs R times, the modes interleaved, and
+every column is the median of its R values (ratios: of the medians).
 
 Needs root, a build (TCPCP_BUILD, default ./build) and CRIU from
 scripts/criu/install-criu.sh.
 """
 import argparse
 import csv
+import shutil
 import signal
 import sys
 import time
@@ -183,23 +187,47 @@ def workdir(keep, n, mode):
     if keep is None:
         return TemporaryDirectory(prefix=f'criu-scaling-{n}-{mode}-')
     d = keep / f'{n}-{mode}'
-    d.mkdir(parents=True, exist_ok=True)
+    # A directory of an earlier run would mix its images and capture in.
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
     return nullcontext(d)
 
 
-def run_n(n, rate, keep, modes):
+def median_of(runs):
+    """One row for R runs of a mode: each measure's median (lower middle
+    for an even R); ok only if every run was, counts summed."""
+    if len(runs) == 1:
+        return runs[0]
+    out = {'ok': all(r['ok'] for r in runs),
+           'why': '; '.join(r['why'] for r in runs if r.get('why'))}
+    for k in KEYS:
+        vals = sorted(r[k] for r in runs if r.get(k) is not None)
+        out[k] = vals[(len(vals) - 1) // 2] if vals else None
+    for k in ('rst', 'rst_after_close', 'tsval_backwards'):
+        out[k] = sum(r.get(k) or 0 for r in runs)
+    return out
+
+
+def run_n(n, rate, keep, modes, repeat):
+    """Each mode @repeat times, the modes interleaved run by run, so that
+    a slow minute of the VM falls on all of them alike."""
+    got = {m[0]: [] for m in modes}
+    for k in range(repeat):
+        for mode, plugin, dump_tcp in modes:
+            with workdir(keep, n, mode if repeat == 1 else f'{mode}-{k}') as tmp:
+                try:
+                    r = run_once(n, plugin, dump_tcp, rate, Path(tmp))
+                except Exception as e:      # one N failing must not end the table
+                    r = {'ok': False, 'why': reason(e)}
+                    (Path(tmp) / 'error.txt').write_text(f'{e}\n')
+            got[mode].append(r)
+            print(f'  N={n} {mode}: {"ok" if r["ok"] else "FAILED: " + r["why"]}',
+                  file=sys.stderr, flush=True)
     rows = []
-    for mode, plugin, dump_tcp in modes:
-        with workdir(keep, n, mode) as tmp:
-            try:
-                r = run_once(n, plugin, dump_tcp, rate, Path(tmp))
-            except Exception as e:      # one N failing must not end the table
-                r = {'ok': False, 'why': reason(e)}
-                (Path(tmp) / 'error.txt').write_text(f'{e}\n')
+    for mode, _, _ in modes:
+        r = median_of(got[mode])
         r.update(n=n, mode=mode)
         rows.append(r)
-        print(f'  N={n} {mode}: {"ok" if r["ok"] else "FAILED: " + r["why"]}',
-              file=sys.stderr, flush=True)
     return rows
 
 
@@ -279,6 +307,8 @@ def main():
     ap.add_argument('--csv', type=Path)
     ap.add_argument('--png', type=Path)
     ap.add_argument('--keep', type=Path, help='keep logs, captures and images here')
+    ap.add_argument('--runs', type=int, default=1,
+                    help='runs per N and mode, interleaved; the table shows medians')
     ap.add_argument('--modes', default=','.join(m[0] for m in MODES),
                     help='comma-separated subset of ' + ', '.join(m[0] for m in MODES)
                     + ' (criu first: the ratios are against it)')
@@ -293,7 +323,7 @@ def main():
         sys.exit(f'--modes: unknown mode in {a.modes!r}')
     rows = []
     for n in (int(x) for x in a.conns.split(',')):
-        runs = run_n(n, a.rate, a.keep, modes)
+        runs = run_n(n, a.rate, a.keep, modes, max(1, a.runs))
         base = [r for r in runs if r['mode'] == 'criu']
         rows += [*runs, *(ratio(base[0], r) for r in runs if base and r is not base[0])]
     print_table(rows)
