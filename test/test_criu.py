@@ -403,6 +403,46 @@ def test_restore_carries_congestion(topo, tmp_path, criu):
     finish_stream(topo, 4, cap, server, peer, nbytes)
 
 
+# The plugin's switches in CRIU's environment, each with a value it does
+# not know: (variable, value, the action that reads it, words of the line).
+BAD_SWITCH = {'clamp': ('TCPCP_CLAMP', 'yes', 'dump', '"yes": 1 (clamp acknowledgments'),
+              'resurrect': ('TCPCP_RESURRECT', 'on', 'restore', '"on": 1 ('),
+              'congestion': ('TCPCP_CONGESTION', 'carried', 'restore',
+                             '"carried": carry (the images\' congestion windows) or fresh')}
+
+
+@pytest.mark.parametrize('which', BAD_SWITCH)
+def test_bad_switch_value(topo, tmp_path, criu, which):
+    """A misspelt switch (TCPCP_CLAMP, TCPCP_RESURRECT, TCPCP_CONGESTION)
+    fails the dump or the restore with one line naming the variable, its
+    value and the values it takes, before anything is touched: the dump
+    leaves the connection running, the restore leaves the images as they
+    were, and the same command without the typo then works."""
+    var, bad, action, words = BAD_SWITCH[which]
+    nbytes = 4 * MB
+    env = {var: bad}
+    if action == 'dump':
+        cap, server, peer = start_stream(topo, tmp_path, 4, nbytes)
+        r = criu.dump('origin', server.pid, tmp_path / 'img-refused', check=False, env=env)
+        assert r.returncode != 0, 'the dump succeeded'
+        errs = tcpcp_errors(r)
+        assert len(errs) == 1 and var in errs[0] and words in errs[0], errs
+        assert 'locked and captured' not in r.log
+        no_lock_left(topo, 'origin')
+        imgs = dump_stream(criu, server, tmp_path)
+    else:
+        cap, server, peer, imgs = dumped_stream(topo, tmp_path, criu, 4, nbytes)
+        before = snapshot(imgs)
+        r = criu.restore('dest', imgs, check=False, env=env)
+        assert r.returncode != 0, 'the restore succeeded'
+        errs = tcpcp_errors(r)
+        assert len(errs) == 1 and var in errs[0] and words in errs[0], errs
+        assert snapshot(imgs) == before, 'a refused restore changed the images'
+    criu.restore('dest', imgs)
+    topo.switch_to('dest')
+    finish_stream(topo, 4, cap, server, peer, nbytes)
+
+
 def no_lock_left(topo, host):
     """Neither the tcpcp gate nor a CRIU lock table is left in host."""
     tables = topo.run(host, 'nft', 'list', 'tables').stdout
