@@ -169,7 +169,7 @@ asan:
 	$(MAKE) O=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined"
 
 # Benchmarks print tables; they are never run as timed tests.
-$(O)/bench/%: bench/%.c $(O)/libtcpcp.so
+$(O)/bench/%: bench/%.c bench/netns.h $(O)/libtcpcp.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -o $@ $< -L$(O) -ltcpcp
 

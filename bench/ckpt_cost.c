@@ -41,6 +41,8 @@
 
 #include <tcpcp.h>
 
+#include "netns.h"
+
 #define CHUNK		(64 * 1024)
 #define MAX_PERIODS	8
 #define MAX_RUNS	15
@@ -91,23 +93,12 @@ struct result {
 	size_t n, img;
 };
 
-/* Each run in a network namespace of its own, lo up: the clamp's tc
- * program, once attached, stays on lo and would slow the runs after it,
- * those without a clamp too. */
 static void fresh_netns(void)
 {
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int fd;
+	const char *what;
 
-	if (unshare(CLONE_NEWNET))
-		die("unshare(CLONE_NEWNET): run as root");
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr))
-		die("SIOCGIFFLAGS lo");
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(fd, SIOCSIFFLAGS, &ifr))
-		die("SIOCSIFFLAGS lo up");
-	close(fd);
+	if (bench_fresh_netns(&what))
+		die(what);
 }
 
 static void one_run(unsigned int secs, unsigned int period_ms, bool receive,
@@ -214,6 +205,7 @@ int main(int argc, char **argv)
 	static struct result res[MAX_PERIODS][MAX_RUNS];
 	bool receive = argc > 1 && !strcmp(argv[1], "--receive");
 	int np, i, k;
+	bool unload = bench_bpf_was_empty();
 
 	if (receive) {
 		argv++;
@@ -277,5 +269,9 @@ int main(int argc, char **argv)
 			free(res[i][k].ns);
 		free(all);
 	}
+	/* Only what this bench loaded; a failure says a gate is in use. */
+	if (unload && tcpcp_gate_unload())
+		fprintf(stderr, "ckpt_cost: leaving tcpcp's BPF objects pinned: %s\n",
+			tcpcp_strerror());
 	return 0;
 }

@@ -49,6 +49,8 @@
 
 #include <tcpcp.h>
 
+#include "netns.h"
+
 #define SENT		3000	/* bytes the primary sent after its image */
 #define MAX_N		2000
 #define MAX_RUNS	15
@@ -98,21 +100,12 @@ static int set_int(int s, int opt, int v)
 	return setsockopt(s, IPPROTO_TCP, opt, &v, sizeof(v));
 }
 
-/* A network namespace of its own, lo up: each run starts from nothing. */
 static void fresh_netns(void)
 {
-	struct ifreq ifr = { .ifr_name = "lo" };
-	int fd;
+	const char *what;
 
-	if (unshare(CLONE_NEWNET))
-		die("unshare(CLONE_NEWNET): run as root");
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr))
-		die("SIOCGIFFLAGS lo");
-	ifr.ifr_flags |= IFF_UP;
-	if (ioctl(fd, SIOCSIFFLAGS, &ifr))
-		die("SIOCSIFFLAGS lo up");
-	close(fd);
+	if (bench_fresh_netns(&what))
+		die(what);
 }
 
 static bool has_resync(void)
@@ -318,6 +311,7 @@ int main(int argc, char **argv)
 	struct rlimit rl;
 	unsigned int runs;
 	bool resync = has_resync();
+	bool unload = bench_bpf_was_empty();
 
 	if (argc < 3)
 		die("usage: resurrect_cost RUNS N...");
@@ -381,5 +375,9 @@ int main(int argc, char **argv)
 			fflush(stdout);
 		}
 	}
+	/* Only what this bench loaded; a failure says a gate is in use. */
+	if (unload && tcpcp_gate_unload())
+		fprintf(stderr, "resurrect_cost: leaving tcpcp's BPF objects pinned: %s\n",
+			tcpcp_strerror());
 	return 0;
 }
