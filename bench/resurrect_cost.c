@@ -212,16 +212,22 @@ struct times {
 	bool ok;
 };
 
+struct batch {
+	struct conn *c;
+	size_t n;
+	int err;
+};
+
+/* tcpcp_gate_open_ends()'s callback: every connection leaves repair mode
+ * once the gate is open. */
 static void activate_all(void *arg)
 {
-	struct conn *c = ((void **)arg)[0];
-	size_t n = *(size_t *)((void **)arg)[1];
-	int *err = ((void **)arg)[2];
+	struct batch *b = arg;
 
-	for (size_t i = 0; i < n; i++)
-		if (tcpcp_activate_ungated(c[i].s, c[i].res ? c[i].res : c[i].img,
-					   c[i].res ? c[i].rlen : c[i].len))
-			*err = 1;
+	for (size_t i = 0; i < b->n; i++)
+		if (tcpcp_activate_ungated(b->c[i].s, b->c[i].res ? b->c[i].res : b->c[i].img,
+					   b->c[i].res ? b->c[i].rlen : b->c[i].len))
+			b->err = 1;
 }
 
 static void one_run(enum mode m, size_t n, struct times *t)
@@ -231,9 +237,8 @@ static void one_run(enum mode m, size_t n, struct times *t)
 	const void **imgs = calloc(n, sizeof(*imgs));
 	struct tcpcp_ends *e = calloc(n, sizeof(*e));
 	size_t *lens = calloc(n, sizeof(*lens));
+	struct batch b = { .c = c, .n = n };
 	uint64_t t0, t1;
-	int err = 0;
-	void *arg[3] = { c, &n, &err };
 
 	if (!c || !v || !imgs || !e || !lens)
 		die("out of memory");
@@ -267,7 +272,7 @@ static void one_run(enum mode m, size_t n, struct times *t)
 				       c[i].res ? c[i].rlen : c[i].len, &o))
 			die_lib("tcpcp_create_gated");
 	}
-	if (tcpcp_gate_open_ends(-1, e, n, activate_all, arg) || err)
+	if (tcpcp_gate_open_ends(-1, e, n, activate_all, &b) || b.err)
 		die_lib("opening the gate and activating");
 	if (m == RESYNC)
 		for (size_t i = 0; i < n; i++)

@@ -153,14 +153,6 @@ static time_t now_s(void)
 	return ts.tv_sec;
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static int getint(int s, int level, int opt)
 {
 	socklen_t len = sizeof(int);

@@ -28,6 +28,8 @@ extern void print_on_level(unsigned int loglevel, const char *format, ...)
 #define pr_debug(fmt, ...) print_on_level(4, "tcpcp: " fmt, ##__VA_ARGS__)
 
 /* proc.c */
+/* CLOCK_MONOTONIC in milliseconds, for the phase times in the log. */
+double now_ms(void);
 int proc_nspid(pid_t pid, pid_t *nspid);
 int proc_tracer(pid_t pid, pid_t *tracer);
 int pidfd_open_pid(pid_t pid);

@@ -253,14 +253,6 @@ static int gate_all(int dir)
 	return err;
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* TCPCP_CONGESTION: fresh (the default) or carry, which the host's
  * policy must allow: refused here, before anything is touched. */
 static int congestion_mode(void)

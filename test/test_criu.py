@@ -424,19 +424,18 @@ def test_bad_switch_value(topo, tmp_path, criu, which):
     if action == 'dump':
         cap, server, peer = start_stream(topo, tmp_path, 4, nbytes)
         r = criu.dump('origin', server.pid, tmp_path / 'img-refused', check=False, env=env)
-        assert r.returncode != 0, 'the dump succeeded'
-        errs = tcpcp_errors(r)
-        assert len(errs) == 1 and var in errs[0] and words in errs[0], errs
-        assert 'locked and captured' not in r.log
-        no_lock_left(topo, 'origin')
-        imgs = dump_stream(criu, server, tmp_path)
     else:
         cap, server, peer, imgs = dumped_stream(topo, tmp_path, criu, 4, nbytes)
         before = snapshot(imgs)
         r = criu.restore('dest', imgs, check=False, env=env)
-        assert r.returncode != 0, 'the restore succeeded'
-        errs = tcpcp_errors(r)
-        assert len(errs) == 1 and var in errs[0] and words in errs[0], errs
+    assert r.returncode != 0, f'the {action} succeeded'
+    errs = tcpcp_errors(r)
+    assert len(errs) == 1 and var in errs[0] and words in errs[0], errs
+    if action == 'dump':
+        assert 'locked and captured' not in r.log
+        no_lock_left(topo, 'origin')
+        imgs = dump_stream(criu, server, tmp_path)
+    else:
         assert snapshot(imgs) == before, 'a refused restore changed the images'
     criu.restore('dest', imgs)
     topo.switch_to('dest')
