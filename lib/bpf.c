@@ -8,8 +8,8 @@
  * when pinned, in tcpcp's BPF file system /run/tcpcp/bpf.  The programs
  * and the gate map (every namespace's entries, the namespace's cookie in
  * the key) are loaded once for the host and pinned at its top: loading
- * costs 20 ms (BTF parsing, verification), and attached nowhere they hold
- * nothing.  A namespace whose gate has entries gets a folder,
+ * costs 20 ms (BTF parsing, verification), and attached only in tcpcp's
+ * own empty namespace (the anchor, below) they hold nothing.  A namespace whose gate has entries gets a folder,
  * net-<cookie>/ (SO_NETNS_COOKIE: never reused while the machine runs,
  * unlike an inode number), with one netfilter link per hook: attached in
  * microseconds.  (A map of per-namespace maps was tried first: changing
@@ -51,6 +51,8 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -572,6 +574,57 @@ static int link_all(void *arg)
 	return err;
 }
 
+/*
+ * The anchor.  Netfilter calls a hook point's hooks only while some
+ * namespace on the host has one there: the first registration anywhere
+ * turns a static key on, which patches the kernel's text on every CPU,
+ * and the last registration's removal turns it off again.  On a host
+ * without a firewall every attach and detach of a gate did both, for
+ * each of its hooks: about 300 µs of IPIs on this 2-core VM, where the
+ * rest of the attach and detach is 20.  So while the host's programs are
+ * loaded, the gate's four hooks also sit in a network namespace of
+ * tcpcp's own, kept alive by nothing but their links pinned in anchor/:
+ * without a device up it sees no packet, and the keys stay on.  Every
+ * other namespace's packets then pay a look at an empty hook list at
+ * these four points, as on any host with a firewall (where the keys are
+ * on anyway and the anchor changes nothing).  `tcpcp gate unload` takes
+ * it away with the programs.  It is only a saving: where it cannot be
+ * made (no right to create a namespace), the gate works as before.
+ */
+#define ANCHOR_DIR	BPFFS "/anchor"
+
+static void *anchor_links(void *arg)
+{
+	struct where w4 = { ANCHOR_DIR, NFPROTO_IPV4 }, w6 = { ANCHOR_DIR, NFPROTO_IPV6 };
+	int *err = arg;
+
+	/* Only this thread moves: a new namespace, unnamed, left with the
+	 * thread, and held from then on by the links alone. */
+	if (unshare(CLONE_NEWNET))
+		*err = -errno;
+	else if (!(*err = link_all(&w4)))
+		*err = link_all(&w6);
+	return NULL;
+}
+
+static void anchor(void)
+{
+	pthread_t t;
+	int err = -1;
+
+	if (attached_pf(ANCHOR_DIR, NFPROTO_IPV6) > 0)	/* pinned last: all there */
+		goto out;
+	if (mkdir(ANCHOR_DIR, 0700) && errno != EEXIST)
+		goto out;
+	detach_pf(ANCHOR_DIR, 0);	/* what an interrupted anchor left */
+	if (!pthread_create(&t, NULL, anchor_links, &err))
+		pthread_join(t, NULL);
+	if (err)
+		detach_dir(ANCHOR_DIR);
+out:
+	tcpcp_clear_error();
+}
+
 /* A family's hooks cost four system calls each to attach and three to
  * detach, a few microseconds apiece, so a namespace gets only those of
  * the families its gate holds. */
@@ -659,6 +712,8 @@ int tcpcp_bpf_attach(struct tcpcp_bpf *b, int s, unsigned int families)
 			continue;
 		if ((on = attached_pf(b->dir, pf[i])) < 0)
 			return on;
+		if (!on && !any)
+			anchor();
 		if (!on && (err = attach(s, b->dir, pf[i])))
 			return err;
 		any |= !on;
@@ -709,6 +764,7 @@ int tcpcp_bpf_unload(void)
 	if (d)
 		closedir(d);
 	if (!err) {
+		detach_dir(ANCHOR_DIR);
 		unpin_object(&gate_obj);
 		unpin_object(&carry_obj);
 		unpin_object(&clamp_obj);

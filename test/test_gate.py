@@ -264,3 +264,77 @@ def test_other_namespace_refused(topo):
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith('-1 ') and 'another network namespace' in r.stdout, r.stdout
     assert cli.gate_entries(topo, 'origin') == 0 and cli.gate_entries(topo, 'dest') == 0
+
+
+class LinkInfo(ctypes.Structure):
+    """struct bpf_link_info up to its netfilter member (Linux 6.4)."""
+    _fields_ = [('type', ctypes.c_uint32), ('id', ctypes.c_uint32),
+                ('prog_id', ctypes.c_uint32), ('_pad', ctypes.c_uint32),
+                ('pf', ctypes.c_uint32), ('hooknum', ctypes.c_uint32),
+                ('priority', ctypes.c_int32), ('flags', ctypes.c_uint32),
+                ('_rest', ctypes.c_uint64 * 8)]
+
+
+def anchor_link(bpf, path):
+    """The link info of what is pinned at @path."""
+    fd = bpf.bpf_obj_get(str(path).encode())
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    info = LinkInfo()
+    n = ctypes.c_uint32(ctypes.sizeof(info))
+    try:
+        assert bpf.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(n)) == 0, \
+            os.strerror(ctypes.get_errno())
+    finally:
+        os.close(fd)
+    return info
+
+
+def host_link_ids(bpf):
+    """The ids of every BPF link on the host."""
+    ids, cur, nxt = set(), 0, ctypes.c_uint32()
+    while bpf.bpf_link_get_next_id(cur, ctypes.byref(nxt)) == 0:
+        cur = nxt.value
+        ids.add(cur)
+    return ids
+
+
+def test_anchor(topo, tmp_path):
+    """The anchor (lib/bpf.c): once a gate was used, the host's programs
+    also sit at the four hooks of an unnamed namespace of tcpcp's, so
+    that a namespace's attach and detach do not switch netfilter's hook
+    points on and off for the whole host.  It is four netfilter links at
+    the gate's priority, unnamed (no `ip netns` entry); it survives the
+    emptied gate, is rebuilt where something else sits at its place, and
+    `tcpcp gate unload` takes it away with nothing left on the host."""
+    bpf = ctypes.CDLL('libbpf.so.1', use_errno=True)
+    anchor = BPFFS / 'anchor'
+    h = Holder(topo, 'origin', 1)
+    cli.get(topo, 'origin', h.pid, h.server[0], tmp_path / 'x.img')
+    cli.release(topo, 'origin', h.pid, h.server[0])
+    assert hooks(topo, 'origin') == [], 'the gate kept its hooks with no entry left'
+    assert sorted(p.name for p in anchor.iterdir()) == ALL_HOOKS
+    infos = [anchor_link(bpf, p) for p in anchor.iterdir()]
+    assert all((i.type, i.priority) == (10, -300) for i in infos), \
+        'the anchor holds something other than netfilter links at the gate\'s priority'
+    assert len({i.id for i in infos}) == 4
+    netns_before = topo.run('origin', 'ip', 'netns', 'list').stdout
+    # Something else where the anchor's last link belongs: rebuilt.
+    (anchor / 'tcpcp_out6').unlink()
+    foreign_map(anchor / 'tcpcp_out6')
+    cli.get(topo, 'origin', h.pid, h.server[0], tmp_path / 'y.img')
+    cli.release(topo, 'origin', h.pid, h.server[0])
+    assert sorted(p.name for p in anchor.iterdir()) == ALL_HOOKS
+    assert anchor_link(bpf, anchor / 'tcpcp_out6').type == 10
+    ids = {anchor_link(bpf, p).id for p in anchor.iterdir()}
+    assert h.ask('send') == 'ok' and h.ask('verify') == 'ok 1'
+    assert topo.run('origin', 'ip', 'netns', 'list').stdout == netns_before, \
+        'the anchor shows up as a named namespace'
+    r = subprocess.run([build.tcpcp(), 'gate', 'unload'], env=build.env(),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert not anchor.exists()
+    deadline = time.monotonic() + 5      # a link's id goes when it is freed
+    while ids & host_link_ids(bpf) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not ids & host_link_ids(bpf), 'the anchor outlived the unload'
+
