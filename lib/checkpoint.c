@@ -61,6 +61,8 @@ struct tcpcp_ckpt {
 	ProtobufCBinaryData sendq0, recvq0;	/* its own queues, freed with it */
 	uint32_t una0, rcv0;		/* snd_una and rcv_nxt at ... */
 	uint64_t acked0, received0;	/* ... these TCP_INFO counters */
+	uint8_t *fixed;			/* its unchanging half, packed */
+	size_t fixed_len;
 	uint8_t *rbuf;			/* receive queue peek buffer */
 	size_t rbuf_len;
 	uint32_t last_rcv;		/* rcv_nxt of the latest checkpoint */
@@ -162,12 +164,35 @@ TCPCP_EXPORT void tcpcp_ckpt_free(struct tcpcp_ckpt *c)
 		c->ici->app_state.data = NULL;
 		tcpcp_ici__free_unpacked(c->ici, NULL);
 	}
+	free(c->fixed);
 	free(c->rbuf);
 	if (c->clamp >= 0)
 		close(c->clamp);
 	if (c->raw >= 0)
 		close(c->raw);
 	free(c);
+}
+
+/* The half of every checkpoint's image that never changes, packed once
+ * (images/ici.proto, tcpcp_ici_fixed). */
+static int pack_fixed(struct tcpcp_ckpt *c)
+{
+	TcpcpIciFixed f = TCPCP_ICI_FIXED__INIT;
+	const TcpcpIci *ici = c->ici;
+
+	f.major = ici->major;
+	f.minor = ici->minor;
+	f.local = ici->local;
+	f.peer = ici->peer;
+	f.state = ici->state;
+	f.options = ici->options;
+	f.sockopts = ici->sockopts;
+	f.origin_host = ici->origin_host;
+	c->fixed_len = tcpcp_ici_fixed__get_packed_size(&f);
+	if (!(c->fixed = malloc(c->fixed_len)))
+		return tcpcp_fail(ENOMEM, "out of memory");
+	tcpcp_ici_fixed__pack(&f, c->fixed);
+	return 0;
 }
 
 TCPCP_EXPORT struct tcpcp_ckpt *tcpcp_ckpt_new(int s)
@@ -202,7 +227,8 @@ TCPCP_EXPORT struct tcpcp_ckpt *tcpcp_ckpt_new(int s)
 	err = first_capture(s, c);
 	/* Leaving repair mode clears SO_REUSEADDR (sk_reuse); no window
 	 * probe: the connection never stopped. */
-	if (tcpcp_repair(s, TCP_REPAIR_OFF_NO_WP) || reuseaddr(s, &reuse, true) || err)
+	if (tcpcp_repair(s, TCP_REPAIR_OFF_NO_WP) || reuseaddr(s, &reuse, true) || err ||
+	    pack_fixed(c))
 		goto fail;
 	c->sendq0 = c->ici->sendq;
 	c->recvq0 = c->ici->recvq;
@@ -285,6 +311,40 @@ static int peek_recvq(int s, struct tcpcp_ckpt *c, int inq, ProtobufCBinaryData 
 	return 0;
 }
 
+/* The image: the fixed half packed by tcpcp_ckpt_new(), then the live
+ * half of @c's ICI as this checkpoint left it. */
+static void *encode(const struct tcpcp_ckpt *c, size_t *len)
+{
+	TcpcpIciLive l = TCPCP_ICI_LIVE__INIT;
+	const TcpcpIci *ici = c->ici;
+	uint8_t *img;
+
+	l.snd_una = ici->snd_una;
+	l.snd_nxt = ici->snd_nxt;
+	l.write_seq = ici->write_seq;
+	l.rcv_nxt = ici->rcv_nxt;
+	l.copied_seq = ici->copied_seq;
+	l.window = ici->window;
+	l.has_timestamp = ici->has_timestamp;
+	l.timestamp = ici->timestamp;
+	l.has_ts_recent = ici->has_ts_recent;
+	l.ts_recent = ici->ts_recent;
+	l.sendq = ici->sendq;
+	l.recvq = ici->recvq;
+	l.congestion = ici->congestion;
+	l.capture_realtime_ns = ici->capture_realtime_ns;
+	l.has_unqueued_una = ici->has_unqueued_una;
+	l.unqueued_una = ici->unqueued_una;
+	l.has_app_state = ici->has_app_state;
+	l.app_state = ici->app_state;
+	img = tcpcp_image_alloc(c->fixed_len + tcpcp_ici_live__get_packed_size(&l), len);
+	if (img) {
+		memcpy(img + TCPCP_HDR_LEN, c->fixed, c->fixed_len);
+		tcpcp_ici_live__pack(&l, img + TCPCP_HDR_LEN + c->fixed_len);
+	}
+	return img;
+}
+
 TCPCP_EXPORT void *tcpcp_checkpoint(struct tcpcp_ckpt *c, int s, const void *state,
 				    size_t state_len, size_t *len)
 {
@@ -333,7 +393,7 @@ TCPCP_EXPORT void *tcpcp_checkpoint(struct tcpcp_ckpt *c, int s, const void *sta
 	ici->app_state.len = state_len;
 	clock_gettime(CLOCK_REALTIME, &now);
 	ici->capture_realtime_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
-	img = tcpcp_image_encode(ici, len);
+	img = encode(c, len);
 	ici->app_state.data = NULL;
 	ici->has_app_state = false;
 	ici->recvq.data = NULL;

@@ -19,9 +19,10 @@
 #define TCP_MIN_MSS	88	/* the kernel's floor for TCP_MAXSEG */
 #define TCP_MAX_MSS	65495	/* 64 KiB minus IPv4 and TCP headers */
 
-void *tcpcp_image_encode(const TcpcpIci *ici, size_t *len)
+/* A framed image's buffer for a @plen byte payload, its header written:
+ * the payload goes at TCPCP_HDR_LEN. */
+void *tcpcp_image_alloc(size_t plen, size_t *len)
 {
-	size_t plen = tcpcp_ici__get_packed_size(ici);
 	uint32_t be = htonl((uint32_t)plen);
 	uint8_t *buf;
 
@@ -37,8 +38,16 @@ void *tcpcp_image_encode(const TcpcpIci *ici, size_t *len)
 	}
 	memcpy(buf, TCPCP_MAGIC, 4);
 	memcpy(buf + 4, &be, 4);
-	tcpcp_ici__pack(ici, buf + TCPCP_HDR_LEN);
 	*len = TCPCP_HDR_LEN + plen;
+	return buf;
+}
+
+void *tcpcp_image_encode(const TcpcpIci *ici, size_t *len)
+{
+	uint8_t *buf = tcpcp_image_alloc(tcpcp_ici__get_packed_size(ici), len);
+
+	if (buf)
+		tcpcp_ici__pack(ici, buf + TCPCP_HDR_LEN);
 	return buf;
 }
 

@@ -74,6 +74,7 @@ int tcpcp_opts_copy(void *ours, size_t size, const void *theirs, const char *wha
 uint32_t tcpcp_ts_past_pacing(uint32_t ts, uint64_t rate);
 
 /* image.c */
+void *tcpcp_image_alloc(size_t plen, size_t *len);
 void *tcpcp_image_encode(const TcpcpIci *ici, size_t *len);
 TcpcpIci *tcpcp_image_decode(const void *buf, size_t len);
 int tcpcp_image_payload_len(const void *buf, size_t avail, size_t *len);
