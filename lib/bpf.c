@@ -171,11 +171,14 @@ static void pin_path(const char *dir, const char *name, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
-/* Detach, then unpin: the namespace's hooks are gone when this returns. */
+/* Detach, then unpin: the namespace's hooks are gone when this returns.
+ * Nothing pinned there (a family the gate never had): nothing to do. */
 static void unpin_link(const char *path)
 {
 	int fd = bpf_obj_get(path);
 
+	if (fd < 0 && errno == ENOENT)
+		return;
 	if (fd >= 0) {
 		bpf_link_detach(fd);
 		close(fd);

@@ -68,6 +68,7 @@ while got < total:
         time.sleep(0.001)
 c.setblocking(True)
 time.sleep(0.2)
+res['ts_before'] = a.getsockopt(socket.IPPROTO_TCP, 24)    # TCP_TIMESTAMP
 ckpt('moved', b'offset=300000')
 # The same idle connection, isolated and read by tcpcp_get(): the truth.
 p = lib.tcpcp_get_ex(a.fileno(), ctypes.byref(n))
@@ -112,7 +113,12 @@ def test_checkpoint_matches_the_kernel(topo, tmp_path):
         assert moved[k] == first[k], (k, moved, first)
     for k in ('local', 'peer', 'state'):
         assert moved[k] == truth[k], (k, moved, truth)
-    # What the counters say is what the kernel says.
+    # The timestamp, told from the clock (lib/checkpoint.c): never behind
+    # what the socket said just before, and ahead by a few ticks only.
+    before = res['ts_before'] & 0xffffffff
+    ahead = (moved['timestamp'] - before) % (1 << 32)
+    tick_us = 1 if before & 1 else 1000
+    assert ahead < 20000 // tick_us, (before, moved['timestamp'])
     for k in ('write_seq', 'rcv_nxt', 'copied_seq'):
         assert moved[k] == truth[k], (k, moved, truth)
     assert moved['unqueued_una'] == truth['snd_una'], (moved, truth)
