@@ -9,10 +9,10 @@
  * and the gate map (every namespace's entries, the namespace's cookie in
  * the key) are loaded once for the host and pinned at its top: loading
  * costs 20 ms (BTF parsing, verification), and attached only in tcpcp's
- * own empty namespace (the anchor, below) they hold nothing.  A namespace whose gate has entries gets a folder,
- * net-<cookie>/ (SO_NETNS_COOKIE: never reused while the machine runs,
- * unlike an inode number), with one netfilter link per hook: attached in
- * microseconds.  (A map of per-namespace maps was tried first: changing
+ * own empty namespace (the anchor, below) they hold nothing.  A namespace
+ * whose gate has entries gets a folder, net-<cookie>/ (SO_NETNS_COOKIE:
+ * never reused while the machine runs, unlike an inode number), with one
+ * netfilter link per hook: attached in microseconds.  (A map of per-namespace maps was tried first: changing
  * one from user space waits for an RCU grace period, 10-40 ms here.)
  *
  * Which bpffs.  `ip netns exec` gives its command a private mount

@@ -337,4 +337,3 @@ def test_anchor(topo, tmp_path):
     while ids & host_link_ids(bpf) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not ids & host_link_ids(bpf), 'the anchor outlived the unload'
-
