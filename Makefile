@@ -30,7 +30,8 @@ PLUGIN_OBJ = $(PLUGIN_SRC:%.c=$(O)/%.o)
 # Alone in its folder: criu --lib DIR loads every *.so in DIR.
 PLUGIN_SO  = $(O)/criu-plugin/tcpcp_plugin.so
 
-all: $(O)/libtcpcp.so $(O)/libtcpcp.a $(O)/tcpcp $(O)/tcpcp.pc traffic pass $(PLUGIN_SO) zdtm
+all: $(O)/libtcpcp.so $(O)/libtcpcp.a $(O)/tcpcp $(O)/tcpcp.pc traffic pass $(PLUGIN_SO) zdtm \
+	$(O)/test/live-check
 
 $(O)/gen/ici.pb-c.c $(O)/gen/ici.pb-c.h: images/ici.proto
 	@mkdir -p $(O)/gen
@@ -117,6 +118,13 @@ $(O)/plugin/%.o: plugin/%.c plugin/plugin.h $(O)/gen/ici.pb-c.h include/tcpcp.h
 $(PLUGIN_SO): $(PLUGIN_OBJ) $(O)/libtcpcp.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,--exclude-libs,ALL -o $@ $(PLUGIN_OBJ) $(O)/libtcpcp.a $(LIB_LDLIBS) -lnftables
+
+# The checkpoint's live-half packer against protobuf-c's (test/fuzz/
+# fuzz_live.c), run by test_checkpoint.py; built on lib's internals.
+$(O)/test/live-check: test/fuzz/fuzz_live.c test/fuzz/live_random.c $(O)/libtcpcp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ilib $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c,$^) \
+		$(O)/libtcpcp.a $(LIB_LDLIBS)
 
 zdtm:
 	$(MAKE) -C test/zdtm O=$(abspath $(O)) CFLAGS="$(CFLAGS)" LDFLAGS="$(LDFLAGS)"
@@ -212,12 +220,13 @@ fuzz:
 	$(FUZZ_CC) -Ipassd -Itools -o build-fuzz/fuzz-parse test/fuzz/fuzz_parse.c passd/common.c \
 		build-fuzz/libtcpcp.a $(LIB_LDLIBS)
 	$(FUZZ_CC) -o build-fuzz/fuzz-answer test/fuzz/fuzz_answer.c build-fuzz/libtcpcp.a $(LIB_LDLIBS)
+	$(FUZZ_CC) -o build-fuzz/fuzz-live test/fuzz/fuzz_live.c build-fuzz/libtcpcp.a $(LIB_LDLIBS)
 
 # The long run: each fuzzer for FUZZ_LONG seconds (an hour in all by
 # default), new inputs kept in build-fuzz/found-*; CI runs slices of them.
-FUZZ_LONG ?= 1200
+FUZZ_LONG ?= 720
 fuzz-long: fuzz
-	for t in ici frame parse answer; do \
+	for t in ici frame parse answer live; do \
 		c=test/fuzz/corpus; [ $$t = ici ] || c=test/fuzz/corpus-$$t; \
 		mkdir -p build-fuzz/found-$$t; \
 		build-fuzz/fuzz-$$t -max_total_time=$(FUZZ_LONG) -max_len=8192 \

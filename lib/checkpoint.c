@@ -175,14 +175,6 @@ TCPCP_EXPORT void tcpcp_ckpt_free(struct tcpcp_ckpt *c)
 	free(c);
 }
 
-static uint64_t monotonic_ns(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
-}
-
 /* TCP_TIMESTAMP once, and the clock it runs on (tcp_clock_ns() is
  * CLOCK_MONOTONIC) read just before: each checkpoint then tells the
  * timestamp from the clock, without a system call (one of six, 1-2 µs
@@ -191,7 +183,7 @@ static int ts_start(int s, struct tcpcp_ckpt *c)
 {
 	socklen_t len = sizeof(c->ts0);
 
-	c->ts0_ns = monotonic_ns();
+	c->ts0_ns = tcpcp_now_ns();
 	if (getsockopt(s, IPPROTO_TCP, TCP_TIMESTAMP, &c->ts0, &len))
 		return tcpcp_fail(errno, "reading TCP_TIMESTAMP: %s", strerror(errno));
 	return 0;
@@ -204,7 +196,7 @@ static int ts_start(int s, struct tcpcp_ckpt *c)
  * read ts0 a little after): two ticks ahead covers both. */
 static uint32_t ts_now(const struct tcpcp_ckpt *c)
 {
-	uint64_t ticks = (monotonic_ns() - c->ts0_ns) / tcpcp_ts_tick_ns(c->ts0);
+	uint64_t ticks = (tcpcp_now_ns() - c->ts0_ns) / tcpcp_ts_tick_ns(c->ts0);
 
 	return tcpcp_ts_later(c->ts0, ticks + 2);
 }
@@ -369,10 +361,10 @@ static void *encode(const struct tcpcp_ckpt *c, size_t *len)
 	l.unqueued_una = ici->unqueued_una;
 	l.has_app_state = ici->has_app_state;
 	l.app_state = ici->app_state;
-	img = tcpcp_image_alloc(c->fixed_len + tcpcp_ici_live__get_packed_size(&l), len);
+	img = tcpcp_image_alloc(c->fixed_len + tcpcp_live_pack(&l, NULL), len);
 	if (img) {
 		memcpy(img + TCPCP_HDR_LEN, c->fixed, c->fixed_len);
-		tcpcp_ici_live__pack(&l, img + TCPCP_HDR_LEN + c->fixed_len);
+		tcpcp_live_pack(&l, img + TCPCP_HDR_LEN + c->fixed_len);
 	}
 	return img;
 }

@@ -178,6 +178,16 @@ uint32_t tcpcp_ts_later(uint32_t ts, uint64_t ticks)
 	return ((ts & ~1u) + (uint32_t)ticks) | (ts & 1);
 }
 
+/* CLOCK_MONOTONIC in nanoseconds: the clock TCP timestamps run on
+ * (tcp_clock_ns()), and the one every timeout of the library counts. */
+uint64_t tcpcp_now_ns(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+}
+
 uint64_t tcpcp_ts_tick_ns(uint32_t ts)
 {
 	return (ts & 1) ? 1000 : 1000000;

@@ -78,6 +78,9 @@ void *tcpcp_image_alloc(size_t plen, size_t *len);
 void *tcpcp_image_encode(const TcpcpIci *ici, size_t *len);
 TcpcpIci *tcpcp_image_decode(const void *buf, size_t len);
 int tcpcp_image_payload_len(const void *buf, size_t avail, size_t *len);
+/* live-pack.c: @l as tcpcp_ici_live__pack() writes it, into @out (NULL:
+ * only counted); returns the length. */
+size_t tcpcp_live_pack(const TcpcpIciLive *l, uint8_t *out);
 int tcpcp_ici_check(const TcpcpIci *ici);
 
 /* tuple.c */
@@ -152,6 +155,7 @@ int tcpcp_gate_linger_many(int s, const struct tcpcp_tuple *t, size_t n, unsigne
 /* create.c: TCP_TIMESTAMP's opaque value, later by @ticks, and its tick. */
 uint32_t tcpcp_ts_later(uint32_t ts, uint64_t ticks);
 uint64_t tcpcp_ts_tick_ns(uint32_t ts);
+uint64_t tcpcp_now_ns(void);
 /* fin.c: half-closed connections.  A FIN takes a sequence number but no
  * byte of a queue; which FINs a state implies: */
 struct tcpcp_fins {

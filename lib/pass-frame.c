@@ -25,7 +25,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pass.h"
@@ -85,10 +84,7 @@ static int frame_mac(const uint8_t *key, uint8_t role, uint64_t seq,
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(tcpcp_now_ns() / 1000000);
 }
 
 /* Wait for @events until @deadline (ms, CLOCK_MONOTONIC). */

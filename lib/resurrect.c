@@ -203,12 +203,12 @@ TCPCP_EXPORT int tcpcp_reset_peer(int s, const void *ckpt, size_t len,
  * no more than the image: disarmed here, skip 0. */
 TCPCP_EXPORT int64_t tcpcp_resync_skip(int s, unsigned int wait_ms)
 {
-	struct timespec t0, now;
+	uint64_t t0;
 	socklen_t len;
 	int v, zero = 0;
 
 	tcpcp_clear_error();
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = tcpcp_now_ns();
 	for (;;) {
 		len = sizeof(v);
 		if (getsockopt(s, IPPROTO_TCP, TCPCP_TCP_REPAIR_RESYNC, &v, &len))
@@ -217,9 +217,7 @@ TCPCP_EXPORT int64_t tcpcp_resync_skip(int s, unsigned int wait_ms)
 					  "(kernel-patch/ 0003)" : strerror(errno)), -1;
 		if (v >= 0)
 			return v;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >=
-		    (long)wait_ms)
+		if ((tcpcp_now_ns() - t0) / 1000000 >= wait_ms)
 			break;
 		usleep(1000);
 	}

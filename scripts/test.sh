@@ -26,9 +26,9 @@ TCPCP_BUILD="$PWD/build-asan" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 echo "== fuzzing for ${FUZZ_SECONDS:=120} s in all"
 fuzz_new=$(mktemp -d)
 trap 'rm -rf "$fuzz_new"' EXIT
-for t in ici:3 frame:2 parse:1 answer:1; do
+for t in ici:3 frame:2 parse:1 answer:1 live:1; do
 	name=${t%:*}
-	secs=$((FUZZ_SECONDS * ${t#*:} / 7))
+	secs=$((FUZZ_SECONDS * ${t#*:} / 8))
 	corpus=test/fuzz/corpus
 	[ "$name" = ici ] || corpus=test/fuzz/corpus-$name
 	mkdir -p "$fuzz_new/$name"

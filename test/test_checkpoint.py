@@ -156,3 +156,24 @@ def test_checkpoint_halves_are_the_ici():
     assert len(ici) == 22 and fixed and live
     assert not fixed.keys() & live.keys(), 'a field in both halves'
     assert {**fixed, **live} == ici
+
+
+def test_live_half_packed_as_protobuf_c_packs_it():
+    """A checkpoint writes its live half with a packer of its own
+    (lib/live-pack.c: protobuf-c's generic one is the larger part of a
+    cold checkpoint).  build/test/live-check (test/fuzz/fuzz_live.c) fills
+    every field the generated descriptors list with values of every
+    varint length, present and absent, and aborts where the two packers'
+    bytes differ; its fullest input must have filled every field of
+    tcpcp_ici_live and of the messages in it, as images/ici.proto lists
+    them, or the comparison missed one."""
+    text = (Path(__file__).resolve().parent.parent / 'images' / 'ici.proto').read_text()
+    live = proto_fields(text, 'tcpcp_ici_live')
+    total = len(live) + sum(len(proto_fields(text, f.split()[1]))
+                            for f in live.values() if f.split()[1].startswith('tcpcp_'))
+    assert total == 27, live
+    r = subprocess.run([str(build.build_dir() / 'test' / 'live-check'), '100000'],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = re.fullmatch(r'100000 inputs, both packers agree, at most (\d+) fields filled\n', r.stdout)
+    assert m and int(m.group(1)) == total, r.stdout
