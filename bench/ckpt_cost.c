@@ -156,9 +156,9 @@ static void one_run(unsigned int secs, unsigned int period_ms, bool receive,
 					break;
 				total += (uint64_t)n;
 			}
-			t = now_ns();	/* the reads are the application's */
-
+			/* The reads and the state are the application's. */
 			snprintf(state, sizeof(state), "%015llu", (unsigned long long)total);
+			t = now_ns();
 			img = tcpcp_checkpoint(c, w, state, sizeof(state), &len);
 			if (!img)
 				die(tcpcp_strerror());
