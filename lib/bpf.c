@@ -12,8 +12,9 @@
  * own empty namespace (the anchor, below) they hold nothing.  A namespace
  * whose gate has entries gets a folder, net-<cookie>/ (SO_NETNS_COOKIE:
  * never reused while the machine runs, unlike an inode number), with one
- * netfilter link per hook: attached in microseconds.  (A map of per-namespace maps was tried first: changing
- * one from user space waits for an RCU grace period, 10-40 ms here.)
+ * netfilter link per hook: attached in microseconds.  (A map of
+ * per-namespace maps was tried first: changing one from user space waits
+ * for an RCU grace period, 10-40 ms here.)
  *
  * Which bpffs.  `ip netns exec` gives its command a private mount
  * namespace with a fresh /sys, where /sys/fs/bpf is not the host's, and

@@ -96,16 +96,18 @@ static void congestion(struct pbw *w, const TcpcpCongestion *m)
 }
 
 /* A length-delimited submessage: its length first, so it is counted
- * once before it is written. */
+ * before it is written (and only counted when @w counts). */
 #define SUBMESSAGE(w, field, fn, m) do {				\
 	struct pbw sub = { NULL, 0 };					\
 									\
 	fn(&sub, m);							\
 	varint(w, (field) << 3 | WT_LEN);				\
 	varint(w, sub.n);						\
-	sub.p = (w)->p ? (w)->p + (w)->n : NULL;			\
-	sub.n = 0;							\
-	fn(&sub, m);							\
+	if ((w)->p) {							\
+		sub.p = (w)->p + (w)->n;				\
+		sub.n = 0;						\
+		fn(&sub, m);						\
+	}								\
 	(w)->n += sub.n;						\
 } while (0)
 

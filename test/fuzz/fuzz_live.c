@@ -9,7 +9,7 @@
  *
  *     make fuzz && build-fuzz/fuzz-live -max_total_time=60 NEW_DIR test/fuzz/corpus-live
  *
- * test/fuzz/random_inputs.c runs it without libFuzzer (test_checkpoint.py).
+ * test/fuzz/live_random.c runs it without libFuzzer (test_checkpoint.py).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +107,7 @@ static void fill(const ProtobufCMessageDescriptor *d, void *m, struct input *in,
 	}
 }
 
-/* How many fields @in filled, for random_inputs.c. */
+/* How many fields the last input filled, for live_random.c. */
 unsigned int live_fields_filled;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

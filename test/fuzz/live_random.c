@@ -14,6 +14,15 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 extern unsigned int live_fields_filled;
 
+/* xorshift64 */
+static uint64_t next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned long count = argc > 1 ? strtoul(argv[1], NULL, 10) : 100000, i;
@@ -23,17 +32,9 @@ int main(int argc, char **argv)
 	size_t len, j;
 
 	for (i = 0; i < count; i++) {
-		/* xorshift64 */
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		len = x % sizeof(buf);
-		for (j = 0; j < len; j++) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			buf[j] = (uint8_t)(x >> 32);
-		}
+		len = next(&x) % sizeof(buf);
+		for (j = 0; j < len; j++)
+			buf[j] = (uint8_t)(next(&x) >> 32);
 		LLVMFuzzerTestOneInput(buf, len);
 		if (live_fields_filled > most)
 			most = live_fields_filled;
